@@ -1,0 +1,236 @@
+"""The one ZeroMQ client library, behind both faces (the api and pykronctl). Given one server
+address it asks that node where its services and the leader's live, then routes each verb:
+state to the raft client port, membership to gossip, run/busy to the leader's dispatcher,
+live output to the leader's output PUB, full output to the executing node's executor."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import zmq
+
+from common import config, errors, messages as m, wire
+
+
+def parse_server(server):
+    """"HOST", "HOST:PORT" (raft client port) or a full tcp:// or ipc:// endpoint."""
+    server = (server or "localhost").strip()
+    if server.startswith(("tcp://", "ipc://")):
+        return server
+    host, _, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "")
+    if port and not port.isdigit():
+        raise errors.BadRequest(f"bad server address {server!r}: port must be a number")
+    port = int(port) if port else config.defaults()["raft"]["client_port"]
+    return f"tcp://{host or server}:{port}"
+
+
+class Client:
+    """Thread-safe: each thread gets its own DEALER sockets (ZeroMQ sockets are not shareable)."""
+
+    def __init__(self, server="localhost", *, timeout_ms=None, sender="client"):
+        self.endpoint = parse_server(server)
+        self.timeout_ms = timeout_ms or config.defaults()["wire"]["call_timeout_ms"]
+        self.sender = sender
+        self.ctx = zmq.Context.instance()
+        self.local = threading.local()
+        self.info = None
+
+    # -- transport -------------------------------------------------------------------------
+
+    def call(self, endpoint, msg, *, timeout_ms=None):
+        """Send one request and wait for its reply; on timeout reopen the socket and retry once
+        (Lazy Pirate). Raises errors.Error subclasses; Unavailable when nobody answers."""
+        timeout_ms = timeout_ms or self.timeout_ms
+        for attempt in (1, 2):
+            sock = self._socket(endpoint)
+            msg_id = wire.new_id()
+            sock.send_multipart(wire.encode(msg, self.sender, msg_id=msg_id))
+            deadline = time.monotonic() + timeout_ms / 1000
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not sock.poll(int(left * 1000) + 1):
+                    break
+                env = wire.decode(sock.recv_multipart())
+                if env.re != msg_id:
+                    continue  # a late reply to an earlier, abandoned request
+                if isinstance(env.msg, m.Error):
+                    raise errors.Error.from_code(env.msg.code, env.msg.message, env.msg.leader)
+                return env.msg.result
+            self._reset(endpoint)
+        raise errors.Unavailable(f"no reply from {endpoint} to {msg.TYPE} within {timeout_ms} ms")
+
+    def _socket(self, endpoint):
+        socks = self.local.__dict__.setdefault("socks", {})
+        sock = socks.get(endpoint)
+        if sock is None:
+            sock = self.ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.MAXMSGSIZE, wire.max_frame_bytes())
+            sock.connect(endpoint)
+            socks[endpoint] = sock
+        return sock
+
+    def _reset(self, endpoint):
+        sock = self.local.__dict__.get("socks", {}).pop(endpoint, None)
+        if sock is not None:
+            sock.close(0)
+
+    def close(self):
+        for sock in self.local.__dict__.pop("socks", {}).values():
+            sock.close(0)
+
+    # -- discovery ---------------------------------------------------------------------------
+
+    def node_info(self, refresh=False):
+        if self.info is None or refresh:
+            self.info = self.call(self.endpoint, m.NodeInfo())
+        return self.info
+
+    def _addr(self, role, *, leader=False):
+        info = self.node_info()
+        if leader:
+            if not info.get("leader"):
+                info = self.node_info(refresh=True)
+            if not info.get("leader"):
+                raise errors.Unavailable("the cluster has no leader")
+            return info["leader"]["addrs"][role]
+        return info["addrs"][role]
+
+    def _leader_call(self, role, msg, **kw):
+        """A call to the leader's service; on not_leader or silence, re-learn the leader once."""
+        try:
+            return self.call(self._addr(role, leader=True), msg, **kw)
+        except (errors.NotLeader, errors.Unavailable):
+            self.node_info(refresh=True)
+            return self.call(self._addr(role, leader=True), msg, **kw)
+
+    # -- verbs -------------------------------------------------------------------------------
+
+    def jobs(self, stale=False):
+        return self.call(self.endpoint, m.JobList(stale=stale))["jobs"]
+
+    def job(self, name, stale=False):
+        return self.call(self.endpoint, m.JobGet(name=name, stale=stale))["job"]
+
+    def put_job(self, job):
+        return self.call(self.endpoint, m.JobPut(job=job))["job"]
+
+    def delete_job(self, name):
+        return self.call(self.endpoint, m.JobDelete(name=name))["job"]
+
+    def executions(self, name, limit=100, stale=False):
+        return self.call(self.endpoint, m.ExecList(job=name, limit=limit, stale=stale))["executions"]
+
+    def execution(self, name, execution_id, stale=False):
+        return self.call(self.endpoint, m.ExecGet(job=name, id=execution_id, stale=stale))["execution"]
+
+    def leader(self):
+        return self.call(self.endpoint, m.LeaderGet())
+
+    def members(self):
+        return self.call(self._addr("gossip"), m.MemberList())["members"]
+
+    def run(self, name):
+        return self._leader_call("dispatcher", m.JobRun(name=name))["executions"]
+
+    def busy(self):
+        return self._leader_call("dispatcher", m.BusyList())["executions"]
+
+    def output(self, execution, offset=0):
+        """Full output of one execution from the node that ran it: {data, size, finished}."""
+        member = next((x for x in self.members() if x["name"] == execution["node"]), None)
+        if member is None:
+            raise errors.Unavailable(f"node {execution['node']} is not a member")
+        return self.call(member["addrs"]["executor"], m.OutputGet(id=execution["id"], offset=offset))
+
+    def tail(self, name, *, wait_ms=60_000, executions=None):
+        """Yield ("output", id, bytes) as a job's running executions write, then ("finished",
+        execution) for each; returns when every followed execution has finished. Follows the
+        given executions, else those running now, else the next one to start within wait_ms."""
+        sub = self.ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.MAXMSGSIZE, wire.max_frame_bytes())
+        sub.setsockopt(zmq.SUBSCRIBE, wire.output_topic(name))
+        sub.connect(self._addr("output", leader=True))
+        try:
+            yield from _Tail(self, sub, name, executions, wait_ms).run()
+        finally:
+            sub.close(0)
+
+
+class _Tail:
+    """Stitches the live PUB stream to what the executor already stored, by byte offset."""
+
+    def __init__(self, client, sub, name, executions, wait_ms):
+        self.client, self.sub, self.name, self.wait_ms = client, sub, name, wait_ms
+        self.offsets = {}
+        self.done = set()
+        self.given = executions
+
+    def run(self):
+        # The SUB is connected before we look, so what starts after the look is streamed, and
+        # what was written before it is fetched from the executor by offset.
+        followed = self.given or [x for x in self.client.busy() if x["job"] == self.name]
+        for execution in followed:
+            self.offsets.setdefault(execution["id"], 0)
+            yield from self._fill(execution)
+        deadline = time.monotonic() + self.wait_ms / 1000
+        while not self.offsets or len(self.done) < len(self.offsets):
+            left = deadline - time.monotonic()
+            if not self.offsets and left <= 0:
+                return
+            if not self.sub.poll(1000 if self.offsets else max(1, int(left * 1000))):
+                yield from self._check_finished()
+                continue
+            env = wire.decode(self.sub.recv_multipart(), topic=True)
+            if isinstance(env.msg, m.ExecOutput):
+                yield from self._output(env.msg)
+            elif isinstance(env.msg, m.ExecResult):
+                yield from self._finished(env.msg.execution)
+
+    def _finished(self, execution):
+        if execution["id"] in self.done or (self.given and execution["id"] not in self.offsets):
+            return
+        self.offsets.setdefault(execution["id"], 0)
+        yield from self._fill(execution)
+        self.done.add(execution["id"])
+        yield ("finished", execution)
+
+    def _check_finished(self):
+        """A quiet stream may have lost the result frame (PUB/SUB drops): ask the record."""
+        running = {x["id"] for x in self.client.busy()}
+        for execution_id in [i for i in self.offsets if i not in self.done and i not in running]:
+            try:
+                execution = self.client.execution(self.name, execution_id)
+            except errors.NotFound:
+                continue
+            if execution["finished_at"] is not None:
+                yield from self._finished(execution)
+
+    def _output(self, chunk):
+        if self.given and chunk.id not in self.offsets:
+            return
+        known = self.offsets.setdefault(chunk.id, 0)
+        if chunk.offset > known:
+            yield from self._fill({"id": chunk.id, "node": "", "job": chunk.job}, chunk)
+            known = self.offsets[chunk.id]
+        end = chunk.offset + len(chunk.data)
+        if end > known:
+            yield ("output", chunk.id, chunk.data[known - chunk.offset:])
+            self.offsets[chunk.id] = end
+
+    def _fill(self, execution, chunk=None):
+        """Fetch what the PUB stream missed from the executing node's full output."""
+        if not execution.get("node"):
+            found = [x for x in self.client.busy() if x["id"] == execution["id"]]
+            if not found:
+                return
+            execution = found[0]
+        try:
+            got = self.client.output(execution, self.offsets[execution["id"]])
+        except errors.Error:
+            return
+        if got["data"]:
+            yield ("output", execution["id"], got["data"])
+            self.offsets[execution["id"]] += len(got["data"])

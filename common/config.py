@@ -1,0 +1,307 @@
+"""The one config loader: conf/node.toml holds every key and its default, a node's file is
+layered over it, and PYKRON_<SECTION>_<KEY> variables override both. The result is a tree of
+frozen dataclasses (conf.raft.peer_port); every error names the file, section, key and what was expected."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import hashlib
+import os
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.errors import ConfigError
+
+DEFAULTS = Path(__file__).resolve().parent.parent / "conf" / "node.toml"
+
+
+def _spec(*, lo=None, hi=None, choices=None):
+    return field(metadata={"lo": lo, "hi": hi, "choices": choices})
+
+
+def _port():
+    return _spec(lo=1, hi=65535)
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str = _spec()
+    role: str = _spec(choices=("server", "agent"))
+    data_dir: str = _spec()
+    run_dir: str = _spec()
+    bind: str = _spec()
+    advertise: str = _spec()
+    tags: dict = _spec()
+
+
+@dataclass(frozen=True)
+class Wire:
+    max_message_bytes: int = _spec(lo=1024, hi=1 << 30)
+    hwm: int = _spec(lo=0)
+    linger_ms: int = _spec(lo=0)
+    reconnect_ivl_ms: int = _spec(lo=1)
+    reconnect_ivl_max_ms: int = _spec(lo=0)
+    call_timeout_ms: int = _spec(lo=1)
+
+
+@dataclass(frozen=True)
+class Security:
+    token: str = _spec()
+
+
+@dataclass(frozen=True)
+class Log:
+    level: str = _spec(choices=("debug", "info", "warning", "error"))
+    format: str = _spec(choices=("text", "json"))
+    max_bytes: int = _spec(lo=0)
+    backups: int = _spec(lo=0)
+
+
+@dataclass(frozen=True)
+class Gossip:
+    port: int = _port()
+    query_port: int = _port()
+    refresh_ms: int = _spec(lo=10)
+
+
+@dataclass(frozen=True)
+class Raft:
+    peer_port: int = _port()
+    client_port: int = _port()
+    state_port: int = _port()
+    tick_ms: int = _spec(lo=1)
+    heartbeat_ticks: int = _spec(lo=1)
+    election_ticks: int = _spec(lo=2)
+    max_batch_entries: int = _spec(lo=1)
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    resync_ms: int = _spec(lo=100)
+
+
+@dataclass(frozen=True)
+class Dispatcher:
+    run_port: int = _port()
+    result_port: int = _port()
+    output_port: int = _port()
+    heartbeat_ms: int = _spec(lo=10)
+    ack_timeout_ms: int = _spec(lo=10)
+    run_attempts: int = _spec(lo=1)
+    members_refresh_ms: int = _spec(lo=10)
+
+
+@dataclass(frozen=True)
+class Executor:
+    output_port: int = _port()
+    executors: list = _spec()
+    output_tail_bytes: int = _spec(lo=0)
+    output_max_bytes: int = _spec(lo=0)
+    result_retry_ms: int = _spec(lo=10)
+    drain_ms: int = _spec(lo=0)
+
+
+@dataclass(frozen=True)
+class Api:
+    port: int = _port()
+    workers: int = _spec(lo=1, hi=64)
+    threads: int = _spec(lo=1, hi=256)
+
+
+@dataclass(frozen=True)
+class Conf:
+    node: Node
+    wire: Wire
+    security: Security
+    log: Log
+    gossip: Gossip
+    raft: Raft
+    scheduler: Scheduler
+    dispatcher: Dispatcher
+    executor: Executor
+    api: Api
+    source: str = ""  # the node's own file, passed on to the processes the node starts
+
+    @property
+    def is_server(self):
+        return self.node.role == "server"
+
+    def validate(self):
+        """Checks across keys; each key's own type and range were checked while loading."""
+        ports = [(s, k, getattr(getattr(self, s), k)) for s, k in _port_keys()]
+        seen = {}
+        for section, key, port in ports:
+            if port in seen:
+                other = seen[port]
+                raise ConfigError(f"{self.source or DEFAULTS.name}: [{section}] {key}: port {port} "
+                                  f"is also [{other[0]}] {other[1]}")
+            seen[port] = (section, key)
+        return self
+
+
+_CLASSES = {"node": Node, "wire": Wire, "security": Security, "log": Log, "gossip": Gossip,
+            "raft": Raft, "scheduler": Scheduler, "dispatcher": Dispatcher, "executor": Executor,
+            "api": Api}
+
+
+def _port_keys():
+    for section, cls in _CLASSES.items():
+        for f in dataclasses.fields(cls):
+            if f.name == "port" or f.name.endswith("_port"):
+                yield section, f.name
+
+
+def load(path=None, env=None):
+    """Defaults ← the node's file ← environment. Raises ConfigError with a precise message."""
+    env = os.environ if env is None else env
+    values = {s: dict(v) for s, v in _read(DEFAULTS).items()}
+    origin = {(s, k): DEFAULTS.name for s in values for k in values[s]}
+    if path:
+        for section, keys in _read(Path(path)).items():
+            if section not in _CLASSES:
+                raise ConfigError(f"{path}: unknown section [{section}]")
+            if not isinstance(keys, dict):
+                raise ConfigError(f"{path}: [{section}] must be a table")
+            for key, value in keys.items():
+                if key not in values[section]:
+                    raise ConfigError(f"{path}: [{section}] {key}: unknown key")
+                values[section][key] = value
+                origin[section, key] = str(path)
+    for name, raw in env.items():
+        if not name.startswith("PYKRON_") or name in ("PYKRON_SERVER",):
+            continue
+        section, key = _env_key(name, values)
+        values[section][key] = _env_value(raw)
+        origin[section, key] = name
+    sections = {}
+    for section, cls in _CLASSES.items():
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            kwargs[f.name] = _check(values[section].get(f.name, _MISSING), f, section,
+                                    origin.get((section, f.name), DEFAULTS.name))
+        sections[section] = cls(**kwargs)
+    sections["node"] = _resolve_node(sections["node"])
+    return Conf(**sections, source=str(Path(path).resolve()) if path else "").validate()
+
+
+def load_argv(argv=None, prog=None):
+    """`--conf/-c PATH [--log-level L]`: the only arguments a pykron process takes."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("-c", "--conf", default=None, help="node config file (TOML)")
+    parser.add_argument("--log-level", default=None, choices=("debug", "info", "warning", "error"))
+    args = parser.parse_args(argv)
+    conf = load(args.conf)
+    if args.log_level:
+        conf = dataclasses.replace(conf, log=dataclasses.replace(conf.log, level=args.log_level))
+    return conf
+
+
+def endpoints(conf, service, role, port=None):
+    """Where a service's socket binds: always ipc under run_dir, plus tcp when other hosts need it."""
+    found = [f"ipc://{conf.node.run_dir}/{service}.{role}"]
+    if port is not None:
+        found.append(f"tcp://{conf.node.bind}:{port}")
+    return found
+
+
+def ipc(conf, service, role):
+    return f"ipc://{conf.node.run_dir}/{service}.{role}"
+
+
+def tcp(conf, port):
+    """The address other hosts (and pykronctl) dial for one of this node's ports."""
+    return f"tcp://{conf.node.advertise}:{port}"
+
+
+_MISSING = object()
+
+
+@functools.cache
+def defaults():
+    """conf/node.toml as plain data: the defaults a client needs without a node config."""
+    return _read(DEFAULTS)
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _env_key(name, values):
+    rest = name[len("PYKRON_"):].lower()
+    for section in values:
+        if rest.startswith(section + "_") and rest[len(section) + 1:] in values[section]:
+            return section, rest[len(section) + 1:]
+    raise ConfigError(f"{name}: no such setting (expected PYKRON_<SECTION>_<KEY>, e.g. PYKRON_API_PORT)")
+
+
+def _env_value(raw):
+    """Environment values are TOML values when they parse as one (8080, true, ["a"]), else strings."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _check(value, f, section, where):
+    meta = f.metadata
+    want = f.type if isinstance(f.type, type) else {"str": str, "int": int, "bool": bool,
+                                                    "dict": dict, "list": list}[f.type]
+    where = f"{where}: [{section}] {f.name}"
+    if value is _MISSING:
+        raise ConfigError(f"{where}: missing (not in {DEFAULTS})")
+    ok = type(value) is want or (want is dict and isinstance(value, dict)) or (want is list and isinstance(value, list))
+    if not ok:
+        raise ConfigError(f"{where}: expected {_describe(want, meta)}, got {_show(value)}")
+    if want is int and ((meta["lo"] is not None and value < meta["lo"])
+                        or (meta["hi"] is not None and value > meta["hi"])):
+        raise ConfigError(f"{where}: expected {_describe(want, meta)}, got {value}")
+    if meta["choices"] and value not in meta["choices"]:
+        raise ConfigError(f"{where}: expected one of {', '.join(meta['choices'])}, got {_show(value)}")
+    if want is dict:
+        for k, v in value.items():
+            if not isinstance(v, str):
+                raise ConfigError(f"{where}: expected string values, got {k} = {_show(v)}")
+    if want is list:
+        for v in value:
+            if not isinstance(v, str):
+                raise ConfigError(f"{where}: expected a list of strings, got {_show(v)}")
+    return value
+
+
+def _describe(want, meta):
+    name = {str: "string", int: "int", bool: "true or false", dict: "a table", list: "a list"}[want]
+    if want is int and meta["lo"] is not None:
+        return f"int {meta['lo']}..{meta['hi']}" if meta["hi"] is not None else f"int >= {meta['lo']}"
+    return name
+
+
+def _show(value):
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def _resolve_node(node):
+    data_dir = str(Path(node.data_dir).expanduser().resolve())
+    run_dir = node.run_dir or f"/tmp/pykron-{hashlib.sha1(data_dir.encode()).hexdigest()[:10]}"
+    advertise = node.advertise or ("127.0.0.1" if node.bind in ("0.0.0.0", "::", "") else node.bind)
+    return dataclasses.replace(node, name=node.name or socket.gethostname(), data_dir=data_dir,
+                               run_dir=run_dir, advertise=advertise)
+
+
+def addrs(conf):
+    """The tcp addresses of this node's services, as members and node.info announce them."""
+    return {
+        "raft": tcp(conf, conf.raft.client_port), "peer": tcp(conf, conf.raft.peer_port),
+        "state": tcp(conf, conf.raft.state_port), "gossip": tcp(conf, conf.gossip.query_port),
+        "run": tcp(conf, conf.dispatcher.run_port), "dispatcher": tcp(conf, conf.dispatcher.result_port),
+        "output": tcp(conf, conf.dispatcher.output_port), "executor": tcp(conf, conf.executor.output_port),
+    }

@@ -1,0 +1,59 @@
+"""Typed errors that cross service boundaries: each carries one of the wire's error codes,
+so a reply, an HTTP status and a CLI exit code can all be derived from it."""
+
+CODES = ("bad_request", "not_found", "conflict", "not_leader", "timeout", "unavailable", "internal")
+
+
+class Error(Exception):
+    """An error with a wire code; `leader` names the leader when the code is not_leader."""
+
+    code = "internal"
+
+    def __init__(self, message="", *, leader=""):
+        super().__init__(message)
+        self.message = message
+        self.leader = leader
+
+    def __str__(self):
+        return self.message or self.code
+
+    @staticmethod
+    def from_code(code, message="", leader=""):
+        cls = _BY_CODE.get(code, Error)
+        err = cls(message, leader=leader)
+        if cls is Error:
+            err.code = code
+        return err
+
+
+class BadRequest(Error):
+    code = "bad_request"
+
+
+class NotFound(Error):
+    code = "not_found"
+
+
+class Conflict(Error):
+    code = "conflict"
+
+
+class NotLeader(Error):
+    code = "not_leader"
+
+
+class Timeout(Error):
+    code = "timeout"
+
+
+class Unavailable(Error):
+    """No server answered, or the cluster has no leader that could take the request."""
+
+    code = "unavailable"
+
+
+class ConfigError(Exception):
+    """A config file or environment value is wrong; the message names file, section and key."""
+
+
+_BY_CODE = {c.code: c for c in (BadRequest, NotFound, Conflict, NotLeader, Timeout, Unavailable)}

@@ -1,0 +1,269 @@
+"""Every message type on pykron's wire, declared once. Grouped by the socket that carries it;
+a body evolves only by adding defaulted fields, and a new meaning gets a new type name.
+Jobs and executions travel as plain maps in the shapes of common/models.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.wire import message
+
+# -- replies (any ROUTER) -------------------------------------------------------------------
+
+
+@message("ok")
+class Ok:
+    result: Any = None
+
+
+@message("error")
+class Error:
+    code: str
+    message: str = ""
+    leader: str = ""
+
+
+# -- control socket of every service (ipc {run_dir}/{service}.ctl) ---------------------------
+
+
+@message("ctl.status")
+class CtlStatus:
+    """→ ok {pid, ready, role, leader, term, ...service details}."""
+
+
+# -- raft client port: state verbs, proposals from the dispatcher ----------------------------
+
+
+@message("node.info")
+class NodeInfo:
+    """→ ok {node, role, addrs: {role: tcp address}, leader: {node, addrs} | None}."""
+
+
+@message("leader.get")
+class LeaderGet:
+    """→ ok {node, term, addrs} or error unavailable when there is no leader."""
+
+
+@message("job.put")
+class JobPut:
+    job: dict[str, Any]
+
+
+@message("job.delete")
+class JobDelete:
+    name: str
+
+
+@message("job.get")
+class JobGet:
+    name: str
+    stale: bool = False
+
+
+@message("job.list")
+class JobList:
+    stale: bool = False
+
+
+@message("exec.list")
+class ExecList:
+    job: str
+    limit: int = 100
+    stale: bool = False
+
+
+@message("exec.get")
+class ExecGet:
+    job: str
+    id: str
+    stale: bool = False
+
+
+@message("tick.claim")
+class TickClaim:
+    """Claim (job, scheduled_at) for the executions listed; rejected unless `term` is the
+    term of the entry that carries it (a stale leader's claim fails) or the tick is taken."""
+
+    job: str
+    scheduled_at: int
+    group: int
+    term: int
+    executions: list[dict[str, Any]]
+    manual: bool = False
+
+
+@message("exec.ack")
+class ExecAck:
+    """An executor started the execution: claimed → running."""
+
+    job: str
+    id: str
+    started_at: int
+    term: int = 0
+
+
+@message("exec.finish")
+class ExecFinish:
+    """The final record of an execution; idempotent by id."""
+
+    execution: dict[str, Any]
+    term: int = 0
+
+
+# -- raft state PUB (Clone pattern: updates carry the applied index) -------------------------
+
+
+@message("raft.leader")
+class RaftLeader:
+    """Published on every change and every heartbeat. `ready` turns true only after the
+    leader has committed an entry of its own term and applied everything before it."""
+
+    node: str
+    leader: str
+    term: int
+    ready: bool
+    applied: int
+
+
+@message("job.changed")
+class JobChanged:
+    name: str
+    job: dict[str, Any] | None
+    index: int
+
+
+# -- scheduler → dispatcher (ipc) ------------------------------------------------------------
+
+
+@message("tick.fire")
+class TickFire:
+    job: dict[str, Any]
+    scheduled_at: int
+
+
+# -- dispatcher: run PUB and result ROUTER --------------------------------------------------
+
+
+@message("dispatcher.heartbeat")
+class DispatcherHeartbeat:
+    """On topic all\\x00 so executors send to the active dispatcher (highest term)."""
+
+    node: str
+    term: int
+
+
+@message("run.start")
+class RunStart:
+    execution: dict[str, Any]
+    job: dict[str, Any]
+
+
+@message("run.ack")
+class RunAck:
+    id: str
+    job: str
+    node: str
+    started_at: int
+
+
+@message("exec.output")
+class ExecOutput:
+    """A chunk of an execution's output; `offset` lets a tail detect and fill gaps."""
+
+    id: str
+    job: str
+    offset: int
+    data: bytes
+
+
+@message("exec.result")
+class ExecResult:
+    """Re-sent by the executor until the dispatcher replies ok (the record is committed)."""
+
+    execution: dict[str, Any]
+
+
+@message("job.run")
+class JobRun:
+    """Run now. → ok {executions: [...]} once claimed; does not wait for the run."""
+
+    name: str
+
+
+@message("busy.list")
+class BusyList:
+    """→ ok {executions: [...running, with the last chunk of output]}."""
+
+
+# -- executor output ROUTER -----------------------------------------------------------------
+
+
+@message("output.get")
+class OutputGet:
+    """→ ok {data, size, finished} for bytes from `offset` of one execution's full output."""
+
+    id: str
+    offset: int = 0
+
+
+# -- gossip ---------------------------------------------------------------------------------
+
+
+@message("member.list")
+class MemberList:
+    """→ ok {members: [member maps]} on the gossip query port."""
+
+
+@message("member.event")
+class MemberEvent:
+    """Published locally on gossip's event PUB: kind is join, update, leave, failed or reap."""
+
+    kind: str
+    member: dict[str, Any]
+
+
+@message("gossip.ping")
+class GossipPing:
+    seq: int
+
+
+# -- raft peers (term in the header; etcd's pairs) ------------------------------------------
+
+
+@message("raft.vote")
+class RaftVote:
+    last_index: int
+    last_term: int
+    pre: bool = False
+
+
+@message("raft.vote_resp")
+class RaftVoteResp:
+    granted: bool
+    pre: bool = False
+
+
+@message("raft.append")
+class RaftAppend:
+    """Entries are [index, term, data]; an empty list is a heartbeat. `ctx` echoes ReadIndex rounds."""
+
+    prev_index: int
+    prev_term: int
+    entries: list[list]
+    commit: int
+    ctx: int = 0
+
+
+@message("raft.append_resp")
+class RaftAppendResp:
+    success: bool
+    match: int
+    hint: int = 0
+    ctx: int = 0
+
+
+@message("raft.prop")
+class RaftProp:
+    """Proposals a follower forwards to its leader."""
+
+    entries: list[bytes]

@@ -1,0 +1,184 @@
+"""The job and execution model shared by every service and both faces: validation of a job
+as Dkron's JSON gives it, the internal plain-map form that travels on the wire and sits in
+Raft (times as Unix ms `*_at`), and the conversion back to Dkron's JSON shapes."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime, timezone
+
+from common import schedule
+from common.errors import BadRequest
+
+ZERO_TIME = "0001-01-01T00:00:00Z"  # Dkron's finished_at of a running execution
+CONCURRENCY = ("allow", "forbid", "")
+RUNNING = ("claimed", "running")
+FINISHED = ("success", "failed", "lost", "killed", "interrupted", "skipped")
+
+JOB_DEFAULTS = {
+    "name": "", "displayname": "", "schedule": "", "timezone": "", "owner": "", "owner_email": "",
+    "disabled": False, "tags": {}, "metadata": {}, "retries": 0, "parent_job": "",
+    "dependent_jobs": [], "processors": {}, "concurrency": "allow", "executor": "",
+    "executor_config": {}, "ephemeral": False, "starts_at": None, "expires_at": None,
+    "created_at": 0,
+}
+# Kept by the state machine across updates, never taken from a client.
+JOB_STATE = {"success_count": 0, "error_count": 0, "last_success_at": None, "last_error_at": None,
+             "status": "", "last_scheduled_at": None}
+_STRINGS = ("displayname", "timezone", "owner", "owner_email", "parent_job", "executor", "concurrency")
+_STRING_MAPS = ("tags", "metadata", "executor_config")
+
+
+def validate_job(doc, *, now=0):
+    """Dkron job JSON (already decoded) → the internal job map. BadRequest says what is wrong.
+
+    `now` anchors `@every` for a new job; the state machine keeps the first anchor on update."""
+    if not isinstance(doc, dict):
+        raise BadRequest("Unable to parse payload: a job must be a JSON object.")
+    job = dict(JOB_DEFAULTS)
+    job["name"] = _name(doc.get("name"))
+    for key in _STRINGS:
+        if doc.get(key) is not None:
+            job[key] = _typed(doc[key], str, key, "a string")
+    for key in _STRING_MAPS:
+        if doc.get(key) is not None:
+            job[key] = _string_map(doc[key], key)
+    for key in ("disabled", "ephemeral"):
+        if doc.get(key) is not None:
+            job[key] = _typed(doc[key], bool, key, "true or false")
+    if doc.get("retries") is not None:
+        retries = _typed(doc["retries"], int, "retries", "an integer")
+        if retries < 0:
+            raise BadRequest("Job validation failed: retries must not be negative.")
+        job["retries"] = retries
+    if doc.get("processors") is not None:
+        procs = doc["processors"]
+        if not isinstance(procs, dict) or not all(isinstance(v, dict) for v in procs.values()):
+            raise BadRequest("Unable to parse payload: processors must map a name to an object.")
+        job["processors"] = {k: _string_map(v, f"processors.{k}") for k, v in procs.items()}
+    if doc.get("schedule") is not None:
+        job["schedule"] = _typed(doc["schedule"], str, "schedule", "a string")
+    for key in ("starts_at", "expires_at"):
+        if doc.get(key) not in (None, ""):
+            value = _typed(doc[key], str, key, "an RFC 3339 time")
+            job[key] = _check(lambda: schedule.parse_time(value, schedule.zone(job["timezone"])))
+    if job["concurrency"] not in CONCURRENCY:
+        raise BadRequest('Job validation failed: invalid concurrency policy value, use "allow" or "forbid".')
+    if job["parent_job"] == job["name"]:
+        raise BadRequest("Job validation failed: the job can not have itself as parent.")
+    _check(lambda: schedule.zone(job["timezone"]))
+    if job["schedule"] or not job["parent_job"]:
+        _check(lambda: schedule.parse(job["schedule"], timezone=job["timezone"], name=job["name"]))
+    if job["executor"] == "shell" and not job["executor_config"].get("command"):
+        raise BadRequest("Job validation failed: the shell executor needs executor_config.command.")
+    if "timeout" in job["executor_config"]:
+        _check(lambda: schedule.parse_duration(job["executor_config"]["timeout"]))
+    job["created_at"] = now
+    return job
+
+
+def job_schedule(job, default_timezone=""):
+    """The job's parsed schedule, anchored at its creation; None for a child job without one."""
+    if not job["schedule"]:
+        return None
+    return schedule.parse(job["schedule"], timezone=job["timezone"] or default_timezone,
+                          name=job["name"], anchor_at=job["created_at"])
+
+
+def next_fire(job, now, default_timezone=""):
+    """The job's next fire time after now, honouring disabled, starts_at and expires_at."""
+    if job["disabled"] or job["parent_job"]:
+        return None
+    sched = job_schedule(job, default_timezone)
+    if sched is None:
+        return None
+    after = max(now, job.get("last_scheduled_at") or 0)
+    if job.get("starts_at") and after < job["starts_at"]:
+        after = job["starts_at"] - 1
+    fire = sched.next_after(after)
+    if fire is not None and job.get("expires_at") and fire > job["expires_at"]:
+        return None
+    return fire
+
+
+def job_to_dkron(job, next_at=None):
+    """Internal job → Dkron's job JSON (with pykron's additions)."""
+    return {
+        "id": job["name"], "name": job["name"], "displayname": job["displayname"],
+        "timezone": job["timezone"], "schedule": job["schedule"], "owner": job["owner"],
+        "owner_email": job["owner_email"], "success_count": job.get("success_count", 0),
+        "error_count": job.get("error_count", 0), "last_success": rfc3339(job.get("last_success_at")),
+        "last_error": rfc3339(job.get("last_error_at")), "disabled": job["disabled"],
+        "tags": job["tags"] or None, "metadata": job["metadata"] or None, "retries": job["retries"],
+        "dependent_jobs": job["dependent_jobs"] or None, "parent_job": job["parent_job"],
+        "processors": job["processors"], "concurrency": job["concurrency"],
+        "executor": job["executor"], "executor_config": job["executor_config"] or None,
+        "status": job.get("status", ""), "next": rfc3339(next_at) or ZERO_TIME,
+        "ephemeral": job["ephemeral"], "starts_at": rfc3339(job["starts_at"]),
+        "expires_at": rfc3339(job["expires_at"]),
+    }
+
+
+def new_execution(job, node, *, group, scheduled_at, attempt=1, manual=False):
+    return {
+        "id": f"{group}-{node}", "job": job, "group": group, "attempt": attempt, "node": node,
+        "scheduled_at": scheduled_at, "manual": manual, "status": "claimed", "started_at": None,
+        "finished_at": None, "success": False, "exit_code": None, "output": "",
+        "output_truncated": False, "output_size": 0, "reason": "",
+    }
+
+
+def execution_to_dkron(ex):
+    return {
+        "id": ex["id"], "job_name": ex["job"], "group": ex["group"], "attempt": ex["attempt"],
+        "node_name": ex["node"], "started_at": rfc3339(ex["started_at"]) or ZERO_TIME,
+        "finished_at": rfc3339(ex["finished_at"]) or ZERO_TIME, "success": ex["success"],
+        "output": ex["output"], "output_truncated": ex["output_truncated"],
+        "status": ex["status"], "scheduled_at": rfc3339(ex["scheduled_at"]),
+        "exit_code": ex["exit_code"], "reason": ex["reason"],
+    }
+
+
+def rfc3339(ms):
+    if ms is None:
+        return None
+    when = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def tail(text, limit):
+    """The last `limit` bytes of text, cut on a character boundary."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text, False
+    return data[-limit:].decode(errors="ignore"), True
+
+
+def _name(value):
+    if value is None or value == "":
+        raise BadRequest("Job validation failed: name cannot be empty.")
+    if not isinstance(value, str):
+        raise BadRequest("Unable to parse payload: name must be a string.")
+    for char in value:
+        if not (unicodedata.category(char) == "Ll" or char in "0123456789_-"):
+            raise BadRequest(f"Job validation failed: name contains illegal character '{char}'.")
+    return value
+
+
+def _typed(value, kind, key, what):
+    if type(value) is not kind:
+        raise BadRequest(f"Unable to parse payload: {key} must be {what}, got {type(value).__name__}.")
+    return value
+
+
+def _string_map(value, key):
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise BadRequest(f"Unable to parse payload: {key} must map names to strings.")
+    return dict(value)
+
+
+def _check(fn):
+    try:
+        return fn()
+    except BadRequest as err:
+        raise BadRequest(f"Job validation failed: {err}.") from None

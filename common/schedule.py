@@ -1,0 +1,169 @@
+"""Schedule parsing shared by the api (validation, `next`) and the scheduler core (firing):
+Dkron's language — 6-field cron with seconds, 5-field cron, descriptors, @every, @at, @manually,
+TZ=/CRON_TZ= prefixes and the `~` name hash — evaluated in the job's IANA zone. Pure: time comes in."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone as dt_timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter, CroniterError
+
+from common.errors import BadRequest
+
+DESCRIPTORS = {
+    "@yearly": "0 0 0 1 1 *", "@annually": "0 0 0 1 1 *", "@monthly": "0 0 0 1 * *",
+    "@weekly": "0 0 0 * * 0", "@daily": "0 0 0 * * *", "@midnight": "0 0 0 * * *",
+    "@hourly": "0 0 * * * *", "@minutely": "0 * * * * *",
+}
+# `~` replacement per field of a 6-field spec (Dkron's scheduleHash): modulus and offset.
+HASH_FIELDS = ((60, 0), (60, 0), (24, 0), (28, 1), (12, 1), (7, 0))
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+MIN_EVERY_MS = 1000
+
+
+def parse_duration(text):
+    """A Go duration ("1h30m", "500ms", "2s") → int ms; BadRequest when it is not one."""
+    text = text.strip()
+    sign = -1 if text.startswith("-") else 1
+    body = text.lstrip("+-")
+    if body == "0":
+        return 0
+    pos, total = 0, 0.0
+    for match in _DURATION.finditer(body):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_MS[match.group(2)]
+        pos = match.end()
+    if not body or pos != len(body):
+        raise BadRequest(f"invalid duration {text!r} (Go syntax, e.g. 90s, 1h30m, 500ms)")
+    return sign * int(total)
+
+
+def zone(name):
+    """An IANA zone; "" and "UTC" are UTC. "Local" is refused: servers must agree on times."""
+    if name in ("", "UTC", "utc", "Z"):
+        return dt_timezone.utc
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, IsADirectoryError):
+        raise BadRequest(f"unknown time zone {name!r}") from None
+
+
+def name_hash(name):
+    return sum(ord(c) for c in name)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    kind: str            # cron | every | at | manually
+    spec: str = ""       # the 6-field cron after descriptors and ~ were resolved
+    tz: object = dt_timezone.utc
+    every_ms: int = 0
+    anchor_at: int = 0   # @every ticks are anchor_at + k * every_ms
+    at: int = 0
+
+    def next_after(self, t):
+        """The first fire time strictly after t (Unix ms), or None when there is none."""
+        if self.kind == "every":
+            if t < self.anchor_at:
+                return self.anchor_at + self.every_ms
+            return self.anchor_at + ((t - self.anchor_at) // self.every_ms + 1) * self.every_ms
+        if self.kind == "at":
+            return self.at if self.at > t else None
+        if self.kind == "manually":
+            return None
+        return self._next_cron(t)
+
+    def _next_cron(self, t):
+        start = datetime.fromtimestamp(t / 1000, tz=dt_timezone.utc).astimezone(self.tz)
+        it = croniter(self.spec, start, second_at_beginning=True, day_or=True, max_years_between_matches=5)
+        for _ in range(64):
+            try:
+                fire = it.get_next(datetime)
+            except CroniterError:
+                return None
+            if not _second_occurrence(fire, self.tz):
+                return int(fire.timestamp() * 1000)
+        return None
+
+    def ticks(self, after, until):
+        """Every fire time in (after, until]."""
+        found, t = [], after
+        while True:
+            t = self.next_after(t)
+            if t is None or t > until:
+                return found
+            found.append(t)
+
+
+def _second_occurrence(fire, tz):
+    """On a fall-back night a wall time happens twice; a job runs at the first one only."""
+    if tz is dt_timezone.utc:
+        return False
+    first = fire.replace(tzinfo=None).replace(tzinfo=tz, fold=0)
+    return first.utcoffset() != fire.utcoffset() and first.timestamp() < fire.timestamp()
+
+
+def parse(text, *, timezone="", name="", anchor_at=0):
+    """Parse a job's schedule; BadRequest names what is wrong. `anchor_at` anchors @every."""
+    text = (text or "").strip()
+    if not text:
+        raise BadRequest("can't parse job schedule: empty spec string")
+    tz = zone(timezone)
+    parts = text.split()
+    if parts[0].startswith(("TZ=", "CRON_TZ=")):
+        tz = zone(parts[0].split("=", 1)[1])
+        parts = parts[1:]
+        if not parts:
+            raise BadRequest(f"can't parse job schedule {text!r}: nothing after the time zone")
+    head = parts[0]
+    if head.startswith("@"):
+        return _descriptor(head, parts[1:], tz, anchor_at, text)
+    if len(parts) == 5:
+        parts = ["0", *parts]
+    if len(parts) != 6:
+        raise BadRequest(f"can't parse job schedule {text!r}: expected 5 or 6 fields, found {len(parts)}")
+    fields = [_unhash(f, i, name) for i, f in enumerate(parts)]
+    spec = " ".join(fields)
+    if not croniter.is_valid(spec, second_at_beginning=True):
+        raise BadRequest(f"can't parse job schedule {text!r}: invalid cron expression")
+    return Schedule("cron", spec=spec, tz=tz)
+
+
+def _descriptor(head, rest, tz, anchor_at, text):
+    if head in DESCRIPTORS and not rest:
+        return Schedule("cron", spec=DESCRIPTORS[head], tz=tz)
+    if head == "@manually" and not rest:
+        return Schedule("manually", tz=tz)
+    if head == "@every" and len(rest) == 1:
+        every = parse_duration(rest[0])
+        if every < 0:
+            raise BadRequest(f"can't parse job schedule {text!r}: negative interval")
+        # Dkron rounds to whole seconds with a floor of one second.
+        every = max(MIN_EVERY_MS, every - every % 1000)
+        return Schedule("every", tz=tz, every_ms=every, anchor_at=anchor_at)
+    if head == "@at" and len(rest) == 1:
+        return Schedule("at", tz=tz, at=parse_time(rest[0], tz))
+    raise BadRequest(f"can't parse job schedule {text!r}: unknown descriptor")
+
+
+def parse_time(text, tz=dt_timezone.utc):
+    """RFC 3339 → Unix ms; a time without an offset (HTML datetime-local) is read in tz."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"invalid time {text!r}, expected RFC 3339 like 2026-01-02T15:04:05Z") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=tz)
+    return int(when.timestamp() * 1000)
+
+
+def _unhash(field, index, name):
+    if "~" not in field:
+        return field
+    modulus, offset = HASH_FIELDS[index]
+    return field.replace("~", str(name_hash(name) % modulus + offset))

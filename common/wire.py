@@ -1,0 +1,207 @@
+"""The one envelope: every ZeroMQ message and gossip datagram is encoded and decoded here,
+and this is the only module that imports msgpack. Frames are [*route, (topic,) header, body];
+the header is [version, type, sender, msg_id, re, term] and the body a map of the type's fields."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass
+
+import msgpack
+
+VERSION = 1
+DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
+TOPIC_END = b"\x00"
+
+_max_frame_bytes = DEFAULT_MAX_FRAME_BYTES
+_TYPES: dict[str, type] = {}
+_CHECKS: dict[type, tuple] = {}
+
+
+class WireError(Exception):
+    """A frame set that cannot be decoded. `code` says why: frames, size, format, version, type, field."""
+
+    def __init__(self, code, detail=""):
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+
+
+def set_max_frame_bytes(limit):
+    """Set from [wire] max_message_bytes at start-up; ZMQ_MAXMSGSIZE uses the same bound."""
+    global _max_frame_bytes
+    _max_frame_bytes = int(limit)
+
+
+def max_frame_bytes():
+    return _max_frame_bytes
+
+
+def message(name):
+    """Declare a message type: a frozen, slotted dataclass whose fields are its body."""
+
+    def register(cls):
+        cls = dataclass(frozen=True, slots=True, kw_only=True)(cls)
+        if name in _TYPES:
+            raise ValueError(f"message type {name!r} declared twice")
+        cls.TYPE = name
+        _TYPES[name] = cls
+        return cls
+
+    return register
+
+
+def message_types():
+    return dict(_TYPES)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A decoded message with its routing: `route` are the ROUTER identity frames."""
+
+    type: str
+    sender: str
+    msg_id: bytes
+    re: bytes
+    term: int
+    msg: object
+    route: tuple = ()
+    topic: bytes = b""
+
+
+def new_id():
+    return os.urandom(16)
+
+
+def topic(kind, name=""):
+    """`topic("node", "web1")` → b"node.web1\\x00"; the terminator keeps web1 from matching web10."""
+    text = f"{kind}.{name}" if name else kind
+    return text.encode() + TOPIC_END
+
+
+def output_topic(job, execution_id=""):
+    """out.<job>\\x00 for every execution of a job; out.<job>\\x00<id>\\x00 for one of them."""
+    return topic("out", job) + (execution_id.encode() + TOPIC_END if execution_id else b"")
+
+
+def pack(obj):
+    """Plain data → bytes, with the settings fixed for the wire (also used for stored blobs)."""
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def unpack(data):
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types on garbage
+        raise WireError("format", str(exc)) from None
+
+
+def encode(msg, sender, *, re=b"", term=0, msg_id=None):
+    """A message → [header, body]; the caller puts route or topic frames in front."""
+    header = [VERSION, msg.TYPE, sender, msg_id or new_id(), re, term]
+    body = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)}
+    return [pack(header), pack(body)]
+
+
+def encode_datagram(msg, sender, *, re=b"", term=0, msg_id=None):
+    """The single-frame form for UDP: one msgpack array [header, body]."""
+    header, body = encode(msg, sender, re=re, term=term, msg_id=msg_id)
+    return pack([unpack(header), unpack(body)])
+
+
+def decode(frames, *, topic=False):
+    """[*route, (topic,) header, body] → Envelope, or WireError; never any other exception."""
+    if not isinstance(frames, (list, tuple)) or len(frames) < (3 if topic else 2):
+        raise WireError("frames", f"expected header and body, got {len(frames) if isinstance(frames, (list, tuple)) else 0} frames")
+    for frame in frames:
+        if len(frame) > _max_frame_bytes:
+            raise WireError("size", f"frame of {len(frame)} bytes over {_max_frame_bytes}")
+    head, body = unpack(bytes(frames[-2])), unpack(bytes(frames[-1]))
+    rest = [bytes(f) for f in frames[:-2]]
+    tpc = rest.pop() if topic else b""
+    return _envelope(head, body, tuple(rest), tpc)
+
+
+def decode_datagram(data):
+    if len(data) > _max_frame_bytes:
+        raise WireError("size", f"datagram of {len(data)} bytes over {_max_frame_bytes}")
+    pair = unpack(bytes(data))
+    if not isinstance(pair, list) or len(pair) != 2:
+        raise WireError("frames", "datagram is not [header, body]")
+    return _envelope(pair[0], pair[1], (), b"")
+
+
+def _envelope(head, body, route, tpc):
+    if not isinstance(head, list) or len(head) != 6:
+        raise WireError("format", "header is not a 6-item array")
+    version, name, sender, msg_id, re, term = head
+    if version != VERSION:
+        raise WireError("version", f"version {version!r}, expected {VERSION}")
+    if not (isinstance(name, str) and isinstance(sender, str) and isinstance(msg_id, bytes)
+            and isinstance(re, bytes) and type(term) is int):
+        raise WireError("format", "header fields have the wrong types")
+    cls = _TYPES.get(name)
+    if cls is None:
+        raise WireError("type", f"unknown message type {name!r}")
+    if not isinstance(body, dict):
+        raise WireError("format", f"{name}: body is not a map")
+    return Envelope(name, sender, msg_id, re, term, _build(cls, body), route, tpc)
+
+
+def _build(cls, body):
+    kwargs = {}
+    for fname, check, required in _checks(cls):
+        if fname not in body:
+            if required:
+                raise WireError("field", f"{cls.TYPE}: missing field {fname!r}")
+            continue
+        value = body[fname]
+        if not check(value):
+            raise WireError("field", f"{cls.TYPE}: field {fname!r} has the wrong type ({type(value).__name__})")
+        kwargs[fname] = value
+    return cls(**kwargs)
+
+
+def _checks(cls):
+    found = _CHECKS.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = tuple(
+            (f.name, _checker(hints[f.name]),
+             f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+            for f in dataclasses.fields(cls))
+        _CHECKS[cls] = found
+    return found
+
+
+def _checker(tp):
+    """A predicate for a field annotation; nested containers are checked one level deep."""
+    if tp is typing.Any:
+        return lambda v: True
+    if tp is int:
+        return lambda v: type(v) is int
+    if tp is float:
+        return lambda v: type(v) in (int, float)
+    if tp in (str, bytes, bool):
+        return lambda v: type(v) is tp
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        checks = [_checker(a) for a in args]
+        return lambda v: any(c(v) for c in checks)
+    if tp is type(None):
+        return lambda v: v is None
+    if tp is list or origin is list:
+        item = _checker(args[0]) if args else (lambda v: True)
+        return lambda v: isinstance(v, list) and all(item(x) for x in v)
+    if tp is dict or origin is dict:
+        key, val = (_checker(args[0]), _checker(args[1])) if args else ((lambda v: True),) * 2
+        return lambda v: isinstance(v, dict) and all(key(k) and val(x) for k, x in v.items())
+    raise TypeError(f"unsupported field type {tp!r}")
+
+
+# Registers every message type; last so that `message` exists when messages.py imports it.
+from common import messages  # noqa: E402,F401

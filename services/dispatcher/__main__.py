@@ -1,0 +1,3 @@
+from services.dispatcher.shell import main
+
+main()

@@ -1,0 +1,3 @@
+from services.executor.shell import main
+
+main()

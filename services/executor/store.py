@@ -1,0 +1,62 @@
+"""The executor's local SQLite: every execution id this node started (written and fsync'd
+before the ack, so a re-sent run starts nothing new, even after a crash), each final record
+until the leader confirms it, and the full output served on the output port."""
+
+import json
+import sqlite3
+
+KEEP_EXECUTIONS = 10_000  # ids remembered; far more than any re-send window needs
+
+
+class ExecutionStore:
+    def __init__(self, path):
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript("""
+            CREATE TABLE IF NOT EXISTS execution (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, job TEXT NOT NULL,
+                started TEXT NOT NULL, record TEXT, confirmed INTEGER NOT NULL DEFAULT 0);
+            CREATE TABLE IF NOT EXISTS output (id TEXT PRIMARY KEY, data BLOB NOT NULL, size INTEGER NOT NULL);
+        """)
+
+    def started_ids(self):
+        return {row[0] for row in self.db.execute("SELECT id FROM execution")}
+
+    def start(self, execution):
+        self.db.execute("INSERT OR IGNORE INTO execution (id, job, started) VALUES (?, ?, ?)",
+                        (execution["id"], execution["job"], json.dumps(execution)))
+
+    def finish(self, record, head, size):
+        self.db.execute("BEGIN")
+        self.db.execute("UPDATE execution SET record = ? WHERE id = ?", (json.dumps(record), record["id"]))
+        self.db.execute("INSERT OR REPLACE INTO output (id, data, size) VALUES (?, ?, ?)", (record["id"], bytes(head), size))
+        self.db.execute("COMMIT")
+
+    def confirm(self, execution_id):
+        self.db.execute("UPDATE execution SET confirmed = 1 WHERE id = ?", (execution_id,))
+
+    def record(self, execution_id):
+        row = self.db.execute("SELECT record FROM execution WHERE id = ?", (execution_id,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    def unconfirmed(self):
+        return [json.loads(r[0]) for r in self.db.execute(
+            "SELECT record FROM execution WHERE record IS NOT NULL AND confirmed = 0 ORDER BY seq")]
+
+    def orphans(self):
+        """Executions started but never finished: this process died while they ran."""
+        return [json.loads(r[0]) for r in self.db.execute("SELECT started FROM execution WHERE record IS NULL")]
+
+    def output(self, execution_id):
+        row = self.db.execute("SELECT data, size FROM output WHERE id = ?", (execution_id,)).fetchone()
+        return (bytes(row[0]), row[1]) if row else None
+
+    def prune(self):
+        self.db.execute("DELETE FROM output WHERE id IN (SELECT id FROM execution WHERE confirmed = 1 "
+                        "ORDER BY seq DESC LIMIT -1 OFFSET ?)", (KEEP_EXECUTIONS,))
+        self.db.execute("DELETE FROM execution WHERE confirmed = 1 AND seq NOT IN "
+                        "(SELECT seq FROM execution ORDER BY seq DESC LIMIT ?)", (KEEP_EXECUTIONS,))
+
+    def close(self):
+        self.db.close()

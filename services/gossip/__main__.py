@@ -1,0 +1,3 @@
+from services.gossip.shell import main
+
+main()

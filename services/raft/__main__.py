@@ -1,0 +1,3 @@
+from services.raft.shell import main
+
+main()

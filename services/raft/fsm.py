@@ -1,0 +1,232 @@
+"""The replicated state machine: jobs, claimed ticks and executions in SQLite via peewee.
+Committed entries are applied in batches, one transaction per batch, with the applied index
+stored in that same transaction, so a restart never applies an entry twice. Deterministic:
+no clock, no randomness; every input comes from the entry."""
+
+from __future__ import annotations
+
+import json
+
+import peewee as pw
+
+from common import models
+
+HISTORY_LIMIT = 100
+
+
+class JobRow(pw.Model):
+    name = pw.TextField(primary_key=True)
+    parent = pw.TextField(index=True, default="")
+    body = pw.TextField()
+
+
+class ExecutionRow(pw.Model):
+    id = pw.TextField(primary_key=True)
+    job = pw.TextField()
+    grp = pw.IntegerField()
+    status = pw.TextField()
+    body = pw.TextField()
+
+    class Meta:
+        indexes = ((("job", "grp"), False),)
+
+
+class TickRow(pw.Model):
+    """One row per claimed (job, scheduled_at): the unique key is what makes a tick run once."""
+
+    job = pw.TextField()
+    scheduled_at = pw.IntegerField()
+    grp = pw.IntegerField()
+    term = pw.IntegerField()
+
+    class Meta:
+        primary_key = pw.CompositeKey("job", "scheduled_at")
+
+
+class MetaRow(pw.Model):
+    key = pw.TextField(primary_key=True)
+    value = pw.IntegerField()
+
+
+MODELS = (JobRow, ExecutionRow, TickRow, MetaRow)
+
+
+def failure(code, message):
+    return {"error": code, "message": message}
+
+
+class StateMachine:
+    def __init__(self, path):
+        self.db = pw.SqliteDatabase(path, pragmas={"journal_mode": "wal", "synchronous": 2})
+        self.db.bind(MODELS)
+        self.db.connect()
+        self.db.create_tables(MODELS)
+        self.applied = self._meta("applied")
+        self.job_seq = self._meta("job_seq")
+        self.changes = []  # (seq, name, job or None) from the last batch, for the state feed
+
+    # -- applying --------------------------------------------------------------------------
+
+    def apply(self, entries):
+        """entries: (index, term, command or None). Returns one result per entry."""
+        self.changes = []
+        results = []
+        with self.db.atomic():
+            for index, term, command in entries:
+                results.append(self.apply_one(index, term, command) if command else None)
+            self._set_meta("applied", entries[-1][0])
+            self._set_meta("job_seq", self.job_seq)
+        self.applied = entries[-1][0]
+        return results
+
+    def apply_one(self, index, term, command):
+        handler = getattr(self, "apply_" + str(command.get("op", "")).replace(".", "_"), None)
+        if handler is None:
+            return failure("bad_request", f"unknown command {command.get('op')!r}")
+        try:
+            return handler(term, **command.get("args", {}))
+        except TypeError as exc:
+            # Every replica fails the same way on a malformed command; refuse it, never crash-loop.
+            return failure("bad_request", f"malformed {command.get('op')} command: {exc}")
+
+    def apply_job_put(self, entry_term, job):
+        old = self.job(job["name"])
+        if job["parent_job"] and self.job(job["parent_job"]) is None:
+            return failure("not_found", "specified parent job not found")
+        stored = dict(job)
+        if old:
+            stored.update({k: old.get(k, v) for k, v in models.JOB_STATE.items()})
+            stored["created_at"] = old["created_at"]
+            stored["dependent_jobs"] = old["dependent_jobs"]
+            if old["parent_job"] and old["parent_job"] != job["parent_job"]:
+                self._edit_dependents(old["parent_job"], remove=job["name"])
+        else:
+            stored.update(models.JOB_STATE)
+            stored["dependent_jobs"] = []
+        if job["parent_job"]:
+            self._edit_dependents(job["parent_job"], add=job["name"])
+        self._save_job(stored)
+        return {"job": stored}
+
+    def apply_job_delete(self, entry_term, name):
+        job = self.job(name)
+        if job is None:
+            return failure("not_found", f"job {name!r} not found")
+        if job["dependent_jobs"]:
+            return failure("conflict", f"job {name!r} has dependent jobs {job['dependent_jobs']}: delete them first")
+        if job["parent_job"]:
+            self._edit_dependents(job["parent_job"], remove=name)
+        JobRow.delete().where(JobRow.name == name).execute()
+        ExecutionRow.delete().where(ExecutionRow.job == name).execute()
+        TickRow.delete().where(TickRow.job == name).execute()
+        self._changed(name, None)
+        return {"job": job}
+
+    def apply_tick_claim(self, entry_term, job, scheduled_at, group, term, executions, manual=False):
+        # A claim made by a leader of an older term may reach the log through a newer leader;
+        # only the leader that appended the entry may claim, so a deposed one cannot dispatch.
+        if term != entry_term:
+            return failure("not_leader", f"claim of term {term} in an entry of term {entry_term}: stale leader")
+        stored = self.job(job)
+        if stored is None:
+            return failure("not_found", f"job {job!r} not found")
+        if not manual:
+            if TickRow.get_or_none(job=job, scheduled_at=scheduled_at):
+                return failure("conflict", f"tick {scheduled_at} of {job!r} already claimed")
+            TickRow.create(job=job, scheduled_at=scheduled_at, grp=group, term=entry_term)
+            stored["last_scheduled_at"] = max(stored.get("last_scheduled_at") or 0, scheduled_at)
+            self._save_job(stored)
+        for execution in executions:
+            self._save_execution(execution)
+        return {"executions": executions}
+
+    def apply_exec_ack(self, entry_term, job, id, started_at):
+        execution = self.execution(job, id)
+        if execution is None:
+            return failure("not_found", f"execution {id!r} not found")
+        if execution["status"] == "claimed":
+            execution.update(status="running", started_at=started_at)
+            self._save_execution(execution)
+        return {"execution": execution}
+
+    def apply_exec_finish(self, entry_term, execution):
+        old = self.execution(execution["job"], execution["id"])
+        if old is not None and old["status"] in models.FINISHED:
+            return {"execution": old, "duplicate": True}
+        job = self.job(execution["job"])
+        if job is None:
+            return failure("not_found", f"job {execution['job']!r} not found")
+        self._save_execution(execution)
+        if execution["status"] != "skipped":
+            ok = execution["success"]
+            job["success_count" if ok else "error_count"] += 1
+            key = "last_success_at" if ok else "last_error_at"
+            job[key] = max(job[key] or 0, execution["finished_at"] or 0)
+            job["status"] = "success" if ok else "failed"
+            self._save_job(job)
+        self._trim(execution["job"])
+        return {"execution": execution}
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def job(self, name):
+        row = JobRow.get_or_none(JobRow.name == name)
+        return json.loads(row.body) if row else None
+
+    def jobs(self):
+        return [json.loads(r.body) for r in JobRow.select().order_by(JobRow.name)]
+
+    def execution(self, job, execution_id):
+        row = ExecutionRow.get_or_none((ExecutionRow.id == execution_id) & (ExecutionRow.job == job))
+        return json.loads(row.body) if row else None
+
+    def executions(self, job, limit=HISTORY_LIMIT):
+        rows = (ExecutionRow.select().where(ExecutionRow.job == job)
+                .order_by(ExecutionRow.grp.desc(), ExecutionRow.id.desc()).limit(limit))
+        return [json.loads(r.body) for r in rows]
+
+    def pragmas(self):
+        return {"journal_mode": self.db.execute_sql("PRAGMA journal_mode").fetchone()[0],
+                "synchronous": self.db.execute_sql("PRAGMA synchronous").fetchone()[0]}
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _save_job(self, job):
+        JobRow.insert(name=job["name"], parent=job["parent_job"], body=json.dumps(job)).on_conflict_replace().execute()
+        self._changed(job["name"], job)
+
+    def _changed(self, name, job):
+        self.job_seq += 1
+        self.changes.append((self.job_seq, name, job))
+
+    def _edit_dependents(self, parent, add=None, remove=None):
+        job = self.job(parent)
+        if job is None:
+            return
+        deps = [d for d in job["dependent_jobs"] if d != remove]
+        if add and add not in deps:
+            deps.append(add)
+        if deps != job["dependent_jobs"]:
+            job["dependent_jobs"] = deps
+            self._save_job(job)
+
+    def _save_execution(self, execution):
+        ExecutionRow.insert(id=execution["id"], job=execution["job"], grp=execution["group"],
+                            status=execution["status"], body=json.dumps(execution)).on_conflict_replace().execute()
+
+    def _trim(self, job):
+        stale = (ExecutionRow.select(ExecutionRow.id).where(ExecutionRow.job == job)
+                 .order_by(ExecutionRow.grp.desc(), ExecutionRow.id.desc()).offset(HISTORY_LIMIT))
+        ids = [r.id for r in stale]
+        if ids:
+            ExecutionRow.delete().where(ExecutionRow.id.in_(ids)).execute()
+
+    def _meta(self, key):
+        row = MetaRow.get_or_none(MetaRow.key == key)
+        return row.value if row else 0
+
+    def _set_meta(self, key, value):
+        MetaRow.insert(key=key, value=value).on_conflict_replace().execute()
+
+    def close(self):
+        self.db.close()

@@ -1,0 +1,3 @@
+from services.scheduler.shell import main
+
+main()

@@ -1,0 +1,98 @@
+"""The scheduler service's shell: follows the local raft state feed (who leads, which jobs
+changed), loads a job snapshot when this node becomes a ready leader, and sends each due tick
+to the local dispatcher, which claims it in Raft before anything runs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import zmq
+
+from common import config, messages as m, wire
+from common.loop import Loop, mono_ms
+from services.scheduler.core import Scheduler
+
+log = logging.getLogger(__name__)
+
+FEED_SILENCE_MS = 1500  # the raft feed heartbeats every 500 ms; silence means no leadership here
+
+
+class SchedulerShell:
+    def __init__(self, conf, loop):
+        self.conf, self.loop = conf, loop
+        self.core = Scheduler()
+        self.leading = False
+        self.loaded = False
+        self.heard_at = 0
+        self.raft = loop.peer("raft", [config.ipc(conf, "raft", "client")])
+        self.dispatcher = loop.peer("dispatcher", [config.ipc(conf, "dispatcher", "tick")])
+        loop.socket(zmq.SUB, "state", on=self.on_state, connect=[config.ipc(conf, "raft", "state")],
+                    subscribe=[wire.topic("leader"), wire.topic("job")])
+        loop.follow(self.core.deadline, self.core.tick)
+        loop.idle.append(self.process)
+        loop.every(500, self.check_silence)
+        loop.every(conf.scheduler.resync_ms, self.reload)
+        loop.status = self.status
+        loop.ready = True
+
+    def on_state(self, env):
+        msg = env.msg
+        if isinstance(msg, m.RaftLeader):
+            self.heard_at = mono_ms()
+            self.set_leading(msg.ready and msg.leader == msg.node)
+        elif isinstance(msg, m.JobChanged) and self.loaded:
+            if not self.core.step(env, self.loop.now()):
+                log.info("gap in the job feed seq=%d got=%d: reloading", self.core.seq, msg.index)
+                self.reload()
+
+    def set_leading(self, leading):
+        if leading == self.leading:
+            return
+        self.leading = leading
+        log.info("scheduler active=%s", leading)
+        if leading:
+            self.reload()
+        else:
+            self.core.activate(False)
+            self.loaded = False
+
+    def check_silence(self):
+        if self.leading and mono_ms() - self.heard_at > FEED_SILENCE_MS:
+            log.warning("raft state feed silent for %d ms: stopping", mono_ms() - self.heard_at)
+            self.set_leading(False)
+
+    def reload(self):
+        if self.leading:
+            # This node leads and has applied everything, so its local state is current.
+            self.raft.call(m.JobList(stale=True), self._loaded)
+
+    def _loaded(self, result, err):
+        if err is not None:
+            log.warning("job snapshot failed: %s", err)
+            return
+        if not self.leading:
+            return
+        self.core.load(result["jobs"], result["seq"], self.loop.now())
+        self.loaded = True
+        self.core.activate(True)
+
+    def process(self):
+        rd = self.core.ready()
+        if rd.empty():
+            return
+        for job, at in rd.fires:
+            log.debug("fire job=%s scheduled_at=%d", job["name"], at)
+            self.dispatcher.send(m.TickFire(job=job, scheduled_at=at))
+        self.core.advance(rd)
+
+    def status(self):
+        return {"role": "leader" if self.leading else "follower", "active": self.core.active,
+                "jobs": len(self.core.jobs), "armed": len(self.core.next_at)}
+
+
+def main(argv=None):
+    conf = config.load_argv(argv, prog="pykron-scheduler")
+    loop = Loop(conf, service="scheduler")
+    SchedulerShell(conf, loop)
+    sys.exit(loop.run())
