@@ -144,7 +144,7 @@ class Client:
             raise errors.Unavailable(f"node {execution['node']} is not a member")
         return self.call(member["addrs"]["executor"], m.OutputGet(id=execution["id"], offset=offset))
 
-    def tail(self, name, *, wait_ms=60_000, executions=None):
+    def tail(self, name, *, wait_ms=60_000, executions=None, on_wait=None):
         """Yield ("output", id, bytes) as a job's running executions write, then ("finished",
         execution) for each; returns when every followed execution has finished. Follows the
         given executions, else those running now, else the next one to start within wait_ms."""
@@ -154,7 +154,7 @@ class Client:
         sub.setsockopt(zmq.SUBSCRIBE, wire.output_topic(name))
         sub.connect(self._addr("output", leader=True))
         try:
-            yield from _Tail(self, sub, name, executions, wait_ms).run()
+            yield from _Tail(self, sub, name, executions, wait_ms, on_wait).run()
         finally:
             sub.close(0)
 
@@ -162,8 +162,8 @@ class Client:
 class _Tail:
     """Stitches the live PUB stream to what the executor already stored, by byte offset."""
 
-    def __init__(self, client, sub, name, executions, wait_ms):
-        self.client, self.sub, self.name, self.wait_ms = client, sub, name, wait_ms
+    def __init__(self, client, sub, name, executions, wait_ms, on_wait):
+        self.client, self.sub, self.name, self.wait_ms, self.on_wait = client, sub, name, wait_ms, on_wait
         self.offsets = {}
         self.done = set()
         self.given = executions
@@ -175,6 +175,8 @@ class _Tail:
         for execution in followed:
             self.offsets.setdefault(execution["id"], 0)
             yield from self._fill(execution)
+        if not self.offsets and self.on_wait:
+            self.on_wait()
         deadline = time.monotonic() + self.wait_ms / 1000
         while not self.offsets or len(self.done) < len(self.offsets):
             left = deadline - time.monotonic()

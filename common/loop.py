@@ -119,7 +119,9 @@ class Loop:
         sock.setsockopt(zmq.LINGER, w.linger_ms)
         sock.setsockopt(zmq.SNDHWM, w.hwm)
         sock.setsockopt(zmq.RCVHWM, w.hwm)
-        sock.setsockopt(zmq.MAXMSGSIZE, w.max_message_bytes)
+        # Twice the wire limit: ZeroMQ silently disconnects a peer past it, so frames between the
+        # two limits reach wire.decode, which drops and counts them (bad input is made visible).
+        sock.setsockopt(zmq.MAXMSGSIZE, 2 * w.max_message_bytes)
         sock.setsockopt(zmq.RECONNECT_IVL, w.reconnect_ivl_ms)
         # Randomized so that many executors do not reconnect in lockstep after a leader change.
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, w.reconnect_ivl_max_ms + random.randint(0, w.reconnect_ivl_max_ms // 2))

@@ -1,0 +1,230 @@
+"""pykronctl: the terminal face of pykron, on the same ZeroMQ client library as the api.
+Tables by default, Dkron's JSON with --json. Exit codes: 0 ok, 1 the job failed, 2 usage or
+bad input, 3 not found, 4 cluster unavailable."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import yaml
+from docopt import DocoptExit, docopt
+
+from common import errors, models
+from common.client import Client
+from common.loop import now_ms
+
+USAGE = """pykronctl: manage a pykron cluster.
+
+Usage:
+  pykronctl [options] jobs
+  pykronctl [options] job NAME
+  pykronctl [options] apply FILE...
+  pykronctl [options] run NAME [--wait]
+  pykronctl [options] delete NAME
+  pykronctl [options] executions NAME [--limit N]
+  pykronctl [options] members
+  pykronctl [options] leader
+  pykronctl [options] tail NAME [--wait-start S]
+  pykronctl (-h | --help)
+
+Options:
+  -s ADDR, --server ADDR  Server: HOST, HOST:PORT (its raft client port) or a tcp:// endpoint
+                          [default: $PYKRON_SERVER, else localhost].
+  --json                  Print JSON (Dkron's shapes) instead of tables.
+  --stale                 Read the server's local copy without asking the leader.
+  --limit N               Most executions to show [default: 20].
+  --wait                  Follow the run's output live; exit with its outcome.
+  --wait-start S          How long tail waits for a run to start [default: 60].
+  --timeout-ms MS         How long to wait for each reply [default: 5000].
+"""
+
+OK, FAILED, USAGE_ERROR, NOT_FOUND, UNAVAILABLE = 0, 1, 2, 3, 4
+
+
+class Ctl:
+    def __init__(self, args, out=sys.stdout):
+        self.args, self.out = args, out
+        server = args["--server"]
+        if server in (None, "$PYKRON_SERVER, else localhost"):
+            server = os.environ.get("PYKRON_SERVER", "localhost")
+        self.client = Client(server, timeout_ms=_positive(args["--timeout-ms"], "--timeout-ms"), sender="pykronctl")
+        self.json = args["--json"]
+        self.stale = args["--stale"]
+
+    def run(self):
+        for verb in ("jobs", "job", "apply", "run", "delete", "executions", "members", "leader", "tail"):
+            if self.args[verb]:
+                return getattr(self, "do_" + verb)()
+        raise DocoptExit()
+
+    # -- verbs -----------------------------------------------------------------------------
+
+    def do_jobs(self):
+        jobs = [models.job_to_dkron(j, _next(j)) for j in self.client.jobs(stale=self.stale)]
+        self.table(jobs, ("name", "schedule", "status", "last_success", "next", "success_count", "error_count",
+                          "disabled"))
+
+    def do_job(self):
+        job = self.client.job(self.args["NAME"], stale=self.stale)
+        self.show(models.job_to_dkron(job, _next(job)))
+
+    def do_apply(self):
+        for path in self.args["FILE"]:
+            for doc in _read_jobs(path):
+                job = self.client.put_job(doc)
+                if self.json:
+                    self.print(json.dumps(models.job_to_dkron(job, _next(job))))
+                else:
+                    self.print(f"applied {job['name']}")
+
+    def do_delete(self):
+        job = self.client.delete_job(self.args["NAME"])
+        self.print(json.dumps(models.job_to_dkron(job)) if self.json else f"deleted {job['name']}")
+
+    def do_run(self):
+        name = self.args["NAME"]
+        executions = self.client.run(name)
+        if not self.args["--wait"]:
+            rows = [models.execution_to_dkron(x) for x in executions]
+            return self.table(rows, ("id", "node_name", "status"))
+        return self.follow(name, executions)
+
+    def do_tail(self):
+        wait_s = _positive(self.args["--wait-start"], "--wait-start")
+        name = self.args["NAME"]
+        self.client.job(name)  # a typo gets "not found" now, not a minute of waiting
+        return self.follow(name, None, wait_ms=wait_s * 1000)
+
+    def do_executions(self):
+        limit = _positive(self.args["--limit"], "--limit")
+        rows = [models.execution_to_dkron(x) for x in self.client.executions(self.args["NAME"], limit, self.stale)]
+        self.table(rows, ("id", "node_name", "status", "started_at", "finished_at", "exit_code", "output"))
+
+    def do_members(self):
+        rows = [{"name": x["name"], "addr": f"{x['addr']}:{x['port']}", "role": x["role"], "status": x["status"],
+                 "executors": ",".join(x["executors"]),
+                 "tags": ",".join(f"{k}={v}" for k, v in sorted(x["tags"].items()))} for x in self.client.members()]
+        self.table(rows, ("name", "addr", "role", "status", "executors", "tags"))
+
+    def do_leader(self):
+        leader = self.client.leader()
+        self.show({"name": leader["node"], "term": leader["term"], "ready": leader["ready"],
+                   "raft": leader["addrs"].get("raft", "")})
+
+    # -- output ----------------------------------------------------------------------------
+
+    def follow(self, name, executions, wait_ms=60_000):
+        """Print output as it is written; exit 1 if any followed execution did not succeed."""
+        outcome, seen = OK, 0
+        waiting = lambda: print(f"pykronctl: waiting for a run of {name}", file=sys.stderr, flush=True)  # noqa: E731
+        for event in self.client.tail(name, wait_ms=wait_ms, executions=executions, on_wait=waiting):
+            if event[0] == "output":
+                self.out.buffer.write(event[2]) if hasattr(self.out, "buffer") else self.out.write(event[2].decode())
+                self.out.flush()
+            else:
+                seen += 1
+                execution = event[1]
+                if not execution["success"]:
+                    outcome = FAILED
+                print(f"pykronctl: {execution['id']} on {execution['node']}: {execution['status']}"
+                      + (f" (exit {execution['exit_code']})" if execution.get("exit_code") is not None else "")
+                      + (f": {execution['reason']}" if execution.get("reason") else ""), file=sys.stderr)
+        if not seen:
+            print(f"pykronctl: no execution of {name} started", file=sys.stderr)
+            return UNAVAILABLE if executions is None else FAILED
+        return outcome
+
+    def show(self, doc):
+        if self.json:
+            return self.print(json.dumps(doc, indent=2))
+        width = max(len(k) for k in doc)
+        for key, value in doc.items():
+            self.print(f"{key:<{width}}  {_cell(value)}")
+
+    def table(self, rows, columns):
+        if self.json:
+            return self.print(json.dumps(rows, indent=2))
+        cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+        widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+        self.print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
+        for row in cells:
+            self.print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+    def print(self, text):
+        print(text, file=self.out)
+
+
+def _next(job):
+    try:
+        return models.next_fire(job, now_ms())
+    except errors.BadRequest:
+        return None
+
+
+def _cell(value):
+    if value is None:
+        return "-"
+    text = " ".join(str(value).split()) if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _positive(text, flag):
+    if not str(text).isdigit() or int(text) <= 0:
+        raise errors.BadRequest(f"{flag}: expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+def _read_jobs(path):
+    """A JSON (or YAML) file holding one job or a list of jobs."""
+    try:
+        with open(path) as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise errors.BadRequest(f"{path}: {exc.strerror}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        doc = _yaml(text, path, exc)
+    docs = doc if isinstance(doc, list) else [doc]
+    if not all(isinstance(d, dict) for d in docs):
+        raise errors.BadRequest(f"{path}: expected a job object or a list of job objects")
+    return docs
+
+
+def _yaml(text, path, json_error):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise errors.BadRequest(f"{path}: neither valid JSON ({json_error}) nor YAML ({exc})") from None
+
+
+def main(argv=None):
+    try:
+        args = docopt(USAGE, argv=argv)
+    except DocoptExit as exc:
+        print(exc, file=sys.stderr)
+        return USAGE_ERROR
+    started = time.monotonic()
+    try:
+        return Ctl(args).run() or OK
+    except errors.BadRequest as err:
+        print(f"pykronctl: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    except errors.NotFound as err:
+        print(f"pykronctl: {err}", file=sys.stderr)
+        return NOT_FOUND
+    except errors.Conflict as err:
+        print(f"pykronctl: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    except errors.Error as err:
+        print(f"pykronctl: cluster unavailable after {time.monotonic() - started:.1f}s: {err}", file=sys.stderr)
+        return UNAVAILABLE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,390 @@
+"""The launcher for tests and people: starts nodes of real processes on loopback, each under its
+own supervisord as production runs it, waits on every service's ctl socket and the api's
+/health against a deadline, and offers kill/restart. `scripts/cluster` is its command line;
+tests use `with Cluster(servers=1) as c:`."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from common import config, errors, messages as m  # noqa: E402
+from common.client import Client  # noqa: E402
+from common.launch import services_for  # noqa: E402
+
+PORT_KEYS = (("gossip", "port"), ("gossip", "query_port"), ("raft", "peer_port"), ("raft", "client_port"),
+             ("raft", "state_port"), ("dispatcher", "run_port"), ("dispatcher", "result_port"),
+             ("dispatcher", "output_port"), ("executor", "output_port"), ("api", "port"))
+START_TIMEOUT_S = 30
+
+
+class ClusterError(Exception):
+    pass
+
+
+@dataclass
+class Node:
+    name: str
+    role: str
+    conf_path: str
+    conf: object
+    pid: int = 0
+    proc: object = None  # the Popen when this process started it (so it can be reaped)
+
+    @property
+    def api(self):
+        return f"http://{self.conf.node.advertise}:{self.conf.api.port}"
+
+    @property
+    def server(self):
+        """The address pykronctl and Client take for this node."""
+        return f"{self.conf.node.advertise}:{self.conf.raft.client_port}"
+
+
+class Cluster:
+    def __init__(self, servers=1, agents=0, dir=None, *, env=None, conf=None, keep=False):
+        if servers != 1 or agents != 0:
+            # Nodes do not find each other until gossip joins them (issue #4) and Raft has
+            # peers (issue #3); starting several now would start isolated single-node clusters.
+            raise ClusterError("only one server is supported until gossip join and Raft peers land (issues #3, #4)")
+        self.servers, self.agents = servers, agents
+        self.dir = Path(dir or tempfile.mkdtemp(prefix="pk-cluster-"))
+        self.run_root = Path(tempfile.mkdtemp(prefix="pk-", dir="/tmp"))  # short: ipc paths are limited
+        self.env = {**os.environ, **(env or {})}
+        self.extra = conf or {}
+        self.keep = keep
+        self.nodes = {}
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def __enter__(self):
+        try:
+            self.up()
+        except BaseException:
+            self.print_logs()
+            self.down()
+            raise
+        return self
+
+    def __exit__(self, kind, value, tb):
+        if kind is not None:
+            self.print_logs()
+        self.down()
+
+    def up(self):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        names = [f"s{i + 1}" for i in range(self.servers)] + [f"a{i + 1}" for i in range(self.agents)]
+        ports = free_ports(len(PORT_KEYS) * len(names))
+        for i, name in enumerate(names):
+            node_ports = ports[i * len(PORT_KEYS):(i + 1) * len(PORT_KEYS)]
+            self.nodes[name] = self.write_node(name, "server" if name.startswith("s") else "agent", node_ports)
+        for node in self.nodes.values():
+            self.start(node)
+        for node in self.nodes.values():
+            self.wait_ready(node)
+        self.save()
+        return self
+
+    def write_node(self, name, role, ports):
+        node_dir = self.dir / name
+        node_dir.mkdir(parents=True, exist_ok=True)
+        sections = {"node": {"name": name, "role": role, "data_dir": str(node_dir / "data"),
+                             "run_dir": str(self.run_root / name), "bind": "127.0.0.1"},
+                    "api": {"workers": 1, "threads": 8}}
+        for (section, key), port in zip(PORT_KEYS, ports):
+            sections.setdefault(section, {})[key] = port
+        for section, values in self.extra.items():
+            sections.setdefault(section, {}).update(values)
+        path = node_dir / "node.toml"
+        path.write_text(to_toml(sections))
+        return Node(name, role, str(path), config.load(str(path), env={}))
+
+    def start(self, node):
+        log = open(self.dir / node.name / "supervisord.out", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "common.launch", "node", "-c", node.conf_path],
+                                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        node.pid, node.proc = proc.pid, proc
+        log.close()
+
+    def wait_ready(self, node, timeout=START_TIMEOUT_S):
+        deadline = time.monotonic() + timeout
+        services = [s.name for s in services_for(node.conf)]
+        pending = list(services)
+        while pending:
+            if time.monotonic() > deadline:
+                raise ClusterError(f"node {node.name}: not ready within {timeout}s: {pending}")
+            if not pid_alive(node.pid):
+                raise ClusterError(f"node {node.name}: supervisord exited")
+            name = pending[0]
+            if name == "api" and http_ok(f"{node.api}/health") or name != "api" and self.ctl(node.name, name, 500).get("ready"):
+                pending.pop(0)
+            else:
+                time.sleep(0.05)
+
+    def down(self):
+        for node in self.nodes.values():
+            self.stop(node)
+        if not self.keep:
+            shutil.rmtree(self.run_root, ignore_errors=True)
+
+    def stop(self, node, timeout=20):
+        """TERM supervisord (it stops every service), then KILL whatever is left."""
+        tree = process_tree(node.pid)
+        if pid_alive(node.pid):
+            os.kill(node.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(pid_alive(p) for p in tree):
+            time.sleep(0.05)
+            reap(node.pid)
+        for pid in tree:
+            kill_quietly(pid, signal.SIGKILL)
+        reap(node.pid)
+        if node.proc is not None:
+            node.proc.wait()
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def kill(self, name, service=None):
+        """SIGKILL every process of a node (its supervisord first, so nothing restarts), or one
+        service, which its supervisord then restarts from durable state."""
+        node = self.nodes[name]
+        if service is None:
+            tree = process_tree(node.pid)
+            for pid in tree:
+                kill_quietly(pid, signal.SIGKILL)
+            reap(node.pid)
+            if node.proc is not None:
+                node.proc.wait()
+            return tree
+        pid = self.service_pid(name, service)
+        kill_quietly(pid, signal.SIGKILL)
+        return [pid]
+
+    def restart(self, name):
+        node = self.nodes[name]
+        if pid_alive(node.pid):
+            self.stop(node)
+        self.start(node)
+        self.wait_ready(node)
+        self.save()
+
+    def service_pid(self, name, service):
+        node = self.nodes[name]
+        if service == "api":
+            children = [p for p in process_tree(node.pid) if "gunicorn" in cmdline(p)]
+            return min(children) if children else 0
+        return self.ctl(name, service)["pid"]
+
+    # -- inspection --------------------------------------------------------------------------
+
+    def ctl(self, name, service, timeout_ms=2000):
+        """ctl.status of one service; {} when it does not answer."""
+        node = self.nodes[name]
+        client = Client(config.ipc(node.conf, service, "ctl"), timeout_ms=timeout_ms)
+        try:
+            return client.call(client.endpoint, m.CtlStatus(), timeout_ms=timeout_ms)
+        except errors.Error:
+            return {}
+        finally:
+            client.close()
+
+    def client(self, name="s1"):
+        return Client(self.nodes[name].server)
+
+    def api(self, name="s1"):
+        return self.nodes[name].api
+
+    def log(self, name, service):
+        path = Path(self.nodes[name].conf.node.run_dir) / "log" / f"{service}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def print_logs(self, lines=30):
+        for node in self.nodes.values():
+            for svc in services_for(node.conf):
+                text = self.log(node.name, svc.name).splitlines()[-lines:]
+                print(f"----- {node.name}/{svc.name} (last {len(text)} lines) -----", file=sys.stderr)
+                print("\n".join(text), file=sys.stderr)
+
+    def save(self):
+        state = {"run_root": str(self.run_root), "nodes": {
+            n.name: {"role": n.role, "conf": n.conf_path, "pid": n.pid, "api": n.api, "server": n.server}
+            for n in self.nodes.values()}}
+        (self.dir / "cluster.json").write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def load(cls, dir):
+        path = Path(dir) / "cluster.json"
+        if not path.exists():
+            raise ClusterError(f"no cluster in {dir} (run `scripts/cluster up --dir {dir}` first)")
+        state = json.loads(path.read_text())
+        self = cls.__new__(cls)
+        self.dir, self.run_root, self.env, self.extra, self.keep = Path(dir), Path(state["run_root"]), dict(os.environ), {}, False
+        self.nodes = {name: Node(name, n["role"], n["conf"], config.load(n["conf"], env={}), n["pid"])
+                      for name, n in state["nodes"].items()}
+        return self
+
+
+# -- processes and ports ---------------------------------------------------------------------
+
+
+def to_toml(sections):
+    lines = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {json.dumps(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def free_ports(count):
+    """A block of consecutive ports free for TCP and UDP, from a random start."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - count)
+        if all(port_free(p) for p in range(base, base + count)):
+            return list(range(base, base + count))
+    raise ClusterError(f"no block of {count} free ports")
+
+
+def port_free(port):
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def process_tree(root):
+    """root and every descendant, read from /proc (supervisord gives each child its own group)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def pid_alive(pid):
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_quietly(pid, sig):
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def reap(pid):
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def http_ok(url):
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+USAGE = """scripts/cluster: start and break pykron nodes on loopback.
+
+Usage:
+  cluster up [--servers N] [--agents M] --dir D
+  cluster down --dir D
+  cluster status --dir D
+  cluster kill NODE [SERVICE] --dir D
+  cluster restart NODE --dir D
+
+Options:
+  --servers N   Server nodes [default: 1].
+  --agents M    Agent nodes [default: 0].
+  --dir D       Where node configs, data and the cluster state live.
+"""
+
+
+def main(argv=None):
+    from docopt import docopt
+
+    args = docopt(USAGE, argv=argv)
+    try:
+        if args["up"]:
+            cluster = Cluster(int(args["--servers"]), int(args["--agents"]), args["--dir"], keep=True)
+            try:
+                cluster.up()
+            except ClusterError:
+                cluster.print_logs()
+                cluster.down()
+                raise
+            for node in cluster.nodes.values():
+                print(f"{node.name}\t{node.role}\t{node.api}\t{node.server}")
+            return 0
+        cluster = Cluster.load(args["--dir"])
+        if args["down"]:
+            cluster.down()
+            shutil.rmtree(cluster.run_root, ignore_errors=True)
+            (cluster.dir / "cluster.json").unlink(missing_ok=True)
+        elif args["status"]:
+            for node in cluster.nodes.values():
+                states = {s.name: ("up" if (http_ok(f"{node.api}/health") if s.name == "api"
+                                            else cluster.ctl(node.name, s.name, 500).get("ready")) else "down")
+                          for s in services_for(node.conf)}
+                print(node.name, node.role, " ".join(f"{k}={v}" for k, v in states.items()))
+        elif args["kill"]:
+            name = args["NODE"]
+            if name not in cluster.nodes:
+                raise ClusterError(f"no node {name!r} (nodes: {', '.join(cluster.nodes)})")
+            print("killed", " ".join(map(str, cluster.kill(name, args["SERVICE"]))))
+        elif args["restart"]:
+            cluster.restart(args["NODE"])
+    except ClusterError as err:
+        print(f"cluster: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""One node end to end: a job created over HTTP runs on schedule and its executions are listed
+with their output; bad input is refused with a clear 400 and stores nothing; malformed wire
+frames are dropped and counted; replicated SQLite runs with synchronous=FULL in WAL mode."""
+
+import json
+
+import requests
+import zmq
+
+from common import messages as m, wire
+
+HELLO = {"name": "hello", "schedule": "@every 2s", "executor": "shell", "executor_config": {"command": "echo hi"}}
+
+
+def test_job_runs_on_schedule_and_lists_its_executions(node, eventually):
+    resp = requests.post(f"{node.api()}/v1/jobs", json=HELLO, timeout=10)
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["name"] == "hello"
+    assert resp.headers["X-Whom"] == "s1"
+
+    def two_done():
+        got = requests.get(f"{node.api()}/v1/jobs/hello/executions", timeout=10).json()
+        done = [x for x in got if x["finished_at"] != "0001-01-01T00:00:00Z"]
+        return done if len(done) >= 2 else None
+
+    done = eventually(two_done, timeout=20, what="two finished executions of hello")
+    for execution in done:
+        assert execution["success"] is True
+        assert execution["output"] == "hi\n"
+        assert execution["node_name"] == "s1"
+        assert execution["job_name"] == "hello"
+        assert execution["started_at"] <= execution["finished_at"]
+    # Ticks of @every 2s are two seconds apart: the scheduler fired each one, once.
+    ticks = sorted(x["scheduled_at"] for x in done)
+    assert len(set(ticks)) == len(ticks)
+    job = requests.get(f"{node.api()}/v1/jobs/hello", timeout=10).json()
+    assert job["success_count"] >= 2 and job["status"] == "success"
+
+
+def test_bad_jobs_get_a_400_that_says_why_and_store_nothing(node):
+    before = requests.get(f"{node.api()}/v1/jobs", timeout=10).json()
+    cases = [
+        ("{not json", "parse"),
+        (json.dumps({**HELLO, "name": ""}), "name cannot be empty"),
+        (json.dumps({k: v for k, v in HELLO.items() if k != "name"}), "name cannot be empty"),
+        (json.dumps({**HELLO, "name": "BAD JOB NAME!"}), "illegal character"),
+        (json.dumps({**HELLO, "name": "badsched", "schedule": "every two seconds"}), "schedule"),
+        (json.dumps({**HELLO, "name": "badexec", "executor": "teleport"}), "teleport"),
+    ]
+    for body, expected in cases:
+        resp = requests.post(f"{node.api()}/v1/jobs", data=body, headers={"Content-Type": "application/json"},
+                             timeout=10)
+        assert resp.status_code == 400, (body, resp.status_code, resp.text)
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        assert expected in resp.text, (body, resp.text)
+    after = requests.get(f"{node.api()}/v1/jobs", timeout=10).json()
+    assert [j["name"] for j in after] == [j["name"] for j in before]
+
+
+def test_malformed_frames_are_dropped_counted_and_harmless(node):
+    ctx = zmq.Context.instance()
+    info = node.client().node_info()
+    targets = {"raft": info["addrs"]["raft"], "gossip": info["addrs"]["gossip"],
+               "dispatcher": info["addrs"]["dispatcher"]}
+    before = {svc: sum(node.ctl("s1", svc)["dropped"].values()) for svc in targets}
+    oversize = b"x" * (wire.DEFAULT_MAX_FRAME_BYTES + 1000)
+    bad_frames = [
+        [b"garbage", b"more garbage"],
+        [wire.pack([9, "job.list", "t", b"1" * 16, b"", 0]), wire.pack({})],   # wrong version
+        [wire.pack([1, "no.such.type", "t", b"1" * 16, b"", 0]), wire.pack({})],
+        [wire.pack([1, "job.get", "t", b"1" * 16, b"", 0]), wire.pack({"name": 42})],  # ill-typed field
+        [wire.pack([1, "job.get", "t", b"1" * 16, b"", 0]), oversize],
+    ]
+    for svc, endpoint in targets.items():
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(endpoint)
+        for frames in bad_frames:
+            sock.send_multipart(frames)
+            # Each malformed request that could be answered is answered with a bad_request error.
+            if sock.poll(3000):
+                env = wire.decode(sock.recv_multipart())
+                assert isinstance(env.msg, m.Error) and env.msg.code == "bad_request"
+        sock.close()
+    for svc in targets:
+        status = node.ctl("s1", svc)
+        assert status["ready"], svc
+        assert sum(status["dropped"].values()) >= before[svc] + len(bad_frames), (svc, status["dropped"])
+    assert node.client().node_info()["node"] == "s1"
+
+
+def test_replicated_sqlite_runs_wal_with_synchronous_full(node):
+    status = node.ctl("s1", "raft")
+    assert set(status["sqlite"]) == {"raft-log.db", "state.db"}
+    for name, pragmas in status["sqlite"].items():
+        assert pragmas == {"journal_mode": "wal", "synchronous": 2}, name  # 2 is FULL
+    executor = node.ctl("s1", "executor")["sqlite"]["executor.db"]
+    assert executor == {"journal_mode": "wal", "synchronous": 2}
