@@ -128,6 +128,20 @@ def new_execution(job, node, *, group, scheduled_at, attempt=1, manual=False):
     }
 
 
+_EXECUTION_TYPES = {"id": str, "job": str, "group": int, "attempt": int, "node": str, "status": str,
+                    "success": bool, "output": str}
+
+
+def check_execution(ex):
+    """An execution record from another service, checked before it is proposed to Raft."""
+    for key, kind in _EXECUTION_TYPES.items():
+        if type(ex.get(key)) is not kind:
+            raise BadRequest(f"execution record: {key} must be {kind.__name__}, got {type(ex.get(key)).__name__}")
+    if ex["status"] not in RUNNING + FINISHED:
+        raise BadRequest(f"execution record: unknown status {ex['status']!r}")
+    return {**new_execution(ex["job"], ex["node"], group=ex["group"], scheduled_at=ex.get("scheduled_at")), **ex}
+
+
 def execution_to_dkron(ex):
     return {
         "id": ex["id"], "job_name": ex["job"], "group": ex["group"], "attempt": ex["attempt"],

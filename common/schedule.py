@@ -29,7 +29,7 @@ def parse_duration(text):
     """A Go duration ("1h30m", "500ms", "2s") → int ms; BadRequest when it is not one."""
     text = text.strip()
     sign = -1 if text.startswith("-") else 1
-    body = text.lstrip("+-")
+    body = text[1:] if text[:1] in ("+", "-") else text  # Go takes one sign, not "--1s"
     if body == "0":
         return 0
     pos, total = 0, 0.0

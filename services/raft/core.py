@@ -96,8 +96,8 @@ class Raft:
         if isinstance(msg, m.RaftProp):
             return self.step_prop(sender, msg)
         if term > self.term:
-            # §5.1: a higher term always wins; a vote request's sender is not (yet) a leader.
-            self.become_follower(term, "" if isinstance(msg, m.RaftVote) else sender)
+            # §5.1: a higher term always wins; only an append's sender is known to lead it.
+            self.become_follower(term, sender if isinstance(msg, m.RaftAppend) else "")
         elif term < self.term:
             if isinstance(msg, m.RaftAppend):
                 self.send(sender, m.RaftAppendResp(success=False, match=0, ctx=msg.ctx))
@@ -117,6 +117,7 @@ class Raft:
         """Append on the leader or forward to it; False when no leader is known (retry later)."""
         if self.role == LEADER:
             self.append([Entry(0, self.term, d) for d in datas])
+            self.broadcast_append()  # as step_prop does; else followers wait for a heartbeat
             return True
         if self.leader:
             self.send(self.leader, m.RaftProp(entries=list(datas)))

@@ -84,10 +84,12 @@ class StateMachine:
         if handler is None:
             return failure("bad_request", f"unknown command {command.get('op')!r}")
         try:
-            return handler(term, **command.get("args", {}))
-        except TypeError as exc:
+            # A savepoint: a command that fails half way leaves nothing of itself behind.
+            with self.db.atomic():
+                return handler(term, **command.get("args", {}))
+        except (TypeError, KeyError, ValueError, AttributeError) as exc:
             # Every replica fails the same way on a malformed command; refuse it, never crash-loop.
-            return failure("bad_request", f"malformed {command.get('op')} command: {exc}")
+            return failure("bad_request", f"malformed {command.get('op')} command: {exc!r}")
 
     def apply_job_put(self, entry_term, job):
         old = self.job(job["name"])

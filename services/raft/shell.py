@@ -158,7 +158,7 @@ class RaftShell:
         if isinstance(msg, m.ExecAck):
             return self.propose(env, "exec.ack", job=msg.job, id=msg.id, started_at=msg.started_at)
         if isinstance(msg, m.ExecFinish):
-            return self.propose(env, "exec.finish", execution=msg.execution)
+            return self.propose(env, "exec.finish", execution=models.check_execution(msg.execution))
         if isinstance(msg, m.JobGet):
             return self.read(env, msg.stale, lambda: {"job": self._found(self.fsm.job(msg.name), "job", msg.name)})
         if isinstance(msg, m.JobList):

@@ -1,6 +1,6 @@
 """The scheduler core, pure: jobs in (a snapshot, then changes), time in, ticks out. It fires
 only while active (this node leads and its state is complete); after a stall it fires each
-job once for the newest tick it missed rather than a burst (misfire policies grow here)."""
+job once, for the first tick it missed, then plans from now (misfire policies: issue #5)."""
 
 from __future__ import annotations
 

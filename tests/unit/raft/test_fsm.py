@@ -1,0 +1,314 @@
+"""services/raft/fsm.py on a real SQLite file: jobs, tick claims and executions as committed
+entries change them, and the applied index kept in the same transaction."""
+
+import pytest
+
+from common import models
+from services.raft.fsm import StateMachine
+
+NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+@pytest.fixture
+def fsm(tmp_path):
+    sm = StateMachine(str(tmp_path / "state.db"))
+    yield sm
+    sm.close()
+
+
+class Log:
+    """Feeds commands to a state machine as consecutive committed entries of one term."""
+
+    def __init__(self, sm, term=1):
+        self.sm, self.term, self.index = sm, term, sm.applied
+
+    def apply(self, op, **args):
+        return self.batch((op, args))[0]
+
+    def batch(self, *commands):
+        entries = []
+        for op, args in commands:
+            self.index += 1
+            entries.append((self.index, self.term, {"op": op, "args": args, "req": f"r{self.index}"}))
+        return self.sm.apply(entries)
+
+
+def job(name, **fields):
+    return models.validate_job({"name": name, "schedule": "@every 10s", "executor": "shell",
+                                "executor_config": {"command": "true"}, **fields}, now=NOW)
+
+
+def execution(name, node="web1", group=1, **fields):
+    return dict(models.new_execution(name, node, group=group, scheduled_at=NOW), **fields)
+
+
+def finished(name, success=True, node="web1", group=1, at=NOW + 5000):
+    return execution(name, node, group, status="success" if success else "failed", success=success,
+                     started_at=NOW, finished_at=at, exit_code=0 if success else 1)
+
+
+def test_job_put_stores_the_job_with_fresh_state(fsm):
+    result = Log(fsm).apply("job.put", job=job("backup"))
+    stored = fsm.job("backup")
+    assert result == {"job": stored}
+    assert stored["success_count"] == 0 and stored["error_count"] == 0 and stored["status"] == ""
+    assert stored["created_at"] == NOW and stored["dependent_jobs"] == []
+    assert [j["name"] for j in fsm.jobs()] == ["backup"]
+
+
+def test_job_upsert_keeps_counters_and_created_at(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("backup"))
+    log.apply("tick.claim", job="backup", scheduled_at=NOW, group=1, term=1, executions=[execution("backup")])
+    log.apply("exec.finish", execution=finished("backup"))
+    update = dict(job("backup", schedule="@hourly", owner="ops"), created_at=NOW + 99_000)
+    log.apply("job.put", job=update)
+    stored = fsm.job("backup")
+    assert (stored["schedule"], stored["owner"]) == ("@hourly", "ops")
+    assert stored["created_at"] == NOW  # @every keeps its first anchor
+    assert (stored["success_count"], stored["status"], stored["last_success_at"]) == (1, "success", NOW + 5000)
+    assert stored["last_scheduled_at"] == NOW
+
+
+def test_job_put_reports_each_change_for_the_state_feed(fsm):
+    log = Log(fsm)
+    log.batch(("job.put", {"job": job("a")}), ("job.put", {"job": job("b")}))
+    assert [(seq, name) for seq, name, _ in fsm.changes] == [(1, "a"), (2, "b")]
+    log.apply("job.delete", name="a")
+    assert fsm.changes == [(3, "a", None)]
+
+
+def test_child_job_needs_its_parent(fsm):
+    result = Log(fsm).apply("job.put", job=job("child", parent_job="nightly"))
+    assert result["error"] == "not_found"
+    assert fsm.job("child") is None
+
+
+def test_parent_lists_its_dependent_jobs(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("nightly"))
+    log.apply("job.put", job=job("other"))
+    log.apply("job.put", job=job("child", parent_job="nightly"))
+    log.apply("job.put", job=job("child2", parent_job="nightly"))
+    assert fsm.job("nightly")["dependent_jobs"] == ["child", "child2"]
+    log.apply("job.put", job=job("child", parent_job="other"))  # moved to another parent
+    assert fsm.job("nightly")["dependent_jobs"] == ["child2"]
+    assert fsm.job("other")["dependent_jobs"] == ["child"]
+    log.apply("job.put", job=job("child", parent_job="other"))  # again: not listed twice
+    assert fsm.job("other")["dependent_jobs"] == ["child"]
+
+
+def test_upsert_keeps_the_dependents_of_a_parent(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("nightly"))
+    log.apply("job.put", job=job("child", parent_job="nightly"))
+    log.apply("job.put", job=job("nightly", owner="ops"))
+    assert fsm.job("nightly")["dependent_jobs"] == ["child"]
+
+
+def test_delete_is_refused_while_the_job_has_dependents(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("nightly"))
+    log.apply("job.put", job=job("child", parent_job="nightly"))
+    result = log.apply("job.delete", name="nightly")
+    assert result["error"] == "conflict" and "child" in result["message"]
+    assert fsm.job("nightly") is not None
+
+
+def test_delete_of_a_child_frees_its_parent(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("nightly"))
+    log.apply("job.put", job=job("child", parent_job="nightly"))
+    assert log.apply("job.delete", name="child")["job"]["name"] == "child"
+    assert fsm.job("nightly")["dependent_jobs"] == []
+    assert "error" not in log.apply("job.delete", name="nightly")
+    assert fsm.jobs() == []
+
+
+def test_delete_removes_executions_and_claims(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("backup"))
+    log.apply("tick.claim", job="backup", scheduled_at=NOW, group=1, term=1, executions=[execution("backup")])
+    log.apply("job.delete", name="backup")
+    assert fsm.executions("backup") == []
+    log.apply("job.put", job=job("backup"))  # a new job of the same name may claim that tick again
+    result = log.apply("tick.claim", job="backup", scheduled_at=NOW, group=1, term=1, executions=[])
+    assert "error" not in result
+
+
+def test_delete_of_an_unknown_job(fsm):
+    assert Log(fsm).apply("job.delete", name="ghost")["error"] == "not_found"
+
+
+def test_tick_claim_stores_executions_and_last_scheduled_at(fsm):
+    log = Log(fsm, term=4)
+    log.apply("job.put", job=job("backup"))
+    ex = [execution("backup", "web1"), execution("backup", "web2")]
+    result = log.apply("tick.claim", job="backup", scheduled_at=NOW, group=1, term=4, executions=ex)
+    assert result == {"executions": ex}
+    assert {e["node"] for e in fsm.executions("backup")} == {"web1", "web2"}
+    assert fsm.job("backup")["last_scheduled_at"] == NOW
+
+
+def test_tick_claim_of_a_stale_term_is_rejected(fsm):
+    log = Log(fsm, term=5)
+    log.apply("job.put", job=job("backup"))
+    result = log.apply("tick.claim", job="backup", scheduled_at=NOW, group=1, term=4, executions=[execution("backup")])
+    assert result["error"] == "not_leader"
+    assert fsm.executions("backup") == []
+    assert fsm.job("backup")["last_scheduled_at"] is None
+
+
+def test_second_claim_of_the_same_tick_is_rejected(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("backup"))
+    first = log.apply("tick.claim", job="backup", scheduled_at=NOW, group=1, term=1,
+                      executions=[execution("backup", group=1)])
+    second = log.apply("tick.claim", job="backup", scheduled_at=NOW, group=2, term=1,
+                       executions=[execution("backup", group=2)])
+    assert "error" not in first and second["error"] == "conflict"
+    assert [e["group"] for e in fsm.executions("backup")] == [1]
+
+
+def test_manual_runs_are_not_tick_claims(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("backup"))
+    for group in (1, 2):
+        result = log.apply("tick.claim", job="backup", scheduled_at=NOW, group=group, term=1, manual=True,
+                           executions=[execution("backup", group=group, manual=True)])
+        assert "error" not in result
+    assert len(fsm.executions("backup")) == 2
+    assert fsm.job("backup")["last_scheduled_at"] is None
+
+
+def test_claim_for_an_unknown_job(fsm):
+    result = Log(fsm).apply("tick.claim", job="ghost", scheduled_at=NOW, group=1, term=1, executions=[])
+    assert result["error"] == "not_found"
+
+
+def test_ack_then_finish(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("backup"))
+    ex = execution("backup")
+    log.apply("tick.claim", job="backup", scheduled_at=NOW, group=1, term=1, executions=[ex])
+    acked = log.apply("exec.ack", job="backup", id=ex["id"], started_at=NOW + 10)["execution"]
+    assert (acked["status"], acked["started_at"]) == ("running", NOW + 10)
+    assert fsm.execution("backup", ex["id"])["status"] == "running"
+    log.apply("exec.ack", job="backup", id=ex["id"], started_at=NOW + 99)  # a re-sent ack changes nothing
+    assert fsm.execution("backup", ex["id"])["started_at"] == NOW + 10
+    log.apply("exec.finish", execution=finished("backup", success=False, at=NOW + 700))
+    stored = fsm.job("backup")
+    assert (stored["error_count"], stored["success_count"], stored["status"]) == (1, 0, "failed")
+    assert stored["last_error_at"] == NOW + 700 and stored["last_success_at"] is None
+    assert fsm.execution("backup", ex["id"])["status"] == "failed"
+
+
+def test_ack_after_finish_changes_nothing(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("backup"))
+    log.apply("exec.finish", execution=finished("backup"))
+    log.apply("exec.ack", job="backup", id=finished("backup")["id"], started_at=NOW + 99)
+    assert fsm.execution("backup", finished("backup")["id"])["status"] == "success"
+
+
+def test_ack_of_an_unknown_execution(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("backup"))
+    assert log.apply("exec.ack", job="backup", id="nope", started_at=NOW)["error"] == "not_found"
+
+
+def test_finish_counts_each_node_of_a_group(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("backup"))
+    log.apply("exec.finish", execution=finished("backup", node="web1", at=NOW + 1000))
+    log.apply("exec.finish", execution=finished("backup", node="web2", at=NOW + 3000))
+    log.apply("exec.finish", execution=finished("backup", node="web3", success=False, at=NOW + 2000))
+    stored = fsm.job("backup")
+    assert (stored["success_count"], stored["error_count"]) == (2, 1)
+    assert stored["last_success_at"] == NOW + 3000  # the latest, not the last applied
+    assert stored["status"] == "failed"
+
+
+def test_finish_is_idempotent(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("backup"))
+    first = log.apply("exec.finish", execution=finished("backup"))
+    again = log.apply("exec.finish", execution=finished("backup", success=False, at=NOW + 9000))
+    assert "duplicate" not in first and again["duplicate"] is True
+    assert again["execution"]["success"] is True
+    stored = fsm.job("backup")
+    assert (stored["success_count"], stored["error_count"]) == (1, 0)
+
+
+def test_skipped_execution_counts_nothing(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("backup"))
+    log.apply("exec.finish", execution=dict(execution("backup"), status="skipped", reason="forbid"))
+    stored = fsm.job("backup")
+    assert (stored["success_count"], stored["error_count"], stored["status"]) == (0, 0, "")
+    assert fsm.execution("backup", execution("backup")["id"])["reason"] == "forbid"
+
+
+def test_finish_for_an_unknown_job(fsm):
+    assert Log(fsm).apply("exec.finish", execution=finished("ghost"))["error"] == "not_found"
+
+
+def test_history_is_trimmed(fsm, monkeypatch):
+    from services.raft import fsm as fsm_module
+    monkeypatch.setattr(fsm_module, "HISTORY_LIMIT", 3)
+    log = Log(fsm)
+    log.apply("job.put", job=job("backup"))
+    for group in range(1, 6):
+        log.apply("exec.finish", execution=finished("backup", group=group))
+    assert [e["group"] for e in fsm.executions("backup")] == [5, 4, 3]
+
+
+def test_unknown_or_malformed_commands_are_refused_not_raised(fsm):
+    log = Log(fsm)
+    assert log.apply("job.explode")["error"] == "bad_request"
+    assert log.apply("job.delete", nam="x")["error"] == "bad_request"
+    assert fsm.applied == 2
+
+
+def test_empty_entries_only_advance_the_applied_index(fsm):
+    assert fsm.apply([(1, 1, None), (2, 1, None)]) == [None, None]
+    assert fsm.applied == 2
+
+
+def test_applied_index_persists_across_reopen(tmp_path):
+    path = str(tmp_path / "state.db")
+    sm = StateMachine(path)
+    Log(sm).batch(("job.put", {"job": job("a")}), ("job.put", {"job": job("b")}))
+    sm.apply([(3, 1, None)])
+    sm.close()
+    again = StateMachine(path)
+    try:
+        assert again.applied == 3
+        assert again.job_seq == 2
+        assert [j["name"] for j in again.jobs()] == ["a", "b"]
+    finally:
+        again.close()
+
+
+def test_a_failed_batch_leaves_no_trace(fsm, monkeypatch):
+    log = Log(fsm)
+    log.apply("job.put", job=job("a"))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk gone")
+
+    monkeypatch.setattr(fsm, "apply_job_delete", broken)
+    with pytest.raises(RuntimeError):
+        log.batch(("job.put", {"job": job("b")}), ("job.delete", {"name": "a"}))
+    assert fsm.applied == 1 and fsm.job("b") is None  # the batch is one transaction
+    monkeypatch.undo()  # the instance stays usable
+    assert fsm.apply([(2, 1, None)]) == [None] and fsm.applied == 2
+
+
+def test_malformed_finish_is_refused_not_raised(fsm):
+    log = Log(fsm)
+    assert log.apply("exec.finish", execution={"id": "x"})["error"] == "bad_request"
+
+
+def test_pragmas_report_wal_and_full_sync(fsm):
+    assert fsm.pragmas() == {"journal_mode": "wal", "synchronous": 2}
