@@ -39,8 +39,23 @@ class Client:
     # -- transport -------------------------------------------------------------------------
 
     def call(self, endpoint, msg, *, timeout_ms=None):
+        """One request; while the server answers not_leader (an election takes about a second)
+        it is retried with backoff until the timeout. Raises errors.Error subclasses."""
+        timeout_ms = timeout_ms or self.timeout_ms
+        deadline = time.monotonic() + timeout_ms / 1000
+        pause = 0.05
+        while True:
+            try:
+                return self.call_once(endpoint, msg, timeout_ms=timeout_ms)
+            except errors.NotLeader:
+                if time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+    def call_once(self, endpoint, msg, *, timeout_ms=None):
         """Send one request and wait for its reply; on timeout reopen the socket and retry once
-        (Lazy Pirate). Raises errors.Error subclasses; Unavailable when nobody answers."""
+        (Lazy Pirate). Unavailable when nobody answers."""
         timeout_ms = timeout_ms or self.timeout_ms
         for attempt in (1, 2):
             sock = self._socket(endpoint)
@@ -93,7 +108,7 @@ class Client:
             if not info.get("leader"):
                 info = self.node_info(refresh=True)
             if not info.get("leader"):
-                raise errors.Unavailable("the cluster has no leader")
+                raise errors.NotLeader("the cluster has no leader")
             return info["leader"]["addrs"][role]
         return info["addrs"][role]
 

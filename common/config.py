@@ -66,6 +66,7 @@ class Gossip:
     port: int = _port()
     query_port: int = _port()
     refresh_ms: int = _spec(lo=10)
+    join: list = _spec()
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,9 @@ class Raft:
     heartbeat_ticks: int = _spec(lo=1)
     election_ticks: int = _spec(lo=2)
     max_batch_entries: int = _spec(lo=1)
+    servers: list = _spec()
+    bootstrap_expect: int = _spec(lo=1, hi=99)
+    snapshot_entries: int = _spec(lo=10)
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,12 @@ class Conf:
 
     def validate(self):
         """Checks across keys; each key's own type and range were checked while loading."""
+        for entry in self.raft.servers:
+            name, _, addr = entry.partition("@")
+            host, _, port = addr.rpartition(":")
+            if not name or not host or not port.isdigit():
+                raise ConfigError(f"{self.source or DEFAULTS.name}: [raft] servers: expected \"name@host:port\", "
+                                  f"got \"{entry}\"")
         ports = [(s, k, getattr(getattr(self, s), k)) for s, k in _port_keys()]
         seen = {}
         for section, key, port in ports:
@@ -172,7 +182,7 @@ def load(path=None, env=None):
                 values[section][key] = value
                 origin[section, key] = str(path)
     for name, raw in env.items():
-        if not name.startswith("PYKRON_") or name in ("PYKRON_SERVER",):
+        if not name.startswith("PYKRON_") or name in ("PYKRON_SERVER", "PYKRON_CONF", "PYKRON_REWRITE"):
             continue
         section, key = _env_key(name, values)
         values[section][key] = _env_value(raw)
@@ -205,6 +215,15 @@ def endpoints(conf, service, role, port=None):
     found = [f"ipc://{conf.node.run_dir}/{service}.{role}"]
     if port is not None:
         found.append(f"tcp://{conf.node.bind}:{port}")
+    return found
+
+
+def raft_servers(conf):
+    """The founding servers from [raft] servers: name → tcp address of its peer port."""
+    found = {}
+    for entry in conf.raft.servers:
+        name, _, addr = entry.partition("@")
+        found[name] = f"tcp://{addr}"
     return found
 
 

@@ -39,6 +39,8 @@ class Conflict(Error):
 
 
 class NotLeader(Error):
+    """This server cannot take the request: `leader` names one that can, "" while none is known."""
+
     code = "not_leader"
 
 
@@ -47,7 +49,7 @@ class Timeout(Error):
 
 
 class Unavailable(Error):
-    """No server answered, or the cluster has no leader that could take the request."""
+    """No server answered in time, or the one that did cannot serve the request now."""
 
     code = "unavailable"
 

@@ -133,7 +133,7 @@ class Loop:
                 _unlink_stale(endpoint[len("ipc://"):])
             sock.bind(endpoint)
         for endpoint in connect:
-            sock.connect(endpoint)
+            sock.connect(self.from_bind(endpoint))
         for prefix in subscribe:
             sock.setsockopt(zmq.SUBSCRIBE, prefix)
         self.kinds[sock] = kind
@@ -142,6 +142,14 @@ class Loop:
             self.handlers[sock] = on
             self.poller.register(sock, zmq.POLLIN)
         return sock
+
+    def from_bind(self, endpoint):
+        """Outgoing tcp leaves from the node's own address (ZeroMQ's "src;dst" form), so that a
+        partition drawn between node addresses cuts it, and logs show who really connects."""
+        bind = self.conf.node.bind
+        if endpoint.startswith("tcp://") and ";" not in endpoint and bind not in ("0.0.0.0", "::", ""):
+            return f"tcp://{bind}:0;{endpoint[len('tcp://'):]}"
+        return endpoint
 
     def peer(self, role, connect=(), *, on=None):
         sock = self.socket(zmq.DEALER, role, connect=connect)

@@ -46,12 +46,19 @@ class LeaderGet:
 
 @message("job.put")
 class JobPut:
+    """`client` and `seq` identify the request across retries: the state machine applies a
+    retried write once and answers it with the first result."""
+
     job: dict[str, Any]
+    client: str = ""
+    seq: int = 0
 
 
 @message("job.delete")
 class JobDelete:
     name: str
+    client: str = ""
+    seq: int = 0
 
 
 @message("job.get")
@@ -108,6 +115,39 @@ class ExecFinish:
 
     execution: dict[str, Any]
     term: int = 0
+
+
+@message("server.register")
+class ServerRegister:
+    """A server records its service addresses in the replicated state, so any server can
+    tell a client where the leader's dispatcher and output PUB are."""
+
+    name: str
+    addrs: dict[str, str]
+
+
+@message("raft.peers")
+class RaftPeers:
+    """→ ok {voters, learners, leader, term, progress}."""
+
+
+@message("raft.add_peer")
+class RaftAddPeer:
+    name: str
+    addrs: dict[str, str]
+    learner: bool = False
+
+
+@message("raft.remove_peer")
+class RaftRemovePeer:
+    name: str
+
+
+@message("raft.transfer")
+class RaftTransfer:
+    """Hand leadership to `name`, or to the most up-to-date other voter when empty."""
+
+    name: str = ""
 
 
 # -- raft state PUB (Clone pattern: updates carry the applied index) -------------------------
@@ -232,9 +272,12 @@ class GossipPing:
 
 @message("raft.vote")
 class RaftVote:
+    """A vote request; `pre` for PreVote (no term change), `force` for a leadership transfer."""
+
     last_index: int
     last_term: int
     pre: bool = False
+    force: bool = False
 
 
 @message("raft.vote_resp")
@@ -245,7 +288,7 @@ class RaftVoteResp:
 
 @message("raft.append")
 class RaftAppend:
-    """Entries are [index, term, data]; an empty list is a heartbeat. `ctx` echoes ReadIndex rounds."""
+    """Entries are [index, term, data, kind]; none is a heartbeat. `ctx` carries ReadIndex rounds."""
 
     prev_index: int
     prev_term: int
@@ -264,6 +307,44 @@ class RaftAppendResp:
 
 @message("raft.prop")
 class RaftProp:
-    """Proposals a follower forwards to its leader."""
+    """Proposals a follower forwards to its leader: [data, kind] pairs."""
 
-    entries: list[bytes]
+    entries: list[list]
+
+
+@message("raft.snapshot")
+class RaftSnapshot:
+    """A snapshot of the state machine at index/term. The shells stream its bytes in
+    raft.snap_chunk frames; the core sees this message once the whole file has arrived."""
+
+    index: int
+    term: int
+    membership: dict
+
+
+@message("raft.snap_chunk")
+class RaftSnapChunk:
+    index: int
+    term: int
+    offset: int
+    data: bytes
+    done: bool
+    membership: dict
+
+
+@message("raft.timeout_now")
+class RaftTimeoutNow:
+    """Leadership transfer: campaign now, the leader has brought you up to date."""
+
+
+@message("raft.read_index")
+class RaftReadIndex:
+    ctx: int
+
+
+@message("raft.read_index_resp")
+class RaftReadIndexResp:
+    """index 0: the leader cannot serve reads yet (no entry of its term committed)."""
+
+    ctx: int
+    index: int

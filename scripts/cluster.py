@@ -29,7 +29,8 @@ from common.launch import services_for  # noqa: E402
 PORT_KEYS = (("gossip", "port"), ("gossip", "query_port"), ("raft", "peer_port"), ("raft", "client_port"),
              ("raft", "state_port"), ("dispatcher", "run_port"), ("dispatcher", "result_port"),
              ("dispatcher", "output_port"), ("executor", "output_port"), ("api", "port"))
-START_TIMEOUT_S = 30
+START_TIMEOUT_S = 45
+NFT_TABLE = "pykron_partition"
 
 
 class ClusterError(Exception):
@@ -57,10 +58,8 @@ class Node:
 
 class Cluster:
     def __init__(self, servers=1, agents=0, dir=None, *, env=None, conf=None, keep=False):
-        if servers != 1 or agents != 0:
-            # Nodes do not find each other until gossip joins them (issue #4) and Raft has
-            # peers (issue #3); starting several now would start isolated single-node clusters.
-            raise ClusterError("only one server is supported until gossip join and Raft peers land (issues #3, #4)")
+        if servers < 1 or agents < 0 or servers + agents > 200:
+            raise ClusterError("need at least one server, and at most 200 nodes")
         self.servers, self.agents = servers, agents
         self.dir = Path(dir or tempfile.mkdtemp(prefix="pk-cluster-"))
         self.run_root = Path(tempfile.mkdtemp(prefix="pk-", dir="/tmp"))  # short: ipc paths are limited
@@ -89,24 +88,32 @@ class Cluster:
         self.dir.mkdir(parents=True, exist_ok=True)
         names = [f"s{i + 1}" for i in range(self.servers)] + [f"a{i + 1}" for i in range(self.agents)]
         ports = free_ports(len(PORT_KEYS) * len(names))
-        for i, name in enumerate(names):
-            node_ports = ports[i * len(PORT_KEYS):(i + 1) * len(PORT_KEYS)]
-            self.nodes[name] = self.write_node(name, "server" if name.startswith("s") else "agent", node_ports)
+        blocks = {n: ports[i * len(PORT_KEYS):(i + 1) * len(PORT_KEYS)] for i, n in enumerate(names)}
+        # Each node has its own loopback address, so a partition can be drawn between nodes.
+        hosts = {n: f"127.0.0.{10 + i}" for i, n in enumerate(names)}
+        founders = [f"{n}@{hosts[n]}:{blocks[n][PORT_KEYS.index(('raft', 'peer_port'))]}" for n in names[:self.servers]]
+        join = [f"{hosts[n]}:{blocks[n][0]}" for n in names[:self.servers]]
+        for name in names:
+            role = "server" if name.startswith("s") else "agent"
+            self.nodes[name] = self.write_node(name, role, blocks[name], hosts[name], founders, join)
         for node in self.nodes.values():
             self.start(node)
         for node in self.nodes.values():
             self.wait_ready(node)
+        self.leader(timeout=START_TIMEOUT_S)
         self.save()
         return self
 
-    def write_node(self, name, role, ports):
+    def write_node(self, name, role, ports, host, founders, join):
         node_dir = self.dir / name
         node_dir.mkdir(parents=True, exist_ok=True)
         sections = {"node": {"name": name, "role": role, "data_dir": str(node_dir / "data"),
-                             "run_dir": str(self.run_root / name), "bind": "127.0.0.1"},
-                    "api": {"workers": 1, "threads": 8}}
+                             "run_dir": str(self.run_root / name), "bind": host},
+                    "api": {"workers": 1, "threads": 8},
+                    "raft": {"servers": founders, "bootstrap_expect": len(founders)},
+                    "gossip": {"join": [j for j in join if not j.startswith(host + ":")]}}
         for (section, key), port in zip(PORT_KEYS, ports):
-            sections.setdefault(section, {})[key] = port
+            sections[section] = {**sections.get(section, {}), key: port}
         for section, values in self.extra.items():
             sections.setdefault(section, {}).update(values)
         path = node_dir / "node.toml"
@@ -137,10 +144,16 @@ class Cluster:
                 time.sleep(0.05)
 
     def down(self):
+        self.heal()
         for node in self.nodes.values():
+            self.resume_quietly(node)
             self.stop(node)
         if not self.keep:
             shutil.rmtree(self.run_root, ignore_errors=True)
+
+    def resume_quietly(self, node):
+        for pid in process_tree(node.pid):
+            kill_quietly(pid, signal.SIGCONT)
 
     def stop(self, node, timeout=20):
         """TERM supervisord (it stops every service), then KILL whatever is left."""
@@ -181,7 +194,36 @@ class Cluster:
             self.stop(node)
         self.start(node)
         self.wait_ready(node)
+        self.leader(timeout=START_TIMEOUT_S)
         self.save()
+
+    def pause(self, name, service=None):
+        """SIGSTOP a node (every process) or one service: alive to the kernel, silent to peers."""
+        pids = process_tree(self.nodes[name].pid) if service is None else [self.service_pid(name, service)]
+        for pid in pids:
+            kill_quietly(pid, signal.SIGSTOP)
+        return pids
+
+    def resume(self, name, service=None):
+        pids = process_tree(self.nodes[name].pid) if service is None else [self.service_pid(name, service)]
+        for pid in pids:
+            kill_quietly(pid, signal.SIGCONT)
+        return pids
+
+    def partition(self, *groups):
+        """Cut every path between nodes of different groups (both ways), with nftables rules
+        on the nodes' own loopback addresses. Nodes in no group keep every path."""
+        hosts = [[self.nodes[n].conf.node.bind for n in group] for group in groups]
+        rules = [f"ip saddr {a} ip daddr {b} drop" for i, ga in enumerate(hosts) for j, gb in enumerate(hosts)
+                 if i != j for a in ga for b in gb]
+        self.heal()
+        script = [f"add table inet {NFT_TABLE}",
+                  f"add chain inet {NFT_TABLE} out {{ type filter hook output priority 0; }}"]
+        script += [f"add rule inet {NFT_TABLE} out {rule}" for rule in rules]
+        nft("\n".join(script))
+
+    def heal(self):
+        nft(f"delete table inet {NFT_TABLE}", check=False)
 
     def service_pid(self, name, service):
         node = self.nodes[name]
@@ -202,6 +244,23 @@ class Cluster:
             return {}
         finally:
             client.close()
+
+    def check_node(self, name):
+        if name not in self.nodes:
+            raise ClusterError(f"no node {name!r} (nodes: {', '.join(self.nodes)})")
+        return name
+
+    def leader(self, timeout=15):
+        """The name of the node every reachable server agrees leads, once one is ready."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, node in self.nodes.items():
+                if node.role == "server" and pid_alive(node.pid):
+                    status = self.ctl(name, "raft", 300)
+                    if status.get("role") == "leader" and status.get("leader_ready"):
+                        return name
+            time.sleep(0.05)
+        raise ClusterError(f"no ready leader within {timeout}s")
 
     def client(self, name="s1"):
         return Client(self.nodes[name].server)
@@ -322,6 +381,15 @@ def reap(pid):
         pass
 
 
+def nft(script, check=True):
+    """Run an nft script; partitions need root and nftables (scripts/test installs it)."""
+    if shutil.which("nft") is None:
+        raise ClusterError("nft not found: partitions need nftables (apt-get install nftables), as root")
+    done = subprocess.run(["nft", "-f", "-"], input=script, text=True, capture_output=True)
+    if check and done.returncode != 0:
+        raise ClusterError(f"nft failed: {done.stderr.strip()}")
+
+
 def http_ok(url):
     try:
         with urllib.request.urlopen(url, timeout=1) as resp:
@@ -338,11 +406,17 @@ Usage:
   cluster status --dir D
   cluster kill NODE [SERVICE] --dir D
   cluster restart NODE --dir D
+  cluster pause NODE [SERVICE] --dir D
+  cluster resume NODE [SERVICE] --dir D
+  cluster partition GROUP... --dir D
+  cluster heal --dir D
 
 Options:
   --servers N   Server nodes [default: 1].
   --agents M    Agent nodes [default: 0].
   --dir D       Where node configs, data and the cluster state live.
+
+GROUP is a comma-separated list of node names: `partition s1,s2 s3` cuts s3 off from s1 and s2.
 """
 
 
@@ -374,12 +448,19 @@ def main(argv=None):
                           for s in services_for(node.conf)}
                 print(node.name, node.role, " ".join(f"{k}={v}" for k, v in states.items()))
         elif args["kill"]:
-            name = args["NODE"]
-            if name not in cluster.nodes:
-                raise ClusterError(f"no node {name!r} (nodes: {', '.join(cluster.nodes)})")
-            print("killed", " ".join(map(str, cluster.kill(name, args["SERVICE"]))))
+            print("killed", " ".join(map(str, cluster.kill(cluster.check_node(args["NODE"]), args["SERVICE"]))))
         elif args["restart"]:
             cluster.restart(args["NODE"])
+        elif args["pause"] or args["resume"]:
+            verb = cluster.pause if args["pause"] else cluster.resume
+            print("signalled", " ".join(map(str, verb(cluster.check_node(args["NODE"]), args["SERVICE"]))))
+        elif args["partition"]:
+            groups = [g.split(",") for g in args["GROUP"]]
+            for name in (n for g in groups for n in g):
+                cluster.check_node(name)
+            cluster.partition(*groups)
+        elif args["heal"]:
+            cluster.heal()
     except ClusterError as err:
         print(f"cluster: {err}", file=sys.stderr)
         return 2

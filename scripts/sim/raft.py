@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, field
 
 from common import wire
-from services.raft.core import LEADER, Config, Raft, carry_out
+from services.raft.core import LEADER, Config, Membership, Raft, Snapshot, carry_out
 
 TICK_MS = 10
 
@@ -34,12 +34,14 @@ class Faults:
     partition: float = 0.004      # per step, chance to cut the cluster in two
     heal: float = 0.01
     propose: float = 0.05
-    conf_change: float = 0.0      # add/remove voters (when the core offers it)
-    transfer: float = 0.0         # leadership transfer (when the core offers it)
+    conf_change: float = 0.01     # the leader adds, removes or promotes one server
+    transfer: float = 0.005       # the leader hands leadership to another voter
+    compact: float = 0.01         # a node snapshots its state machine and compacts its log
 
     @staticmethod
     def none():
-        return Faults(drop=0, duplicate=0, crash=0, restart=0, partition=0, heal=0)
+        return Faults(drop=0, duplicate=0, crash=0, restart=0, partition=0, heal=0, conf_change=0,
+                      transfer=0, compact=0)
 
 
 @dataclass
@@ -47,33 +49,46 @@ class Disk:
     """What a node's fsync made durable: hard state, log, and the applied entries."""
 
     hard_state: tuple = (0, "", 0)
+    snapshot: Snapshot | None = None
     entries: list = field(default_factory=list)
-    applied: list = field(default_factory=list)  # (index, term, data) in apply order
+    applied: list = field(default_factory=list)  # (index, term, data) in apply order; a snapshot is a prefix
 
 
 class Node:
-    def __init__(self, name, voters, seed, now, core_class):
-        self.name, self.voters, self.seed, self.core_class = name, voters, seed, core_class
+    def __init__(self, name, founders, seed, now, core_class):
+        self.name, self.seed, self.core_class = name, seed, core_class
         self.disk = Disk()
-        self.up = False
         self.start(now)
+        if name in founders:
+            self.core.bootstrap(Membership({n: {} for n in founders}, {}))
 
     def start(self, now):
-        conf = Config(self.name, list(self.voters), tick_ms=TICK_MS, heartbeat_ticks=2, election_ticks=10,
-                      max_batch_entries=64)
+        conf = Config(self.name, tick_ms=TICK_MS, heartbeat_ticks=2, election_ticks=10, max_batch_entries=64)
         self.core = self.core_class(conf, rng=random.Random(self.seed), hard_state=self.disk.hard_state,
-                                    entries=list(self.disk.entries), now=now)
+                                    entries=list(self.disk.entries), snapshot=self.disk.snapshot, now=now)
         self.core.applied = len(self.disk.applied)
         self.seed += 1
         self.up = True
         self.checked = (0, 0)
 
-    def persist(self, hard_state, entries):
+    def persist(self, hard_state, entries, snapshot):
+        if snapshot:
+            self.disk.snapshot, self.disk.entries = snapshot, []
         if hard_state:
             self.disk.hard_state = hard_state
         if entries:
-            keep = entries[0].index - 1
-            self.disk.entries = self.disk.entries[:keep] + list(entries)
+            first = self.disk.snapshot.index + 1 if self.disk.snapshot else 1
+            self.disk.entries = self.disk.entries[:entries[0].index - first] + list(entries)
+
+    def compact(self):
+        """Snapshot the state machine at its applied index and drop the log up to it."""
+        index = len(self.disk.applied)
+        if index <= self.core.log.offset or index > self.core.log.stable:
+            return
+        term = self.core.log.term(index)
+        self.core.compact(index, term)
+        self.disk.snapshot = self.core.log.snapshot
+        self.disk.entries = [e for e in self.disk.entries if e.index > index]
 
 
 class Simulation:
@@ -83,6 +98,7 @@ class Simulation:
         self.now = 0
         names = [f"n{i + 1}" for i in range(nodes)]
         self.nodes = {n: Node(n, names, seed * 1000 + i, 0, core_class) for i, n in enumerate(names)}
+        self.snapshots = {}   # (node, index) → the applied prefix a snapshot carries
         self.net = []         # (deliver_at, seq, to, env)
         self.seq = 0
         self.cut = None       # (group_a, group_b) while partitioned
@@ -129,7 +145,8 @@ class Simulation:
                 return
             point = self.rng.random() < self.faults.crash * 5 and self.rng.choice(("persist", "send", "apply"))
             try:
-                carry_out(rd, persist=self.guard(point, "persist", node.persist),
+                carry_out(rd, install=lambda snap: self.install(node, snap),
+                          persist=self.guard(point, "persist", node.persist),
                           send=self.guard(point, "send", lambda to, msg, term: self.send(node.name, to, msg, term)),
                           apply=self.guard(point, "apply", lambda entries: self.apply(node, entries)),
                           read=lambda ctx, index: None)
@@ -148,6 +165,18 @@ class Simulation:
                 raise Crash()
             return fn(*args)
         return guarded
+
+    def install(self, node, snap):
+        """The snapshot's bytes travel with it in the real shell; here they are looked up."""
+        data = self.snapshots.get((node.core.leader, snap.index))
+        if data is None:
+            raise Violation(f"{node.name} installs snapshot {snap.index} that {node.core.leader} never took")
+        for index, entry in enumerate(data, 1):
+            known = self.committed.get(index)
+            if known is not None and known != entry[1:]:
+                raise Violation(f"snapshot {snap.index} differs from the committed entry {index}")
+        node.disk.applied = list(data)
+        self.snapshots[(node.name, snap.index)] = list(data)  # it may pass this snapshot on as leader
 
     def send(self, frm, to, msg, term):
         if self.rng.random() < self.faults.drop:
@@ -195,6 +224,21 @@ class Simulation:
         elif self.cut is not None and rng.random() < f.heal:
             self.cut = None
             self.log("heal")
+        if up and rng.random() < f.compact:
+            node = rng.choice(up)
+            node.compact()
+            if node.core.log.snapshot.index:
+                self.snapshots[(node.name, node.core.log.snapshot.index)] = node.disk.applied[:node.core.log.snapshot.index]
+                self.log(f"compact {node.name} at {node.core.log.snapshot.index}")
+        leaders = [n for n in up if n.core.role == LEADER]
+        if leaders and rng.random() < f.conf_change:
+            self.change_membership(rng.choice(leaders))
+        if leaders and rng.random() < f.transfer:
+            leader = rng.choice(leaders)
+            target = rng.choice(sorted(self.nodes))
+            if leader.core.transfer_leader(target):
+                self.log(f"transfer {leader.name} -> {target}")
+                self.process(leader)
         if up and rng.random() < f.propose:
             node = rng.choice(up)
             self.proposed += 1
@@ -202,6 +246,27 @@ class Simulation:
             if node.core.propose([data]):
                 self.log(f"propose {data.decode()} at {node.name}")
                 self.process(node)
+
+    def change_membership(self, leader):
+        old = leader.core.log.membership()
+        voters, learners = dict(old.voters), dict(old.learners)
+        outside = sorted(set(self.nodes) - set(voters) - set(learners))
+        choice = self.rng.choice(("add", "learn", "promote", "remove"))
+        if choice == "add" and outside:
+            voters[self.rng.choice(outside)] = {}
+        elif choice == "learn" and outside:
+            learners[self.rng.choice(outside)] = {}
+        elif choice == "promote" and learners:
+            name = self.rng.choice(sorted(learners))
+            voters[name] = learners.pop(name)
+        elif choice == "remove" and len(voters) > 2:
+            voters.pop(self.rng.choice(sorted(voters)))
+        else:
+            return
+        error = leader.core.propose_membership(Membership(voters, learners))
+        self.log(f"membership at {leader.name}: {choice} -> voters={sorted(voters)} learners={sorted(learners)}"
+                 + (f" refused: {error}" if error else ""))
+        self.process(leader)
 
     # -- invariants ------------------------------------------------------------------------
 
@@ -222,29 +287,31 @@ class Simulation:
         Checks the entries new since the last step; a truncation rewinds to the commit index."""
         log = node.core.log
         index, term = node.checked
-        if index > log[-1].index or log[index].term != term:
-            index = min(node.core.commit, index, log[-1].index)
-        for entry in log[max(1, index):]:
+        if index > log.last_index() or log.term(index) != term:
+            index = min(node.core.commit, index, log.last_index())
+        for i in range(max(index, log.offset + 1), log.last_index() + 1):
+            entry = log.entry(i)
             key = (entry.index, entry.term)
-            value = (hashlib.blake2b(entry.data, digest_size=8).digest(), log[entry.index - 1].term)
+            value = (hashlib.blake2b(entry.data, digest_size=8).digest(), log.term(i - 1))
             known = self.entries.setdefault(key, value)
-            if known != value:
+            if known[0] != value[0] or (value[1] != -1 and known[1] != -1 and known[1] != value[1]):
                 raise Violation(f"log matching: {node.name} has a different entry at {key}")
-        node.checked = (log[-1].index, log[-1].term)
+        node.checked = (log.last_index(), log.last_term())
 
     def check_completeness(self, leader):
         """Leader completeness (§5.4): a leader of a later term holds every committed entry.
         (A deposed leader cut off by a partition may still believe it leads an older term.)"""
         term = leader.core.term
-        owed = [i for i in self.committed if self.commit_term[i] < term]
+        log = leader.core.log
+        owed = [i for i in self.committed if self.commit_term[i] < term and i > log.offset]
         if not owed:
             return
         top = max(owed)
-        log = leader.core.log
-        if top > log[-1].index:
+        if top > log.last_index():
             raise Violation(f"leader completeness: {leader.name} (term {term}) lacks committed {top}")
         for index in (top, *self.rng.sample(owed, min(4, len(owed)))):
-            if (log[index].term, log[index].data) != self.committed[index]:
+            entry = log.entry(index)
+            if (entry.term, entry.data) != self.committed[index]:
                 raise Violation(f"leader completeness: {leader.name} differs at committed index {index}")
 
     def log(self, text):

@@ -85,7 +85,7 @@ class ExecutorShell:
         if member["role"] != "server" or member["status"] != "alive" or member["name"] in self.servers:
             return
         log.info("following server=%s run=%s", member["name"], member["addrs"]["run"])
-        self.run_sub.connect(member["addrs"]["run"])
+        self.run_sub.connect(self.loop.from_bind(member["addrs"]["run"]))
         peer = self.loop.peer("result", [member["addrs"]["dispatcher"]])
         self.servers[member["name"]] = Server(member["name"], peer)
 

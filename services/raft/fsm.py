@@ -6,6 +6,7 @@ no clock, no randomness; every input comes from the entry."""
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import peewee as pw
 
@@ -48,7 +49,24 @@ class MetaRow(pw.Model):
     value = pw.IntegerField()
 
 
-MODELS = (JobRow, ExecutionRow, TickRow, MetaRow)
+class ServerRow(pw.Model):
+    """Each server's service addresses, so any server can route a client to the leader's."""
+
+    name = pw.TextField(primary_key=True)
+    addrs = pw.TextField()
+
+
+class SessionRow(pw.Model):
+    """The last request applied per client and its result: a retried write applies once."""
+
+    client = pw.TextField(primary_key=True)
+    seq = pw.IntegerField()
+    result = pw.TextField()
+    applied = pw.IntegerField(index=True)
+
+
+MODELS = (JobRow, ExecutionRow, TickRow, MetaRow, ServerRow, SessionRow)
+SESSIONS_KEPT = 10_000
 
 
 def failure(code, message):
@@ -76,10 +94,23 @@ class StateMachine:
                 results.append(self.apply_one(index, term, command) if command else None)
             self._set_meta("applied", entries[-1][0])
             self._set_meta("job_seq", self.job_seq)
+            self._trim_sessions()
         self.applied = entries[-1][0]
         return results
 
     def apply_one(self, index, term, command):
+        client, seq = command.get("client"), command.get("seq", 0)
+        if client and seq:
+            session = SessionRow.get_or_none(SessionRow.client == client)
+            if session is not None and seq <= session.seq:
+                return json.loads(session.result) if seq == session.seq else failure(
+                    "conflict", f"request {seq} of client {client} is older than its last one ({session.seq})")
+            result = self._handle(term, command)
+            SessionRow.insert(client=client, seq=seq, result=json.dumps(result), applied=index).on_conflict_replace().execute()
+            return result
+        return self._handle(term, command)
+
+    def _handle(self, term, command):
         handler = getattr(self, "apply_" + str(command.get("op", "")).replace(".", "_"), None)
         if handler is None:
             return failure("bad_request", f"unknown command {command.get('op')!r}")
@@ -169,6 +200,10 @@ class StateMachine:
         self._trim(execution["job"])
         return {"execution": execution}
 
+    def apply_server_register(self, entry_term, name, addrs):
+        ServerRow.insert(name=name, addrs=json.dumps(addrs)).on_conflict_replace().execute()
+        return {"name": name}
+
     # -- reading ---------------------------------------------------------------------------
 
     def job(self, name):
@@ -186,6 +221,18 @@ class StateMachine:
         rows = (ExecutionRow.select().where(ExecutionRow.job == job)
                 .order_by(ExecutionRow.grp.desc(), ExecutionRow.id.desc()).limit(limit))
         return [json.loads(r.body) for r in rows]
+
+    def server(self, name):
+        row = ServerRow.get_or_none(ServerRow.name == name)
+        return json.loads(row.addrs) if row else None
+
+    def snapshot_to(self, path):
+        """A consistent copy of the whole state (SQLite's backup API), applied index included."""
+        dest = sqlite3.connect(path)
+        try:
+            self.db.connection().backup(dest)
+        finally:
+            dest.close()
 
     def pragmas(self):
         return {"journal_mode": self.db.execute_sql("PRAGMA journal_mode").fetchone()[0],
@@ -222,6 +269,11 @@ class StateMachine:
         ids = [r.id for r in stale]
         if ids:
             ExecutionRow.delete().where(ExecutionRow.id.in_(ids)).execute()
+
+    def _trim_sessions(self):
+        if SessionRow.select().count() > SESSIONS_KEPT * 1.1:
+            cutoff = SessionRow.select(SessionRow.applied).order_by(SessionRow.applied.desc()).offset(SESSIONS_KEPT).limit(1)
+            SessionRow.delete().where(SessionRow.applied <= cutoff).execute()
 
     def _meta(self, key):
         row = MetaRow.get_or_none(MetaRow.key == key)

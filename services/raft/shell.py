@@ -1,6 +1,7 @@
-"""The raft service's shell: peer transport over ZeroMQ, the SQLite log, the peewee state
-machine, the client port that serves state verbs (writes proposed, reads by ReadIndex), and
-the state PUB that tells the scheduler and dispatcher who leads and which jobs changed."""
+"""The raft service's shell: drives the pure core over the ZeroMQ peer transport, the SQLite
+log and the peewee state machine; serves state verbs on the client port (writes proposed and
+answered once applied, reads by ReadIndex); and publishes on the state PUB who leads and which
+jobs changed, for the scheduler and dispatcher of this node."""
 
 from __future__ import annotations
 
@@ -13,51 +14,65 @@ import zmq
 
 from common import config, errors, messages as m, models, wire
 from common.loop import Loop
-from services.raft.core import Config, LEADER, Raft, carry_out
+from services.raft.core import CONF, LEADER, Config, Membership, Raft, carry_out
 from services.raft.fsm import StateMachine
+from services.raft.snapshots import SnapshotFiles
 from services.raft.store import LogStore
+from services.raft.transport import PeerTransport
 
 log = logging.getLogger(__name__)
 
 LEADER_TOPIC = wire.topic("leader")
 JOB_TOPIC = wire.topic("job")
-FEED_HEARTBEAT_MS = 500  # subscribers treat a second of silence as "no leader here"
+FEED_HEARTBEAT_MS = 500   # subscribers treat a second of silence as "no leader here"
+REGISTER_CHECK_MS = 2000  # how often a server checks that its addresses are in the state
 MAX_READY_ROUNDS = 4
 
 
 class RaftShell:
     def __init__(self, conf, loop):
         self.conf, self.loop, self.name = conf, loop, conf.node.name
-        data = conf.node.data_dir
+        data, rc = conf.node.data_dir, conf.raft
         self.store = LogStore(os.path.join(data, "raft-log.db"))
-        self.fsm = StateMachine(os.path.join(data, "state.db"))
-        hard_state, entries = self.store.load()
-        rc = conf.raft
-        self.core = Raft(Config(self.name, [self.name], rc.tick_ms, rc.heartbeat_ticks, rc.election_ticks,
-                                rc.max_batch_entries),
-                         rng=random.Random(), hard_state=hard_state, entries=entries, now=loop.now())
-        self.core.applied = self.fsm.applied  # entries up to here are already in the state machine
-        self.pending = {}     # request key → (env, timer): proposals waiting for their apply
-        self.reads = {}       # ReadIndex ctx → [(env, answer)]
-        self.waiting = []     # (index, env, answer): reads waiting for the apply to catch up
-        self.members = {}
-        self.was_ready = False
+        self.snapshots = SnapshotFiles(data)
+        self.fsm = StateMachine(self.snapshots.state_path)
+        hard_state, snapshot, entries = self.store.load()
+        self.core = Raft(Config(self.name, rc.tick_ms, rc.heartbeat_ticks, rc.election_ticks, rc.max_batch_entries),
+                         rng=random.Random(), hard_state=hard_state, entries=entries, snapshot=snapshot,
+                         now=loop.now())
+        self.core.applied = max(self.fsm.applied, self.core.log.snapshot.index)  # already in the state machine
+        self.maybe_bootstrap()
+        self.pending = {}      # request key → (env, timer): proposals answered once applied
+        self.reads = {}        # ReadIndex ctx → [(env, answer, timer)]
+        self.waiting = []      # (index, env, answer): reads waiting for the apply to catch up
+        self.members = {}      # gossip's view, for the executors nodes offer
+        self.was_ready, self.registering = False, 0
         self.peer_router = loop.socket(zmq.ROUTER, "peer", on=self.on_peer,
                                        bind=config.endpoints(conf, "raft", "peer", rc.peer_port))
         self.client_router = loop.socket(zmq.ROUTER, "client", on=self.on_client,
                                          bind=config.endpoints(conf, "raft", "client", rc.client_port))
         self.state_pub = loop.socket(zmq.PUB, "state", bind=config.endpoints(conf, "raft", "state", rc.state_port))
+        self.transport = PeerTransport(loop, self.name, self.peer_router, self.snapshots.dir)
+        self.membership = None
+        self.sync_peers()
         self.gossip = loop.peer("gossip", [config.ipc(conf, "gossip", "query")])
         loop.socket(zmq.SUB, "members", on=self.on_members, connect=[config.ipc(conf, "gossip", "events")],
                     subscribe=[b""])
-        self.peers = {}  # peer name → DEALER; filled by cluster membership (Raft issue)
         loop.follow(self.core.deadline, self.core.tick)
         loop.idle.append(self.process)
         loop.every(FEED_HEARTBEAT_MS, self.publish_leader)
+        loop.every(REGISTER_CHECK_MS, self.maybe_register)
         loop.every(conf.gossip.refresh_ms * 2, self.refresh_members)
         loop.status = self.status
         self.refresh_members()
         loop.ready = True
+
+    def maybe_bootstrap(self):
+        """A server with an empty log founds the cluster with the configured founding servers."""
+        founders = config.raft_servers(self.conf) or {self.name: config.tcp(self.conf, self.conf.raft.peer_port)}
+        if self.name in founders and len(founders) >= self.conf.raft.bootstrap_expect:
+            if self.core.bootstrap(Membership({n: {"peer": a} for n, a in founders.items()}, {})):
+                log.info("founding the cluster voters=%s", sorted(founders))
 
     # -- carrying out the core's Ready -----------------------------------------------------
 
@@ -65,29 +80,46 @@ class RaftShell:
         for _ in range(MAX_READY_ROUNDS):
             rd = self.core.ready()
             if rd.empty():
-                return
-            carry_out(rd, persist=self.store.save, send=self.send_peer, apply=self.apply, read=self.serve_read)
+                break
+            carry_out(rd, install=self.install, persist=self.store.save, send=self.send_peer, apply=self.apply,
+                      read=self.serve_read)
             self.core.advance(rd)
             if rd.soft_state:
                 log.info("raft state role=%s leader=%s term=%d", *rd.soft_state)
-            self.publish_leader_if_changed()
+        self.sync_peers()
+        self.maybe_snapshot()
+        self.publish_leader_if_changed()
+
+    def sync_peers(self):
+        membership = self.core.log.membership()
+        if membership != self.membership:
+            self.membership = membership
+            self.transport.sync({**membership.voters, **membership.learners})
 
     def send_peer(self, to, msg, term):
-        sock = self.peers.get(to)
-        if sock is not None:
-            self.loop.send(sock, msg, term=term)
+        if isinstance(msg, m.RaftSnapshot):
+            self.transport.send_snapshot(to, msg, term, self.snapshots.path(msg.index))
+        else:
+            self.transport.send(to, msg, term)
+
+    def install(self, snap):
+        log.info("installing snapshot index=%d term=%d from the leader", snap.index, snap.term)
+        self.fsm.close()
+        self.snapshots.install(self.transport.incoming_path(snap.index), snap.index)
+        self.fsm = StateMachine(self.snapshots.state_path)
+        self.publish_all_jobs()
 
     def apply(self, entries):
-        batch = []
-        for entry in entries:
-            command = wire.unpack(entry.data) if entry.data else None
-            batch.append((entry.index, entry.term, command))
+        batch = [(e.index, e.term, wire.unpack(e.data) if e.data and e.kind != CONF else None) for e in entries]
         results = self.fsm.apply(batch)
-        for (_, _, command), result in zip(batch, results):
-            if command and command.get("req") in self.pending:
-                env, timer = self.pending.pop(command["req"])
+        for (index, _, command), result in zip(batch, results):
+            key = command.get("req") if command else f"conf/{index}"
+            if key in self.pending:
+                env, timer = self.pending.pop(key)
                 timer.cancel()
-                self.answer(env, result)
+                self.answer(env, result if command else {"index": index})
+            if command and command.get("op") == "server.register" and command["args"]["name"] == self.name:
+                self.registering = 0
         for seq, name, job in self.fsm.changes:
             self.loop.send(self.state_pub, m.JobChanged(name=name, job=job, index=seq), topic=JOB_TOPIC)
         still = []
@@ -98,9 +130,21 @@ class RaftShell:
                 still.append((index, env, answer))
         self.waiting = still
 
+    def maybe_snapshot(self):
+        applied, base = self.fsm.applied, self.core.log.snapshot.index
+        if applied - base >= self.conf.raft.snapshot_entries and applied <= self.core.log.stable:
+            self.snapshots.take(self.fsm, applied)
+            term = self.core.log.term(applied)
+            self.core.compact(applied, term)
+            self.store.compact(self.core.log.snapshot)
+
     def serve_read(self, ctx, index):
-        for env, answer in self.reads.pop(ctx, []):
-            if self.fsm.applied >= index:
+        for env, answer, timer in self.reads.pop(ctx, []):
+            timer.cancel()
+            if index == 0:
+                self.loop.reply_error(self.client_router, env, errors.Unavailable(
+                    "the leader cannot serve a linearizable read yet; retry, or read with stale"))
+            elif self.fsm.applied >= index:
                 self._answer_read(env, answer)
             else:
                 self.waiting.append((index, env, answer))
@@ -135,9 +179,29 @@ class RaftShell:
             log.info("leader ready=%s term=%d", ready, self.core.term)
             self.publish_leader()
 
+    def publish_all_jobs(self):
+        """After a snapshot replaced the state, subscribers must reload: a jump in the sequence does it."""
+        self.loop.send(self.state_pub, m.JobChanged(name="", job=None, index=self.fsm.job_seq + 2), topic=JOB_TOPIC)
+
+    def maybe_register(self):
+        addrs = config.addrs(self.conf)
+        if not self.core.leader or self.fsm.server(self.name) == addrs:
+            return
+        if self.loop.now() - self.registering > 5 * REGISTER_CHECK_MS:  # the last try may have been lost
+            self.registering = self.loop.now()
+            try:
+                self.propose(None, "server.register", name=self.name, addrs=addrs)
+            except errors.Unavailable:
+                self.registering = 0
+
     # -- requests --------------------------------------------------------------------------
 
     def on_peer(self, env):
+        self.transport.remember(env)
+        if isinstance(env.msg, m.RaftSnapChunk):
+            env = self.transport.receive_chunk(env)
+            if env is None:
+                return
         self.core.step(env, self.loop.now())
 
     def on_client(self, env):
@@ -149,9 +213,9 @@ class RaftShell:
         if isinstance(msg, m.JobPut):
             job = models.validate_job(msg.job, now=self.loop.now())
             self.check_executor(job)
-            return self.propose(env, "job.put", job=job)
+            return self.propose(env, "job.put", session=(msg.client, msg.seq), job=job)
         if isinstance(msg, m.JobDelete):
-            return self.propose(env, "job.delete", name=msg.name)
+            return self.propose(env, "job.delete", session=(msg.client, msg.seq), name=msg.name)
         if isinstance(msg, m.TickClaim):
             return self.propose(env, "tick.claim", job=msg.job, scheduled_at=msg.scheduled_at, group=msg.group,
                                 term=msg.term, executions=msg.executions, manual=msg.manual)
@@ -159,44 +223,93 @@ class RaftShell:
             return self.propose(env, "exec.ack", job=msg.job, id=msg.id, started_at=msg.started_at)
         if isinstance(msg, m.ExecFinish):
             return self.propose(env, "exec.finish", execution=models.check_execution(msg.execution))
+        if isinstance(msg, m.ServerRegister):
+            return self.propose(env, "server.register", name=msg.name, addrs=msg.addrs)
+        if isinstance(msg, (m.RaftPeers, m.RaftAddPeer, m.RaftRemovePeer, m.RaftTransfer)):
+            return self.on_membership(env, msg)
         if isinstance(msg, m.JobGet):
-            return self.read(env, msg.stale, lambda: {"job": self._found(self.fsm.job(msg.name), "job", msg.name)})
+            return self.read(env, msg.stale, lambda: {"job": _found(self.fsm.job(msg.name), "job", msg.name)})
         if isinstance(msg, m.JobList):
             return self.read(env, msg.stale, lambda: {"jobs": self.fsm.jobs(), "seq": self.fsm.job_seq})
         if isinstance(msg, m.ExecList):
             return self.read(env, msg.stale, lambda: self._executions(msg.job, msg.limit))
         if isinstance(msg, m.ExecGet):
             return self.read(env, msg.stale, lambda: {
-                "execution": self._found(self.fsm.execution(msg.job, msg.id), "execution", msg.id)})
+                "execution": _found(self.fsm.execution(msg.job, msg.id), "execution", msg.id)})
         raise errors.BadRequest(f"the raft client port does not answer {env.type}")
 
-    def propose(self, env, op, **args):
-        req = f"{self.name}/{env.msg_id.hex()}"
-        if not self.core.propose([wire.pack({"op": op, "args": args, "req": req})]):
-            raise errors.Unavailable("no leader: the cluster cannot take writes now")
-        timer = self.loop.after(self.conf.wire.call_timeout_ms * 2, lambda: self.pending.pop(req, None))
-        self.pending[req] = (env, timer)
+    def propose(self, env, op, session=("", 0), **args):
+        req = f"{self.name}/{wire.new_id().hex()}"
+        command = {"op": op, "args": args, "req": req}
+        if session[0] and session[1]:
+            command["client"], command["seq"] = session
+        if not self.core.propose([wire.pack(command)]):
+            raise errors.NotLeader("no leader: the cluster cannot take writes now (an election is under way)")
+        self.wait(req, env)
+
+    def wait(self, key, env):
+        if env is None:
+            return
+        timer = self.loop.after(self.conf.wire.call_timeout_ms * 2, lambda: self.pending.pop(key, None))
+        self.pending[key] = (env, timer)
 
     def read(self, env, stale, answer):
         if stale:
             return self._answer_read(env, answer)
         ctx = self.core.read_index()
         if ctx is None:
-            if self.core.leader and self.core.leader != self.name:
-                raise errors.NotLeader(f"{self.name} is not the leader", leader=self.core.leader)
-            raise errors.Unavailable("no leader ready to serve a linearizable read; retry or read with stale")
-        self.reads.setdefault(ctx, []).append((env, answer))
+            raise errors.NotLeader("no leader to confirm a linearizable read; retry, or read with stale")
+
+        def expire():
+            for waiting_env, _, _ in self.reads.pop(ctx, []):
+                self.loop.reply_error(self.client_router, waiting_env, errors.Timeout("the leader did not confirm the read"))
+
+        self.reads.setdefault(ctx, []).append((env, answer, self.loop.after(self.conf.wire.call_timeout_ms, expire)))
+
+    def on_membership(self, env, msg):
+        if isinstance(msg, m.RaftPeers):
+            return self.loop.reply(self.client_router, env, self.peers())
+        if self.core.role != LEADER:
+            raise errors.NotLeader(f"{self.name} is not the leader", leader=self.core.leader)
+        if isinstance(msg, m.RaftTransfer):
+            target = msg.name or self.best_transferee()
+            if not target or not self.core.transfer_leader(target):
+                raise errors.BadRequest(f"cannot transfer leadership to {target or 'anyone'}: not another voter")
+            return self.loop.reply(self.client_router, env, {"to": target})
+        old = self.core.log.membership()
+        voters, learners = dict(old.voters), dict(old.learners)
+        if isinstance(msg, m.RaftAddPeer):
+            (learners if msg.learner else voters)[msg.name] = msg.addrs
+            if not msg.learner:
+                learners.pop(msg.name, None)
+        else:
+            if msg.name not in voters and msg.name not in learners:
+                raise errors.NotFound(f"{msg.name} is not a member")
+            voters.pop(msg.name, None)
+            learners.pop(msg.name, None)
+        error = self.core.propose_membership(Membership(voters, learners))
+        if error:
+            raise errors.Conflict(error)
+        self.wait(f"conf/{self.core.log.last_index()}", env)
+
+    def best_transferee(self):
+        progress = self.core.status()["progress"]
+        others = [(p["match"], n) for n, p in progress.items() if n != self.name and n in self.core.log.membership().voters]
+        return max(others)[1] if others else ""
+
+    def peers(self):
+        membership, status = self.core.log.membership(), self.core.status()
+        describe = lambda n, role: {"id": n, "role": role, "leader": n == self.core.leader,  # noqa: E731
+                                    "addrs": self.fsm.server(n) or membership.voters.get(n) or membership.learners.get(n),
+                                    **status["progress"].get(n, {})}
+        return {"term": self.core.term, "leader": self.core.leader,
+                "peers": [describe(n, "voter") for n in sorted(membership.voters)]
+                + [describe(n, "learner") for n in sorted(membership.learners)]}
 
     def _executions(self, job, limit):
         if self.fsm.job(job) is None:
             raise errors.NotFound(f"job {job!r} not found")
         return {"executions": self.fsm.executions(job, limit)}
-
-    @staticmethod
-    def _found(value, what, name):
-        if value is None:
-            raise errors.NotFound(f"{what} {name!r} not found")
-        return value
 
     def check_executor(self, job):
         offered = set(self.conf.executor.executors)
@@ -214,12 +327,10 @@ class RaftShell:
     def leader_info(self):
         leader = self.core.leader
         if not leader:
-            raise errors.Unavailable("the cluster has no leader")
-        if leader == self.name:
-            addrs = config.addrs(self.conf)
-        else:
-            addrs = self.members.get(leader, {}).get("addrs", {})
-        return {"node": leader, "term": self.core.term, "addrs": addrs, "ready": self.leader_ready()}
+            raise errors.NotLeader("the cluster has no leader")
+        addrs = config.addrs(self.conf) if leader == self.name else (self.fsm.server(leader) or {})
+        return {"node": leader, "term": self.core.term, "addrs": addrs,
+                "ready": self.leader_ready() if leader == self.name else bool(addrs)}
 
     # -- membership, from the local gossip service -----------------------------------------
 
@@ -231,17 +342,22 @@ class RaftShell:
             self.members = {x["name"]: x for x in result["members"]}
 
     def on_members(self, env):
-        if isinstance(env.msg, m.MemberEvent):
-            member = env.msg.member
-            if env.msg.kind == "reap":
-                self.members.pop(member["name"], None)
-            else:
-                self.members[member["name"]] = member
+        member = env.msg.member
+        if env.msg.kind == "reap":
+            self.members.pop(member["name"], None)
+        else:
+            self.members[member["name"]] = member
 
     def status(self):
-        return {**self.core.status(), "leader_ready": self.leader_ready(),
-                "fsyncs": self.store.fsyncs,
+        return {**self.core.status(), "leader_ready": self.leader_ready(), "fsyncs": self.store.fsyncs,
+                "sent": self.transport.sent,
                 "sqlite": {"raft-log.db": self.store.pragmas(), "state.db": self.fsm.pragmas()}}
+
+
+def _found(value, what, name):
+    if value is None:
+        raise errors.NotFound(f"{what} {name!r} not found")
+    return value
 
 
 def main(argv=None):

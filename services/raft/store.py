@@ -1,9 +1,11 @@
-"""Durable Raft log and hard state in one SQLite file (stdlib sqlite3). WAL with
-synchronous=FULL, one transaction per Ready, so the commit is the fsync the core waits for."""
+"""Durable Raft log, hard state and snapshot metadata in one SQLite file (stdlib sqlite3).
+WAL with synchronous=FULL and one transaction per Ready, so its commit is the fsync the core
+waits for; the state machine's snapshot files sit beside it."""
 
+import json
 import sqlite3
 
-from services.raft.core import Entry
+from services.raft.raftlog import Entry, Membership, Snapshot
 
 
 class LogStore:
@@ -11,24 +13,38 @@ class LogStore:
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS entry (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, data BLOB NOT NULL)")
-        self.db.execute("CREATE TABLE IF NOT EXISTS hard_state (id INTEGER PRIMARY KEY CHECK (id = 1), "
-                        "term INTEGER NOT NULL, vote TEXT NOT NULL, commit_index INTEGER NOT NULL)")
+        self.db.executescript("""
+            CREATE TABLE IF NOT EXISTS entry (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL,
+                                              data BLOB NOT NULL, kind INTEGER NOT NULL DEFAULT 0);
+            CREATE TABLE IF NOT EXISTS hard_state (id INTEGER PRIMARY KEY CHECK (id = 1), term INTEGER NOT NULL,
+                                                   vote TEXT NOT NULL, commit_index INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL,
+                                                 term INTEGER NOT NULL, membership TEXT NOT NULL);
+        """)
         self.fsyncs = 0
 
     def load(self):
+        """(hard_state, snapshot or None, entries after the snapshot)."""
         row = self.db.execute("SELECT term, vote, commit_index FROM hard_state").fetchone()
-        entries = [Entry(i, t, bytes(d)) for i, t, d in self.db.execute("SELECT idx, term, data FROM entry ORDER BY idx")]
-        return (tuple(row) if row else (0, "", 0)), entries
+        snap = self.db.execute("SELECT idx, term, membership FROM snapshot").fetchone()
+        snapshot = Snapshot(snap[0], snap[1], Membership.from_plain(json.loads(snap[2]))) if snap else None
+        first = snapshot.index if snapshot else 0
+        entries = [Entry(i, t, bytes(d), k) for i, t, d, k in
+                   self.db.execute("SELECT idx, term, data, kind FROM entry WHERE idx > ? ORDER BY idx", (first,))]
+        return (tuple(row) if row else (0, "", 0)), snapshot, entries
 
-    def save(self, hard_state, entries):
-        """Replace the log from entries[0].index on and store the hard state, in one fsync."""
+    def save(self, hard_state, entries, snapshot=None):
+        """In one transaction (one fsync): a received snapshot replaces the whole log; entries
+        replace the log from entries[0].index on; the hard state is overwritten."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
+            if snapshot:
+                self.db.execute("DELETE FROM entry")
+                self._save_snapshot(snapshot)
             if entries:
                 self.db.execute("DELETE FROM entry WHERE idx >= ?", (entries[0].index,))
-                self.db.executemany("INSERT INTO entry (idx, term, data) VALUES (?, ?, ?)",
-                                    [(e.index, e.term, e.data) for e in entries])
+                self.db.executemany("INSERT INTO entry (idx, term, data, kind) VALUES (?, ?, ?, ?)",
+                                    [(e.index, e.term, e.data, e.kind) for e in entries])
             if hard_state:
                 self.db.execute("INSERT OR REPLACE INTO hard_state (id, term, vote, commit_index) VALUES (1, ?, ?, ?)",
                                 hard_state)
@@ -37,6 +53,17 @@ class LogStore:
             self.db.execute("ROLLBACK")
             raise
         self.fsyncs += 1
+
+    def compact(self, snapshot):
+        """The state machine's snapshot file at snapshot.index is durable: drop the log up to it."""
+        self.db.execute("BEGIN IMMEDIATE")
+        self._save_snapshot(snapshot)
+        self.db.execute("DELETE FROM entry WHERE idx <= ?", (snapshot.index,))
+        self.db.execute("COMMIT")
+
+    def _save_snapshot(self, snapshot):
+        self.db.execute("INSERT OR REPLACE INTO snapshot (id, idx, term, membership) VALUES (1, ?, ?, ?)",
+                        (snapshot.index, snapshot.term, json.dumps(snapshot.membership.to_plain())))
 
     def pragmas(self):
         return {"journal_mode": self.db.execute("PRAGMA journal_mode").fetchone()[0],

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from common import messages as m, wire
-from services.raft.core import CANDIDATE, FOLLOWER, LEADER, Config, Entry, Raft, Ready, carry_out
+from services.raft.core import CANDIDATE, CONF, FOLLOWER, LEADER, Config, Entry, Membership, Raft, Ready, carry_out
 
 TICK_MS = 50
 
@@ -18,11 +18,13 @@ def envelope(sender, msg, term, via_wire=False):
     return wire.Envelope(msg.TYPE, sender, wire.new_id(), b"", term, msg)
 
 
-def node(node_id, voters, *, seed=1, hard_state=(0, "", 0), log=()):
-    """A core with a given persisted state; log is [(term, data)] from index 1."""
-    entries = [Entry(i, t, d) for i, (t, d) in enumerate(log, start=1)]
-    return Raft(Config(node_id, list(voters), tick_ms=TICK_MS), rng=random.Random(seed),
-                hard_state=hard_state, entries=entries, now=0)
+def node(node_id, voters, *, seed=1, hard_state=None, log=()):
+    """A core of a founded cluster: index 1 is the founding configuration (term 1), and log
+    is [(term, data)] from index 2 on."""
+    conf = Entry(1, 1, wire.pack(Membership({v: {} for v in voters}, {}).to_plain()), CONF)
+    entries = [conf] + [Entry(i, t, d) for i, (t, d) in enumerate(log, start=2)]
+    return Raft(Config(node_id, tick_ms=TICK_MS), rng=random.Random(seed),
+                hard_state=hard_state or (1, "", 1), entries=entries, now=0)
 
 
 class Network:
@@ -50,7 +52,7 @@ class Network:
         if rd.empty():
             return False
         carry_out(rd,
-                  persist=lambda hs, entries: self.persisted[nid].append((hs, list(entries))),
+                  persist=lambda hs, entries, snap: self.persisted[nid].append((hs, list(entries))),
                   send=lambda to, msg, term: self.queue.append((nid, to, msg, term)),
                   apply=self.applied[nid].extend,
                   read=lambda ctx, index: self.reads[nid].append((ctx, index)))
@@ -103,7 +105,7 @@ def test_carry_out_persists_then_sends_then_applies_then_reads():
     calls = []
     rd = Ready(hard_state=(1, "a", 0), entries=[Entry(1, 1, b"")], messages=[("b", m.RaftVoteResp(granted=True), 1)],
                committed=[Entry(1, 1, b"")], read_states=[(1, 1)])
-    carry_out(rd, persist=lambda hs, e: calls.append("persist"), send=lambda *a: calls.append("send"),
+    carry_out(rd, persist=lambda hs, e, snap: calls.append("persist"), send=lambda *a: calls.append("send"),
               apply=lambda e: calls.append("apply"), read=lambda *a: calls.append("read"))
     assert calls == ["persist", "send", "apply", "read"]
 
