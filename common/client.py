@@ -146,6 +146,15 @@ class Client:
     def members(self):
         return self.call(self._addr("gossip"), m.MemberList())["members"]
 
+    def raft_peers(self):
+        return self.call(self.endpoint, m.RaftPeers())
+
+    def raft_remove_peer(self, name):
+        return self._leader_call("raft", m.RaftRemovePeer(name=name))
+
+    def raft_transfer(self, name=""):
+        return self._leader_call("raft", m.RaftTransfer(name=name))
+
     def run(self, name):
         return self._leader_call("dispatcher", m.JobRun(name=name))["executions"]
 

@@ -79,7 +79,7 @@ class Raft:
     election_ticks: int = _spec(lo=2)
     max_batch_entries: int = _spec(lo=1)
     servers: list = _spec()
-    bootstrap_expect: int = _spec(lo=1, hi=99)
+    bootstrap_expect: int = _spec(lo=0, hi=99)
     snapshot_entries: int = _spec(lo=10)
 
 

@@ -28,6 +28,9 @@ Usage:
   pykronctl [options] members
   pykronctl [options] leader
   pykronctl [options] tail NAME [--wait-start S]
+  pykronctl [options] raft list-peers
+  pykronctl [options] raft remove-peer ID
+  pykronctl [options] raft transfer-leader [ID]
   pykronctl (-h | --help)
 
 Options:
@@ -55,6 +58,8 @@ class Ctl:
         self.stale = args["--stale"]
 
     def run(self):
+        if self.args["raft"]:
+            return self.do_raft()
         for verb in ("jobs", "job", "apply", "run", "delete", "executions", "members", "leader", "tail"):
             if self.args[verb]:
                 return getattr(self, "do_" + verb)()
@@ -113,6 +118,18 @@ class Ctl:
         leader = self.client.leader()
         self.show({"name": leader["node"], "term": leader["term"], "ready": leader["ready"],
                    "raft": leader["addrs"].get("raft", "")})
+
+    def do_raft(self):
+        if self.args["list-peers"]:
+            peers = self.client.raft_peers()["peers"]
+            rows = [{"id": p["id"], "role": p["role"], "leader": p["leader"],
+                     "address": (p.get("addrs") or {}).get("peer", "-"), "match": p.get("match")} for p in peers]
+            return self.table(rows, ("id", "role", "leader", "address", "match"))
+        if self.args["remove-peer"]:
+            self.client.raft_remove_peer(self.args["ID"])
+            return self.print(f"removed {self.args['ID']}")
+        done = self.client.raft_transfer(self.args["ID"] or "")
+        self.print(f"leadership moving to {done['to']}")
 
     # -- output ----------------------------------------------------------------------------
 

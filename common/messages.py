@@ -120,10 +120,12 @@ class ExecFinish:
 @message("server.register")
 class ServerRegister:
     """A server records its service addresses in the replicated state, so any server can
-    tell a client where the leader's dispatcher and output PUB are."""
+    tell a client where the leader's dispatcher and output PUB are; `store` identifies its
+    Raft storage, so the leader notices when a server comes back with its data wiped."""
 
     name: str
     addrs: dict[str, str]
+    store: str = ""
 
 
 @message("raft.peers")
@@ -335,6 +337,23 @@ class RaftSnapChunk:
 @message("raft.timeout_now")
 class RaftTimeoutNow:
     """Leadership transfer: campaign now, the leader has brought you up to date."""
+
+
+@message("raft.join")
+class RaftJoin:
+    """Sent by a server whose log is empty to the servers it knows of: founders compare notes
+    before founding a cluster, and a leader adds a server it does not have (or one whose
+    storage was wiped) as a learner, then promotes it once it has caught up."""
+
+    store: str
+    addrs: dict[str, str]
+
+
+@message("raft.join_resp")
+class RaftJoinResp:
+    fresh: bool          # the answering server's log is empty too
+    leader: str = ""
+    leader_peer: str = ""
 
 
 @message("raft.read_index")

@@ -97,7 +97,8 @@ class Simulation:
         self.faults = faults or Faults()
         self.now = 0
         names = [f"n{i + 1}" for i in range(nodes)]
-        self.nodes = {n: Node(n, names, seed * 1000 + i, 0, core_class) for i, n in enumerate(names)}
+        founders = names[:3]  # the rest start with empty logs, for membership changes to add
+        self.nodes = {n: Node(n, founders, seed * 1000 + i, 0, core_class) for i, n in enumerate(names)}
         self.snapshots = {}   # (node, index) → the applied prefix a snapshot carries
         self.net = []         # (deliver_at, seq, to, env)
         self.seq = 0

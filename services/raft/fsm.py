@@ -200,8 +200,8 @@ class StateMachine:
         self._trim(execution["job"])
         return {"execution": execution}
 
-    def apply_server_register(self, entry_term, name, addrs):
-        ServerRow.insert(name=name, addrs=json.dumps(addrs)).on_conflict_replace().execute()
+    def apply_server_register(self, entry_term, name, addrs, store=""):
+        ServerRow.insert(name=name, addrs=json.dumps({**addrs, "store": store})).on_conflict_replace().execute()
         return {"name": name}
 
     # -- reading ---------------------------------------------------------------------------

@@ -30,6 +30,10 @@ class Progress:
         if match > self.match:
             self.match = match
         self.next = max(self.next, match + 1)
+        if self.inflight == 0:
+            # Nothing in flight, yet the follower holds less than we sent (a new or restarted
+            # server, or appends lost on the way): resend from what it has.
+            self.next = self.match + 1
         if self.snapshot_index and match >= self.snapshot_index:
             self.snapshot_index = 0
 

@@ -16,6 +16,7 @@ from common import config, errors, messages as m, models, wire
 from common.loop import Loop
 from services.raft.core import CONF, LEADER, Config, Membership, Raft, carry_out
 from services.raft.fsm import StateMachine
+from services.raft.joining import Joining
 from services.raft.snapshots import SnapshotFiles
 from services.raft.store import LogStore
 from services.raft.transport import PeerTransport
@@ -26,6 +27,7 @@ LEADER_TOPIC = wire.topic("leader")
 JOB_TOPIC = wire.topic("job")
 FEED_HEARTBEAT_MS = 500   # subscribers treat a second of silence as "no leader here"
 REGISTER_CHECK_MS = 2000  # how often a server checks that its addresses are in the state
+JOIN_MS = 300             # how often a server with an empty log knocks, and the leader reconciles
 MAX_READY_ROUNDS = 4
 
 
@@ -41,7 +43,6 @@ class RaftShell:
                          rng=random.Random(), hard_state=hard_state, entries=entries, snapshot=snapshot,
                          now=loop.now())
         self.core.applied = max(self.fsm.applied, self.core.log.snapshot.index)  # already in the state machine
-        self.maybe_bootstrap()
         self.pending = {}      # request key → (env, timer): proposals answered once applied
         self.reads = {}        # ReadIndex ctx → [(env, answer, timer)]
         self.waiting = []      # (index, env, answer): reads waiting for the apply to catch up
@@ -52,9 +53,13 @@ class RaftShell:
         self.client_router = loop.socket(zmq.ROUTER, "client", on=self.on_client,
                                          bind=config.endpoints(conf, "raft", "client", rc.client_port))
         self.state_pub = loop.socket(zmq.PUB, "state", bind=config.endpoints(conf, "raft", "state", rc.state_port))
-        self.transport = PeerTransport(loop, self.name, self.peer_router, self.snapshots.dir)
+        self.transport = PeerTransport(loop, self.name, self.peer_router, self.snapshots.dir, self.on_peer)
         self.membership = None
         self.sync_peers()
+        self.joining = Joining(self)
+        self.joining.knock()
+        loop.every(JOIN_MS, self.joining.knock)
+        loop.every(JOIN_MS, self.joining.reconcile)
         self.gossip = loop.peer("gossip", [config.ipc(conf, "gossip", "query")])
         loop.socket(zmq.SUB, "members", on=self.on_members, connect=[config.ipc(conf, "gossip", "events")],
                     subscribe=[b""])
@@ -66,13 +71,6 @@ class RaftShell:
         loop.status = self.status
         self.refresh_members()
         loop.ready = True
-
-    def maybe_bootstrap(self):
-        """A server with an empty log founds the cluster with the configured founding servers."""
-        founders = config.raft_servers(self.conf) or {self.name: config.tcp(self.conf, self.conf.raft.peer_port)}
-        if self.name in founders and len(founders) >= self.conf.raft.bootstrap_expect:
-            if self.core.bootstrap(Membership({n: {"peer": a} for n, a in founders.items()}, {})):
-                log.info("founding the cluster voters=%s", sorted(founders))
 
     # -- carrying out the core's Ready -----------------------------------------------------
 
@@ -185,12 +183,12 @@ class RaftShell:
 
     def maybe_register(self):
         addrs = config.addrs(self.conf)
-        if not self.core.leader or self.fsm.server(self.name) == addrs:
+        if not self.core.leader or self.fsm.server(self.name) == {**addrs, "store": self.store.store_id}:
             return
         if self.loop.now() - self.registering > 5 * REGISTER_CHECK_MS:  # the last try may have been lost
             self.registering = self.loop.now()
             try:
-                self.propose(None, "server.register", name=self.name, addrs=addrs)
+                self.propose(None, "server.register", name=self.name, addrs=addrs, store=self.store.store_id)
             except errors.Unavailable:
                 self.registering = 0
 
@@ -198,6 +196,10 @@ class RaftShell:
 
     def on_peer(self, env):
         self.transport.remember(env)
+        if isinstance(env.msg, m.RaftJoin):
+            return self.joining.on_join(env)
+        if isinstance(env.msg, m.RaftJoinResp):
+            return self.joining.answered(env)
         if isinstance(env.msg, m.RaftSnapChunk):
             env = self.transport.receive_chunk(env)
             if env is None:
@@ -224,7 +226,7 @@ class RaftShell:
         if isinstance(msg, m.ExecFinish):
             return self.propose(env, "exec.finish", execution=models.check_execution(msg.execution))
         if isinstance(msg, m.ServerRegister):
-            return self.propose(env, "server.register", name=msg.name, addrs=msg.addrs)
+            return self.propose(env, "server.register", name=msg.name, addrs=msg.addrs, store=msg.store)
         if isinstance(msg, (m.RaftPeers, m.RaftAddPeer, m.RaftRemovePeer, m.RaftTransfer)):
             return self.on_membership(env, msg)
         if isinstance(msg, m.JobGet):

@@ -3,6 +3,7 @@ WAL with synchronous=FULL and one transaction per Ready, so its commit is the fs
 waits for; the state machine's snapshot files sit beside it."""
 
 import json
+import os
 import sqlite3
 
 from services.raft.raftlog import Entry, Membership, Snapshot
@@ -20,7 +21,11 @@ class LogStore:
                                                    vote TEXT NOT NULL, commit_index INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL,
                                                  term INTEGER NOT NULL, membership TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS store (id INTEGER PRIMARY KEY CHECK (id = 1), store_id TEXT NOT NULL);
         """)
+        self.db.execute("INSERT OR IGNORE INTO store (id, store_id) VALUES (1, ?)", (os.urandom(8).hex(),))
+        # Made once with the file: a server that returns with another id lost its Raft state.
+        self.store_id = self.db.execute("SELECT store_id FROM store").fetchone()[0]
         self.fsyncs = 0
 
     def load(self):

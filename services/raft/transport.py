@@ -17,8 +17,8 @@ CHUNK_BYTES = 256 * 1024
 
 
 class PeerTransport:
-    def __init__(self, loop, name, router, incoming_dir):
-        self.loop, self.name, self.router = loop, name, router
+    def __init__(self, loop, name, router, incoming_dir, on_message):
+        self.loop, self.name, self.router, self.on_message = loop, name, router, on_message
         self.incoming_dir = incoming_dir
         self.dealers = {}   # peer name → (address, socket)
         self.routes = {}    # peer name → ROUTER identity of its last message
@@ -34,7 +34,9 @@ class PeerTransport:
         for name, addr in wanted.items():
             if name not in self.dealers:
                 log.info("dialing peer=%s addr=%s", name, addr)
-                self.dealers[name] = (addr, self.loop.socket(zmq.DEALER, "peer-out", connect=[addr]))
+                # Read too: a server that is not a member yet answers back on this connection.
+                sock = self.loop.socket(zmq.DEALER, "peer-out", connect=[addr], on=self.on_message)
+                self.dealers[name] = (addr, sock)
 
     def remember(self, env):
         if env.route:

@@ -1,0 +1,125 @@
+"""How servers become members: founders whose logs are empty compare notes (raft.join) and
+found the cluster only when every founder is fresh, so a server that lost its data never
+founds a second cluster; the leader adds any server it does not know, or whose storage was
+wiped, as a learner, and promotes it to voter once it has caught up (Raft dissertation §4.2.1)."""
+
+from __future__ import annotations
+
+import logging
+
+import zmq
+
+from common import config, messages as m
+from services.raft.core import LEADER, Membership
+
+log = logging.getLogger(__name__)
+
+CATCH_UP_SLACK = 16  # a learner this close to the leader's commit index is promoted
+
+
+class Joining:
+    def __init__(self, shell):
+        self.shell, self.loop, self.name = shell, shell.loop, shell.name
+        self.founders = config.raft_servers(shell.conf) or {self.name: config.tcp(shell.conf, shell.conf.raft.peer_port)}
+        self.fresh_seen = {self.name}   # founders known to have empty logs
+        self.cluster_exists = False
+        self.knocking = {}              # peer address → DEALER used while not a member
+        self.joiners = {}               # name → (store, addrs): servers asking the leader to join
+        self.promote = set()            # learners the leader added for joining; voters once caught up
+        self.added = {}                 # name → the storage id it had when this leader added it
+
+    # -- a server with an empty log --------------------------------------------------------
+
+    def is_fresh(self):
+        return self.shell.core.log.last_index() == 0
+
+    def knock(self):
+        """Tell every server we know of that we exist (and whether our log is empty)."""
+        if not self.is_fresh() or self.shell.core.log.membership().voters:
+            return self.hang_up()
+        addrs = self.targets()
+        msg = m.RaftJoin(store=self.shell.store.store_id, addrs=config.addrs(self.shell.conf))
+        for addr in addrs:
+            if addr not in self.knocking:
+                self.knocking[addr] = self.loop.socket(zmq.DEALER, "join", connect=[addr], on=self.shell.on_peer)
+            self.loop.send(self.knocking[addr], msg)
+        self.maybe_found()
+
+    def targets(self):
+        found = {a for n, a in self.founders.items() if n != self.name}
+        for member in self.shell.members.values():
+            peer = member.get("addrs", {}).get("peer")
+            if member.get("role") == "server" and member["name"] != self.name and member["status"] == "alive" and peer:
+                found.add(peer)
+        return found
+
+    def hang_up(self):
+        for sock in self.knocking.values():
+            self.loop.close(sock)
+        self.knocking = {}
+
+    def answered(self, env):
+        """A raft.join_resp: learn whether the cluster exists already."""
+        if env.msg.fresh:
+            self.fresh_seen.add(env.sender)
+        else:
+            self.cluster_exists = True
+        self.maybe_found()
+
+    def maybe_found(self):
+        if self.cluster_exists or self.name not in self.founders or not self.is_fresh():
+            return
+        expect = min(self.shell.conf.raft.bootstrap_expect or len(self.founders), len(self.founders))
+        if len(self.fresh_seen & set(self.founders)) >= expect:
+            if self.shell.core.bootstrap(Membership({n: {"peer": a} for n, a in self.founders.items()}, {})):
+                log.info("founding the cluster voters=%s", sorted(self.founders))
+
+    # -- any server: answering a knock ----------------------------------------------------
+
+    def on_join(self, env):
+        core = self.shell.core
+        leader_peer = core.log.membership().voters.get(core.leader, {}).get("peer", "")
+        self.loop.send(self.shell.peer_router, m.RaftJoinResp(fresh=self.is_fresh(), leader=core.leader,
+                                                              leader_peer=leader_peer),
+                       route=env.route, re=env.msg_id)
+        if env.sender in self.founders and self.is_fresh():
+            self.fresh_seen.add(env.sender)
+            self.maybe_found()
+        if core.role == LEADER and not self.is_fresh():
+            self.joiners[env.sender] = (env.msg.store, env.msg.addrs)
+
+    # -- the leader: adding, re-adding and promoting ---------------------------------------
+
+    def reconcile(self):
+        core = self.shell.core
+        if core.role != LEADER or core.log.pending_conf(core.commit):
+            return
+        membership = core.log.membership()
+        for name, (store, addrs) in list(self.joiners.items()):
+            known = self.shell.fsm.server(name) or {}
+            member = name in membership.voters or name in membership.learners
+            if member and store in (known.get("store"), self.added.get(name)) or member and not known:
+                del self.joiners[name]  # a member restarting with its own data: nothing to do
+                continue
+            if member:
+                log.info("server %s came back with wiped storage: removing it before adding it again", name)
+                return self.change({k: v for k, v in membership.voters.items() if k != name},
+                                   {k: v for k, v in membership.learners.items() if k != name})
+            log.info("adding server %s as a learner", name)
+            self.promote.add(name)
+            self.added[name] = store
+            del self.joiners[name]
+            return self.change(dict(membership.voters), {**membership.learners, name: {"peer": addrs["peer"]}})
+        progress = core.progress
+        for name in sorted(self.promote & set(membership.learners)):
+            match = progress[name].match if name in progress else 0
+            if match > core.log.snapshot.index and match + CATCH_UP_SLACK >= core.commit:
+                log.info("promoting learner %s to voter", name)
+                self.promote.discard(name)
+                voters = {**membership.voters, name: membership.learners[name]}
+                return self.change(voters, {k: v for k, v in membership.learners.items() if k != name})
+
+    def change(self, voters, learners):
+        error = self.shell.core.propose_membership(Membership(voters, learners))
+        if error:
+            log.warning("membership change refused: %s", error)
