@@ -298,6 +298,23 @@ class Cluster:
         return self
 
 
+def wait_until(check, timeout=20, what="condition", every=0.1):
+    """Poll check() until it returns a truthy value or the deadline passes; returns the value.
+    An exception from check() counts as not yet (a cluster in the middle of a fault errs)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (errors.Error, OSError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(every)
+    raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
+
+
 # -- processes and ports ---------------------------------------------------------------------
 
 

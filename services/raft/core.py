@@ -180,13 +180,14 @@ class Raft:
         """A linearizable read (§6.4): a ctx that read_states later answers with the index to
         wait for (0: refused, retry). None when no leader is known."""
         self.read_seq += 1
+        ctx = self.read_seq  # start_read numbers its heartbeat round from the same counter
         if self.role == LEADER:
-            self.start_read(self.id, self.read_seq)
+            self.start_read(self.id, ctx)
         elif self.leader:
-            self.send(self.leader, m.RaftReadIndex(ctx=self.read_seq))
+            self.send(self.leader, m.RaftReadIndex(ctx=ctx))
         else:
             return None
-        return self.read_seq
+        return ctx
 
     def compact(self, index, term):
         """The state machine took a snapshot at index: the log before it can go."""
