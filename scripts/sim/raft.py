@@ -34,6 +34,7 @@ class Faults:
     partition: float = 0.004      # per step, chance to cut the cluster in two
     heal: float = 0.01
     propose: float = 0.05
+    read: float = 0.03            # a linearizable read (ReadIndex) at a random node
     conf_change: float = 0.01     # the leader adds, removes or promotes one server
     transfer: float = 0.005       # the leader hands leadership to another voter
     compact: float = 0.01         # a node snapshots its state machine and compacts its log
@@ -110,6 +111,8 @@ class Simulation:
         self.commit_term = {} # index → a term at or after the one it was committed in
         self.proposed = 0
         self.steps = 0
+        self.reads = {}       # (node, ctx) → highest index known committed when the read began
+        self.reads_served = 0
 
     # -- running ---------------------------------------------------------------------------
 
@@ -150,7 +153,7 @@ class Simulation:
                           persist=self.guard(point, "persist", node.persist),
                           send=self.guard(point, "send", lambda to, msg, term: self.send(node.name, to, msg, term)),
                           apply=self.guard(point, "apply", lambda entries: self.apply(node, entries)),
-                          read=lambda ctx, index: None)
+                          read=lambda ctx, index: self.check_read(node, ctx, index))
             except Crash:
                 self.log(f"crash {node.name} before {point}")
                 node.up = False
@@ -240,6 +243,12 @@ class Simulation:
             if leader.core.transfer_leader(target):
                 self.log(f"transfer {leader.name} -> {target}")
                 self.process(leader)
+        if up and rng.random() < f.read:
+            node = rng.choice(up)
+            ctx = node.core.read_index()
+            if ctx is not None:
+                self.reads[(node.name, ctx)] = max(self.committed, default=0)
+                self.process(node)
         if up and rng.random() < f.propose:
             node = rng.choice(up)
             self.proposed += 1
@@ -268,6 +277,16 @@ class Simulation:
         self.log(f"membership at {leader.name}: {choice} -> voters={sorted(voters)} learners={sorted(learners)}"
                  + (f" refused: {error}" if error else ""))
         self.process(leader)
+
+    def check_read(self, node, ctx, index):
+        """ReadIndex (§6.4): a read may be served at index only if every entry committed
+        before the read began is at or below it; otherwise it could miss a completed write."""
+        must_see = self.reads.pop((node.name, ctx), None)
+        if must_see is None or index == 0:
+            return
+        if index < must_see:
+            raise Violation(f"stale read at {node.name}: read index {index}, but {must_see} was committed before")
+        self.reads_served += 1
 
     # -- invariants ------------------------------------------------------------------------
 

@@ -58,7 +58,9 @@ class Raft:
         self.votes = {}
         self.progress = {}
         self.pending_reads = []  # [read_id, index, acks, requester, requester_ctx]
-        self.read_seq = 0
+        # Read contexts start at random, so an answer to a read sent before a restart cannot
+        # be taken for the answer to a new read with the same number (a stale read).
+        self.read_seq = rng.getrandbits(48)
         self.leader_start = 0    # index of this leader's first entry of its term
         self.transferee, self.transfer_elapsed = "", 0
         self.msgs, self.read_states = [], []
