@@ -5,6 +5,7 @@ live output to the leader's output PUB, full output to the executing node's exec
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -129,10 +130,18 @@ class Client:
         return self.call(self.endpoint, m.JobGet(name=name, stale=stale))["job"]
 
     def put_job(self, job):
-        return self.call(self.endpoint, m.JobPut(job=job))["job"]
+        return self.call(self.endpoint, m.JobPut(job=job, **self._request()))["job"]
 
     def delete_job(self, name):
-        return self.call(self.endpoint, m.JobDelete(name=name))["job"]
+        return self.call(self.endpoint, m.JobDelete(name=name, **self._request()))["job"]
+
+    def _request(self):
+        """Who sends this write: a retry of it carries the same pair, and is applied once.
+        Per thread, so that each client's sequence numbers reach the leader in order."""
+        if "session" not in self.local.__dict__:
+            self.local.session, self.local.seq = os.urandom(8).hex(), 0
+        self.local.seq += 1
+        return {"client": self.local.session, "seq": self.local.seq}
 
     def executions(self, name, limit=100, stale=False):
         return self.call(self.endpoint, m.ExecList(job=name, limit=limit, stale=stale))["executions"]
