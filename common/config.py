@@ -78,6 +78,7 @@ class Raft:
     heartbeat_ticks: int = _spec(lo=1)
     election_ticks: int = _spec(lo=2)
     max_batch_entries: int = _spec(lo=1)
+    batching: bool = _spec()
     servers: list = _spec()
     bootstrap_expect: int = _spec(lo=0, hi=99)
     snapshot_entries: int = _spec(lo=10)

@@ -5,6 +5,7 @@ the header is [version, type, sender, msg_id, re, term] and the body a map of th
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import types
 import typing
@@ -72,8 +73,22 @@ class Envelope:
     topic: bytes = b""
 
 
+_ID_PREFIX = os.urandom(8)
+_id_counter = itertools.count()
+
+
+def _reseed_ids():
+    global _ID_PREFIX
+    _ID_PREFIX = os.urandom(8)
+
+
+os.register_at_fork(after_in_child=_reseed_ids)  # gunicorn workers fork: ids stay unique
+
+
 def new_id():
-    return os.urandom(16)
+    """16 bytes unique to this process and message: a random prefix and a counter (a system
+    call per message would cost more than the rest of the encoding)."""
+    return _ID_PREFIX + next(_id_counter).to_bytes(8, "big")
 
 
 def topic(kind, name=""):

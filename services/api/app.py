@@ -8,21 +8,28 @@ import threading
 
 import falcon
 
-from common import config, wire
+from common import config, log, wire
 from common.client import Client
-from services.api import executions, hooks, jobs, members
+from services.api import executions, hooks, jobs, members, status
 
 
-class ApiState:
-    """What every resource shares: the node config and a client made lazily in this process."""
+class Node:
+    """The node this api fronts: its config, and one client to its raft client port per process.
+
+    gunicorn imports the app in the master and forks workers; the client (and its ZeroMQ
+    context) is made on first use in the process that uses it, and again if that process
+    turns out to be a fork of the one that made it."""
 
     def __init__(self, conf, client=None):
         self.conf = conf
-        self._client, self._pid = client, os.getpid() if client else None
+        self.injected = client
+        self._client, self._pid = None, None
         self._lock = threading.Lock()
 
     @property
     def client(self):
+        if self.injected is not None:
+            return self.injected
         if self._client is None or self._pid != os.getpid():
             with self._lock:
                 if self._client is None or self._pid != os.getpid():
@@ -34,22 +41,27 @@ class ApiState:
 
 
 def create_app(conf=None, client=None):
-    conf = conf or config.load(os.environ.get("PYKRON_CONF") or None)
+    """The WSGI app. conf defaults to the file named by PYKRON_CONF (unset: node.toml's
+    defaults), and then logging is set up too; client is for unit tests, which pass a fake
+    in place of the ZeroMQ one."""
+    if conf is None:
+        conf = config.load(os.environ.get("PYKRON_CONF") or None)
+        log.setup("api", conf.log.level, conf.log.format)  # under gunicorn: our lines as every service's
     wire.set_max_frame_bytes(conf.wire.max_message_bytes)
-    state = ApiState(conf, client)
+    node = Node(conf, client)
     app = falcon.App(middleware=[hooks.Meta(conf.node.name), hooks.Token(conf.security.token)])
-    app.req_options.strip_url_path_trailing_slash = True
+    app.req_options.strip_url_path_trailing_slash = True  # /v1/ is /v1, as Dkron routes both
     hooks.install(app)
-    app.add_route("/health", members.Health(state))
-    app.add_route("/v1", members.Status(state))
-    app.add_route("/v1/members", members.Members(state))
-    app.add_route("/v1/leader", members.Leader(state))
-    app.add_route("/v1/isleader", members.IsLeader(state))
-    app.add_route("/v1/busy", executions.Busy(state))
-    app.add_route("/v1/jobs", jobs.Jobs(state))
-    app.add_route("/v1/jobs/{job_name}", jobs.Job(state))
-    app.add_route("/v1/jobs/{job_name}/run", jobs.JobRun(state))
-    app.add_route("/v1/jobs/{job_name}/toggle", jobs.Toggle(state))
-    app.add_route("/v1/jobs/{job_name}/executions", executions.Executions(state))
-    app.add_route("/v1/jobs/{job_name}/executions/{execution}", executions.Execution(state))
+    app.add_route("/health", status.Health(node))
+    app.add_route("/v1", status.Status(node))
+    app.add_route("/v1/members", members.Members(node))
+    app.add_route("/v1/leader", members.Leader(node))
+    app.add_route("/v1/isleader", members.IsLeader(node))
+    app.add_route("/v1/busy", executions.Busy(node))
+    app.add_route("/v1/jobs", jobs.Jobs(node))
+    app.add_route("/v1/jobs/{job_name}", jobs.Job(node))
+    app.add_route("/v1/jobs/{job_name}/run", jobs.Run(node))
+    app.add_route("/v1/jobs/{job_name}/toggle", jobs.Toggle(node))
+    app.add_route("/v1/jobs/{job_name}/executions", executions.Executions(node))
+    app.add_route("/v1/jobs/{job_name}/executions/{execution}", executions.Execution(node))
     return app

@@ -1,6 +1,6 @@
 """HTTP ⇄ model for Dkron's JSON: reading request bodies with Dkron's plain-text errors,
-rendering with `?pretty`, and the job list conventions of ra-data-json-server that Dkron's UI
-uses (`metadata[k]`, `q`, `status`, `disabled`, `_sort`, `_order`, `_start`, `_end`, X-Total-Count)."""
+rendering with `?pretty`, Serf's member shape, and the list conventions of ra-data-json-server
+that Dkron's UI sends (`metadata[k]`, `q`, `status`, `disabled`, `_sort`, `_order`, `_start`, `_end`)."""
 
 from __future__ import annotations
 
@@ -9,52 +9,57 @@ import re
 
 import falcon
 
-from common import errors
-from common.loop import now_ms
-from common import models
+from common import errors, models
 
 MAX_BODY_BYTES = 1 << 20
-SORT_KEYS = {"id": "name", "name": "name", "displayname": "displayname", "schedule": "schedule",
-             "success_count": "success_count", "error_count": "error_count", "last_success": "last_success",
-             "last_error": "last_error", "next": "next", "status": "status"}
+# Dkron sorts jobs on its BuntDB indexes; "id" is the name. An unknown key is a 400 here, not
+# Dkron's 500: it is the caller's mistake, and saying which keys exist is more use.
+JOB_SORT = {"id": "name", "name": "name", "displayname": "displayname", "schedule": "schedule",
+            "success_count": "success_count", "error_count": "error_count", "last_success": "last_success",
+            "last_error": "last_error", "next": "next", "status": "status"}
+EXECUTION_SORT = ("id", "started_at", "finished_at", "attempt")
+# Serf's MemberStatus numbers; a suspect member is still alive to Serf's clients.
+MEMBER_STATUS = {"alive": 1, "suspect": 1, "leaving": 2, "left": 3, "failed": 4}
 _METADATA = re.compile(r"^metadata\[(.+)\]$")
 
 
 def read_json(req):
-    """The request body as JSON, or a 400 whose text says why (Dkron: text/plain)."""
+    """The request body as JSON, or BadRequest whose text says why (Dkron: text/plain)."""
     if req.content_length and req.content_length > MAX_BODY_BYTES:
         raise errors.BadRequest(f"Unable to parse payload: body over {MAX_BODY_BYTES} bytes.")
     raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:
         raise errors.BadRequest(f"Unable to parse payload: body over {MAX_BODY_BYTES} bytes.")
+    if not raw.strip():
+        raise errors.BadRequest("Unable to parse payload: the body is empty, expected a JSON object.")
     try:
-        return json.loads(raw or b"null")
+        return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.BadRequest(f"Unable to parse payload: {exc}.") from None
 
 
 def render(req, resp, doc, status=falcon.HTTP_200):
+    """JSON, indented when `?pretty` is present with any value (Dkron's renderJSON)."""
     resp.status = status
     resp.content_type = falcon.MEDIA_JSON
     resp.text = json.dumps(doc, indent=2 if "pretty" in req.params else None)
 
 
-def job_json(job, now=None):
+def job_json(job, now):
+    """A stored job in Dkron's shape, with `next` from the same schedule code the scheduler uses."""
     try:
-        next_at = models.next_fire(job, now or now_ms())
+        next_at = models.next_fire(job, now)
     except errors.BadRequest:
-        next_at = None
+        next_at = None  # a job stored before a schedule rule tightened still lists
     return models.job_to_dkron(job, next_at)
 
 
-def filter_jobs(req, jobs):
-    """Dkron's GET /v1/jobs filters, sort and slice; returns (page, total after filtering)."""
-    wanted = {m.group(1): v for k, v in req.params.items() if (m := _METADATA.match(k))}
-    q = req.get_param("q")
-    status = req.get_param("status")
-    disabled = req.get_param("disabled")
+def filter_jobs(req, docs):
+    """Dkron's GET /v1/jobs filters, sort and slice over rendered jobs: (page, total after filtering)."""
+    wanted = {m.group(1): _last(v) for k, v in req.params.items() if (m := _METADATA.match(k))}
+    q, status, disabled = req.get_param("q"), req.get_param("status"), req.get_param("disabled")
     found = []
-    for doc in jobs:
+    for doc in docs:
         if wanted and not all((doc["metadata"] or {}).get(k) == v for k, v in wanted.items()):
             continue
         if q and q not in doc["name"] and q not in doc["displayname"]:
@@ -65,30 +70,58 @@ def filter_jobs(req, jobs):
             continue
         found.append(doc)
     key = req.get_param("_sort") or "id"
-    if key not in SORT_KEYS:
-        raise errors.BadRequest(f"_sort: cannot sort by {key!r} (one of {', '.join(sorted(SORT_KEYS))})")
-    field = SORT_KEYS[key]
-    found.sort(key=lambda d: (d[field] is None, d[field] if d[field] is not None else 0),
-               reverse=(req.get_param("_order") or "ASC").upper() == "DESC")
+    if key not in JOB_SORT:
+        raise errors.BadRequest(f"_sort: cannot sort jobs by {key!r} (one of {', '.join(sorted(JOB_SORT))})")
+    field = JOB_SORT[key]
+    # Missing values (never ran, no next) sort after present ones, and never compare with them.
+    found.sort(key=lambda d: (d[field] is None, d[field] if d[field] is not None else 0), reverse=_descending(req))
     start = _index(req, "_start", 0)
     end = _index(req, "_end", len(found))
     return found[start:max(start, end)], len(found)
 
 
+def sort_executions(req, docs, records):
+    """Executions arrive newest first; `_sort`/`_order` (DESC unless told) re-order them as Dkron does."""
+    key = req.get_param("_sort")
+    if key is None:
+        return docs if _descending(req, "DESC") else docs[::-1]
+    if key not in EXECUTION_SORT:
+        raise errors.BadRequest(f"_sort: cannot sort executions by {key!r} (one of {', '.join(EXECUTION_SORT)})")
+    field = "started_at" if key == "id" else key
+    # A run not started yet sorts by its claim time (group is ns), so it stays among the newest.
+    started = {r["id"]: r["started_at"] or r["group"] // 1_000_000 for r in records}
+    pairs = sorted(zip(docs, records), reverse=_descending(req, "DESC"),
+                   key=lambda p: started[p[1]["id"]] if field == "started_at" else (p[1][field] or 0))
+    return [doc for doc, _ in pairs]
+
+
+def output_limit(req):
+    """`output_size_limit=N`: how many trailing bytes of output to keep, or None for all."""
+    return _index(req, "output_size_limit", None)
+
+
+def member_json(member):
+    """A gossip member in Dkron's (Serf's) member shape, plus Dkron's `id` and `statusText`.
+    The id is the member's name, stable across requests, so the UI can key its rows on it."""
+    proto = member.get("protocol", 1)
+    return {"id": member["name"], "Name": member["name"], "Addr": member["addr"], "Port": member["port"],
+            "Tags": member["tags"], "Status": MEMBER_STATUS.get(member["status"], 0),
+            "statusText": member["status"], "ProtocolMin": proto, "ProtocolMax": proto, "ProtocolCur": proto,
+            "DelegateMin": proto, "DelegateMax": proto, "DelegateCur": proto}
+
+
+def _descending(req, default="ASC"):
+    return (req.get_param("_order") or default).upper() == "DESC"
+
+
 def _index(req, name, default):
     value = req.get_param(name)
-    if value is None:
+    if value is None or value == "":
         return default
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise errors.BadRequest(f"{name}: expected a whole number, got {value!r}")
     return int(value)
 
 
-def member_json(member):
-    """A gossip member in Dkron's (Serf's) member shape."""
-    status = {"alive": 1, "suspect": 1, "leaving": 2, "left": 3, "failed": 4}.get(member["status"], 0)
-    proto = member.get("protocol", 1)
-    return {"id": member["name"], "Name": member["name"], "Addr": member["addr"], "Port": member["port"],
-            "Tags": member["tags"], "Status": status, "statusText": member["status"], "ProtocolMin": proto,
-            "ProtocolMax": proto, "ProtocolCur": proto, "DelegateMin": proto, "DelegateMax": proto,
-            "DelegateCur": proto}
+def _last(value):
+    return value[-1] if isinstance(value, list) else value

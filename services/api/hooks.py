@@ -1,76 +1,112 @@
 """Cross-cutting HTTP behaviour, as Dkron's API has it: `X-Whom` on every response, CORS for
-any origin (exposing X-Total-Count to browsers), the optional X-Dkron-Token check, and the one
-mapping from the client library's typed errors to HTTP statuses and bodies."""
+any origin (exposing X-Total-Count to browsers), the optional token check, and the one mapping
+from the client library's typed errors to HTTP statuses and bodies."""
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 
 import falcon
 
-from common import errors
+from common import errors, wire
+
+log = logging.getLogger(__name__)
 
 STATUS = {"bad_request": falcon.HTTP_400, "not_found": falcon.HTTP_404, "conflict": falcon.HTTP_409,
           "not_leader": falcon.HTTP_503, "unavailable": falcon.HTTP_503, "timeout": falcon.HTTP_503}
-OPEN_PATHS = ("/health",)
+OPEN_PATHS = ("/health",)  # probes (supervisord, load balancers, the tests) carry no token
+CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
+# "*" covers every header for current browsers; the names are for those that predate the wildcard.
+CORS_EXPOSE = "*, X-Total-Count, X-Whom, Location"
 
 
 class Meta:
-    """X-Whom names the node that answered; CORS lets the UI of any origin call the API."""
+    """X-Whom names the node that answered; CORS lets a UI served from any origin call the API."""
 
     def __init__(self, node):
         self.node = node
 
     def process_request(self, req, resp):
         if req.method == "OPTIONS":
-            resp.complete = True  # a CORS preflight needs only the headers below
+            resp.complete = True  # a CORS preflight needs only the headers set below
 
     def process_response(self, req, resp, resource, req_succeeded):
         resp.set_header("X-Whom", self.node)
         resp.set_header("Access-Control-Allow-Origin", "*")
-        resp.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
+        resp.set_header("Access-Control-Allow-Methods", CORS_METHODS)
         resp.set_header("Access-Control-Allow-Headers", req.get_header("Access-Control-Request-Headers") or "*")
-        resp.set_header("Access-Control-Expose-Headers", "*")
+        resp.set_header("Access-Control-Expose-Headers", CORS_EXPOSE)
 
 
 class Token:
-    """When a token is configured, every request but /health carries it in X-Dkron-Token."""
+    """When [security] token is set, every request but /health carries it in X-Dkron-Token
+    (Dkron's header), or as `Authorization: Bearer` (what Dkron's UI sends when ACLs are on)."""
 
     def __init__(self, token):
-        self.token = token
+        self.token = token.encode()
 
     def process_request(self, req, resp):
         if not self.token or req.path in OPEN_PATHS or req.method == "OPTIONS":
             return
-        given = req.get_header("X-Dkron-Token") or ""
-        if not hmac.compare_digest(given.encode(), self.token.encode()):
-            raise falcon.HTTPError(falcon.HTTP_401, title="missing or wrong X-Dkron-Token")
+        given = req.get_header("X-Dkron-Token")
+        if given is None:
+            scheme, _, value = (req.get_header("Authorization") or "").partition(" ")
+            given = value.strip() if scheme.lower() == "bearer" else ""
+        if not given:
+            raise falcon.HTTPError(falcon.HTTP_401, title="missing X-Dkron-Token header")
+        # Constant-time, so the answer's timing tells nothing about how much of a guess was right.
+        if not hmac.compare_digest(given.encode(), self.token):
+            raise falcon.HTTPError(falcon.HTTP_401, title="wrong X-Dkron-Token")
+
+
+def text_errors(req):
+    """Mark a request whose errors are plain text: Dkron's job writes answer that way."""
+    req.context.text_errors = True
 
 
 def render_error(req, resp, ex, params):
-    """errors.Error → status and JSON {"error": ...}; job writes answer text/plain (Dkron's spec)."""
-    status = STATUS.get(ex.code, falcon.HTTP_500)
-    if req.context.get("text_errors") and ex.code == "bad_request":
-        resp.content_type = falcon.MEDIA_TEXT
-        resp.text = str(ex)
-    else:
-        resp.content_type = falcon.MEDIA_JSON
-        body = {"error": str(ex)}
-        if ex.leader:
-            body["leader"] = ex.leader
-        resp.text = json.dumps(body)
-    resp.status = status
+    """errors.Error → status and JSON {"error": ...} ({"error", "leader"} when one is known)."""
+    resp.status = STATUS.get(ex.code, falcon.HTTP_500)
+    body = {"error": str(ex)}
+    if ex.leader:
+        body["leader"] = ex.leader
+    _write(req, resp, body)
 
 
 def render_http_error(req, resp, ex, params):
+    """Falcon's own errors (401 above, unknown route, wrong method) in the same JSON shape."""
     resp.status = ex.status
-    resp.content_type = falcon.MEDIA_JSON
-    resp.text = json.dumps({"error": ex.title or ex.status})
     for key, value in (ex.headers or {}).items():
         resp.set_header(key, value)
+    _write(req, resp, {"error": ex.title or str(ex.status)})
+
+
+def render_wire_error(req, resp, ex, params):
+    """A reply the client library could not decode: the node behind us is at fault, not the caller."""
+    log.warning("undecodable reply path=%s: %s", req.path, ex)
+    resp.status = falcon.HTTP_502
+    _write(req, resp, {"error": f"bad reply from the node's services: {ex}"})
+
+
+def render_crash(req, resp, ex, params):
+    log.exception("unexpected error method=%s path=%s", req.method, req.path)
+    resp.status = falcon.HTTP_500
+    _write(req, resp, {"error": f"internal error: {type(ex).__name__}"})
+
+
+def _write(req, resp, body):
+    if getattr(req.context, "text_errors", False):
+        resp.content_type = falcon.MEDIA_TEXT
+        resp.text = body["error"]
+    else:
+        resp.content_type = falcon.MEDIA_JSON
+        resp.text = json.dumps(body)
 
 
 def install(app):
+    app.add_error_handler(Exception, render_crash)
     app.add_error_handler(errors.Error, render_error)
+    app.add_error_handler(wire.WireError, render_wire_error)
     app.add_error_handler(falcon.HTTPError, render_http_error)

@@ -200,7 +200,7 @@ class Raft:
         if self.role == LEADER:
             self.maybe_commit()
             if self.commit > self.commit_sent:
-                self.broadcast_heartbeat()  # followers learn the new commit index now
+                self.broadcast_commit()
         hs = (self.term, self.vote, self.commit)
         if hs != self.hs_saved:
             rd.hard_state = hs
@@ -332,7 +332,7 @@ class Raft:
                 return self.become_follower(self.term, "")  # CheckQuorum: cut off, step down
         if self.heartbeat_elapsed >= self.conf.heartbeat_ticks:
             self.heartbeat_elapsed = 0
-            self.broadcast_heartbeat()
+            self.broadcast_heartbeat(resync=True)
 
     def quorum_active(self):
         active = {self.id} | {p for p, pr in self.progress.items() if pr.active}
@@ -358,11 +358,31 @@ class Raft:
             del self.progress[name]
         self.progress[self.id].match = self.log.stable
 
-    def broadcast_heartbeat(self):
+    def broadcast_heartbeat(self, resync=False):
         self.commit_sent = self.commit
         ctx = self.pending_reads[-1][0] if self.pending_reads else 0
         for peer in self.peers():
+            pr = self.progress[peer]
+            stuck = not pr.inflight or (pr.paused(MAX_INFLIGHT) and not pr.acked_lately)
+            if resync and stuck and pr.next > pr.match + 1:
+                # Once a heartbeat interval: appends that were lost are sent again.
+                pr.rewind()
+                self.send_append(peer)
+            if resync:
+                pr.acked_lately = False
             self.send_append(peer, heartbeat=True, ctx=ctx)
+
+    def broadcast_commit(self):
+        """Followers learn a new commit index now, not at the next heartbeat. An empty append
+        at next-1, the end of what was sent: on the same ordered connection it arrives after
+        those entries, so a follower whose own ack was not yet counted still learns it."""
+        self.commit_sent = self.commit
+        for peer in self.peers():
+            pr = self.progress[peer]
+            prev = pr.next - 1
+            if prev >= self.log.offset:
+                self.send(peer, m.RaftAppend(prev_index=prev, prev_term=self.log.term(prev), entries=[],
+                                             commit=self.commit))
 
     def send_append(self, peer, heartbeat=False, ctx=0):
         pr = self.progress[peer]

@@ -67,6 +67,7 @@ class SessionRow(pw.Model):
 
 MODELS = (JobRow, ExecutionRow, TickRow, MetaRow, ServerRow, SessionRow)
 SESSIONS_KEPT = 10_000
+SESSION_TRIM_EVERY = 1000  # applied entries between trims of the session table
 
 
 def failure(code, message):
@@ -94,19 +95,21 @@ class StateMachine:
                 results.append(self.apply_one(index, term, command) if command else None)
             self._set_meta("applied", entries[-1][0])
             self._set_meta("job_seq", self.job_seq)
-            self._trim_sessions()
+            if entries[-1][0] // SESSION_TRIM_EVERY != self.applied // SESSION_TRIM_EVERY:
+                self._trim_sessions()
         self.applied = entries[-1][0]
         return results
 
     def apply_one(self, index, term, command):
         client, seq = command.get("client"), command.get("seq", 0)
         if client and seq:
-            session = SessionRow.get_or_none(SessionRow.client == client)
-            if session is not None and seq <= session.seq:
-                return json.loads(session.result) if seq == session.seq else failure(
-                    "conflict", f"request {seq} of client {client} is older than its last one ({session.seq})")
+            session = self._one("SELECT seq, result FROM sessionrow WHERE client = ?", (client,))
+            if session is not None and seq <= session[0]:
+                return json.loads(session[1]) if seq == session[0] else failure(
+                    "conflict", f"request {seq} of client {client} is older than its last one ({session[0]})")
             result = self._handle(term, command)
-            SessionRow.insert(client=client, seq=seq, result=json.dumps(result), applied=index).on_conflict_replace().execute()
+            self._run("INSERT OR REPLACE INTO sessionrow (client, seq, result, applied) VALUES (?, ?, ?, ?)",
+                      (client, seq, json.dumps(result), index))
             return result
         return self._handle(term, command)
 
@@ -114,13 +117,16 @@ class StateMachine:
         handler = getattr(self, "apply_" + str(command.get("op", "")).replace(".", "_"), None)
         if handler is None:
             return failure("bad_request", f"unknown command {command.get('op')!r}")
+        # A savepoint: a command that fails half way leaves nothing of itself behind.
+        self._run("SAVEPOINT command")
         try:
-            # A savepoint: a command that fails half way leaves nothing of itself behind.
-            with self.db.atomic():
-                return handler(term, **command.get("args", {}))
+            result = handler(term, **command.get("args", {}))
         except (TypeError, KeyError, ValueError, AttributeError) as exc:
             # Every replica fails the same way on a malformed command; refuse it, never crash-loop.
-            return failure("bad_request", f"malformed {command.get('op')} command: {exc!r}")
+            self._run("ROLLBACK TO command")
+            result = failure("bad_request", f"malformed {command.get('op')} command: {exc!r}")
+        self._run("RELEASE command")
+        return result
 
     def apply_job_put(self, entry_term, job):
         old = self.job(job["name"])
@@ -164,9 +170,10 @@ class StateMachine:
         if stored is None:
             return failure("not_found", f"job {job!r} not found")
         if not manual:
-            if TickRow.get_or_none(job=job, scheduled_at=scheduled_at):
+            if self._one("SELECT 1 FROM tickrow WHERE job = ? AND scheduled_at = ?", (job, scheduled_at)):
                 return failure("conflict", f"tick {scheduled_at} of {job!r} already claimed")
-            TickRow.create(job=job, scheduled_at=scheduled_at, grp=group, term=entry_term)
+            self._run("INSERT INTO tickrow (job, scheduled_at, grp, term) VALUES (?, ?, ?, ?)",
+                      (job, scheduled_at, group, entry_term))
             stored["last_scheduled_at"] = max(stored.get("last_scheduled_at") or 0, scheduled_at)
             self._save_job(stored)
         for execution in executions:
@@ -207,15 +214,15 @@ class StateMachine:
     # -- reading ---------------------------------------------------------------------------
 
     def job(self, name):
-        row = JobRow.get_or_none(JobRow.name == name)
-        return json.loads(row.body) if row else None
+        row = self._one("SELECT body FROM jobrow WHERE name = ?", (name,))
+        return json.loads(row[0]) if row else None
 
     def jobs(self):
         return [json.loads(r.body) for r in JobRow.select().order_by(JobRow.name)]
 
     def execution(self, job, execution_id):
-        row = ExecutionRow.get_or_none((ExecutionRow.id == execution_id) & (ExecutionRow.job == job))
-        return json.loads(row.body) if row else None
+        row = self._one("SELECT body FROM executionrow WHERE id = ? AND job = ?", (execution_id, job))
+        return json.loads(row[0]) if row else None
 
     def executions(self, job, limit=HISTORY_LIMIT):
         rows = (ExecutionRow.select().where(ExecutionRow.job == job)
@@ -241,7 +248,8 @@ class StateMachine:
     # -- plumbing --------------------------------------------------------------------------
 
     def _save_job(self, job):
-        JobRow.insert(name=job["name"], parent=job["parent_job"], body=json.dumps(job)).on_conflict_replace().execute()
+        self._run("INSERT OR REPLACE INTO jobrow (name, parent, body) VALUES (?, ?, ?)",
+                  (job["name"], job["parent_job"], json.dumps(job)))
         self._changed(job["name"], job)
 
     def _changed(self, name, job):
@@ -260,15 +268,12 @@ class StateMachine:
             self._save_job(job)
 
     def _save_execution(self, execution):
-        ExecutionRow.insert(id=execution["id"], job=execution["job"], grp=execution["group"],
-                            status=execution["status"], body=json.dumps(execution)).on_conflict_replace().execute()
+        self._run("INSERT OR REPLACE INTO executionrow (id, job, grp, status, body) VALUES (?, ?, ?, ?, ?)",
+                  (execution["id"], execution["job"], execution["group"], execution["status"], json.dumps(execution)))
 
     def _trim(self, job):
-        stale = (ExecutionRow.select(ExecutionRow.id).where(ExecutionRow.job == job)
-                 .order_by(ExecutionRow.grp.desc(), ExecutionRow.id.desc()).offset(HISTORY_LIMIT))
-        ids = [r.id for r in stale]
-        if ids:
-            ExecutionRow.delete().where(ExecutionRow.id.in_(ids)).execute()
+        self._run("DELETE FROM executionrow WHERE id IN (SELECT id FROM executionrow WHERE job = ? "
+                  "ORDER BY grp DESC, id DESC LIMIT -1 OFFSET ?)", (job, HISTORY_LIMIT))
 
     def _trim_sessions(self):
         if SessionRow.select().count() > SESSIONS_KEPT * 1.1:
@@ -280,7 +285,15 @@ class StateMachine:
         return row.value if row else 0
 
     def _set_meta(self, key, value):
-        MetaRow.insert(key=key, value=value).on_conflict_replace().execute()
+        self._run("INSERT OR REPLACE INTO metarow (key, value) VALUES (?, ?)", (key, value))
+
+    # The hot paths run their SQL directly: building a peewee query costs more than running it.
+
+    def _one(self, sql, params):
+        return self.db.execute_sql(sql, params).fetchone()
+
+    def _run(self, sql, params=()):
+        self.db.execute_sql(sql, params)
 
     def close(self):
         self.db.close()

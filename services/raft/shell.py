@@ -79,7 +79,7 @@ class RaftShell:
             rd = self.core.ready()
             if rd.empty():
                 break
-            carry_out(rd, install=self.install, persist=self.store.save, send=self.send_peer, apply=self.apply,
+            carry_out(rd, install=self.install, persist=self.persist, send=self.send_peer, apply=self.apply_batches,
                       read=self.serve_read)
             self.core.advance(rd)
             if rd.soft_state:
@@ -87,6 +87,18 @@ class RaftShell:
         self.sync_peers()
         self.maybe_snapshot()
         self.publish_leader_if_changed()
+
+    def persist(self, hard_state, entries, snapshot):
+        if self.conf.raft.batching or len(entries) <= 1:
+            return self.store.save(hard_state, entries, snapshot)
+        for i, entry in enumerate(entries):  # the baseline: an fsync per entry
+            self.store.save(hard_state if i == len(entries) - 1 else None, [entry], snapshot if i == 0 else None)
+
+    def apply_batches(self, entries):
+        if self.conf.raft.batching:
+            return self.apply(entries)
+        for entry in entries:  # the baseline: a state machine transaction per entry
+            self.apply([entry])
 
     def sync_peers(self):
         membership = self.core.log.membership()
@@ -118,8 +130,11 @@ class RaftShell:
                 self.answer(env, result if command else {"index": index})
             if command and command.get("op") == "server.register" and command["args"]["name"] == self.name:
                 self.registering = 0
-        for seq, name, job in self.fsm.changes:
-            self.loop.send(self.state_pub, m.JobChanged(name=name, job=job, index=seq), topic=JOB_TOPIC)
+        if self.core.role == LEADER:
+            # The job feed is for the scheduler of the leader; one that takes over later loads
+            # a snapshot of the jobs first, and the feed's sequence numbers show any gap.
+            for seq, name, job in self.fsm.changes:
+                self.loop.send(self.state_pub, m.JobChanged(name=name, job=job, index=seq), topic=JOB_TOPIC)
         still = []
         for index, env, answer in self.waiting:
             if self.fsm.applied >= index:

@@ -1,0 +1,141 @@
+"""`scripts/bench NAME`: speed and memory figures, each printed beside a baseline measured in
+the same run on the same machine. Tests never assert on speed; these scripts are where speed
+is measured.
+
+  raft   3 servers on loopback, fsync on: commits/s and commit latency at 1, 16 and 128
+         concurrent proposers, fsyncs per commit, leader changes, and failover time after
+         kill -9 of the leader; beside the same load with batching off (an fsync per entry)."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+from docopt import docopt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import errors  # noqa: E402
+from scripts.cluster import Cluster  # noqa: E402
+
+USAGE = """Usage:
+  bench raft [--seconds S] [--failovers N]
+
+Options:
+  --seconds S     How long each load runs [default: 5].
+  --failovers N   Leader kills to time [default: 10].
+"""
+
+PROPOSERS = (1, 16, 128)
+UNBATCHED = {"raft": {"batching": False, "max_batch_entries": 1}}
+
+
+def percentile(values, q):
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def load(cluster, proposers, seconds):
+    """proposers threads writing small jobs as fast as commits come back."""
+    servers = sorted(cluster.nodes)
+    leader = cluster.leader()
+    before = cluster.ctl(leader, "raft")
+    latencies, failures, lock = [], [0], threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def propose(p):
+        client = cluster.client(servers[p % len(servers)])
+        i, mine = 0, []
+        while time.monotonic() < stop:
+            i += 1
+            job = {"name": f"bench-{p}-{i}", "schedule": "@manually", "executor": "shell",
+                   "executor_config": {"command": "true"}}
+            start = time.perf_counter()
+            try:
+                client.put_job(job)
+            except errors.Error:
+                with lock:
+                    failures[0] += 1
+                continue
+            mine.append(time.perf_counter() - start)
+        client.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=propose, args=(p,)) for p in range(proposers)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    after = cluster.ctl(leader, "raft")
+    commits = len(latencies)
+    return {"commits_s": commits / elapsed, "p50_ms": percentile(latencies, 0.5) * 1000,
+            "p99_ms": percentile(latencies, 0.99) * 1000,
+            "fsyncs_per_commit": (after.get("fsyncs", 0) - before["fsyncs"]) / max(commits, 1),
+            "leader_changes": after.get("term", before["term"]) - before["term"], "failed": failures[0]}
+
+
+def failovers(cluster, count):
+    """Seconds from kill -9 of the leader to the next write committed through a survivor."""
+    times = []
+    for i in range(count):
+        leader = cluster.leader()
+        survivor = next(n for n in sorted(cluster.nodes) if n != leader)
+        client = cluster.client(survivor)
+        client.timeout_ms = 250
+        client.put_job({"name": "failover", "schedule": "@manually", "executor": "shell",
+                        "executor_config": {"command": f"echo {i}"}})
+        killed_at = time.monotonic()
+        cluster.kill(leader)
+        while True:
+            try:
+                client.put_job({"name": "failover", "schedule": "@manually", "executor": "shell",
+                                "executor_config": {"command": f"echo {i}b"}})
+                break
+            except errors.Error:
+                if time.monotonic() - killed_at > 30:
+                    raise
+        times.append(time.monotonic() - killed_at)
+        client.close()
+        cluster.restart(leader)
+    return times
+
+
+def bench_raft(seconds, kills):
+    rows = {}
+    for label, conf in (("batched", {}), ("unbatched", UNBATCHED)):
+        with Cluster(servers=3, conf=conf) as cluster:
+            for n in PROPOSERS:
+                rows[(label, n)] = load(cluster, n, seconds)
+                print(f"  {label:>9} {n:>3} proposers: {rows[(label, n)]['commits_s']:8.0f} commits/s", file=sys.stderr)
+            if label == "batched":
+                failover_times = failovers(cluster, kills)
+    print(f"\nraft: 3 servers on loopback, fsync on, {seconds}s per load")
+    print(f"{'proposers':>9} | {'commits/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'fsync/commit':>12} {'leader chg':>10} |"
+          f" {'baseline commits/s':>18} {'p50 ms':>7} {'p99 ms':>7} {'fsync/commit':>12} | {'speedup':>7}")
+    for n in PROPOSERS:
+        b, u = rows[("batched", n)], rows[("unbatched", n)]
+        print(f"{n:>9} | {b['commits_s']:>10.0f} {b['p50_ms']:>7.1f} {b['p99_ms']:>7.1f} {b['fsyncs_per_commit']:>12.2f}"
+              f" {b['leader_changes']:>10} | {u['commits_s']:>18.0f} {u['p50_ms']:>7.1f} {u['p99_ms']:>7.1f}"
+              f" {u['fsyncs_per_commit']:>12.2f} | {b['commits_s'] / max(u['commits_s'], 1e-9):>6.1f}x")
+    print(f"failover (kill -9 of the leader → next committed write), {kills} runs: "
+          f"median {statistics.median(failover_times):.2f}s, max {max(failover_times):.2f}s, "
+          f"all {', '.join(f'{t:.2f}' for t in failover_times)}")
+
+
+def main(argv=None):
+    args = docopt(USAGE, argv=argv)
+    if args["raft"]:
+        bench_raft(int(args["--seconds"]), int(args["--failovers"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
