@@ -67,7 +67,11 @@ class Client:
                 left = deadline - time.monotonic()
                 if left <= 0 or not sock.poll(int(left * 1000) + 1):
                     break
-                env = wire.decode(sock.recv_multipart())
+                try:
+                    env = wire.decode(sock.recv_multipart())
+                except wire.WireError as exc:
+                    self._reset(endpoint)
+                    raise errors.Unavailable(f"{endpoint} answered {msg.TYPE} with a malformed reply: {exc}") from None
                 if env.re != msg_id:
                     continue  # a late reply to an earlier, abandoned request
                 if isinstance(env.msg, m.Error):
@@ -155,6 +159,20 @@ class Client:
     def members(self):
         return self.call(self._addr("gossip"), m.MemberList())["members"]
 
+    def leave(self):
+        """This node leaves the cluster gracefully (Dkron's POST /v1/leave) → the members."""
+        return self.call(self._addr("gossip"), m.MemberLeave())["members"]
+
+    def keyring(self, verb, key=""):
+        """Gossip keyring verb on every member: list, install, use or remove (Serf's `keys`)."""
+        msg = {"list": m.KeyringList(), "install": m.KeyringInstall(key=key), "use": m.KeyringUse(key=key),
+               "remove": m.KeyringRemove(key=key)}[verb]
+        return self.call(self._addr("gossip"), msg)
+
+    def fire_event(self, name, payload=b""):
+        """A user event to every member (Serf's `event`) → its Lamport time."""
+        return self.call(self._addr("gossip"), m.EventFire(name=name, payload=payload))["ltime"]
+
     def raft_peers(self):
         return self.call(self.endpoint, m.RaftPeers())
 
@@ -165,7 +183,10 @@ class Client:
         return self._leader_call("raft", m.RaftTransfer(name=name))
 
     def run(self, name):
-        return self._leader_call("dispatcher", m.JobRun(name=name))["executions"]
+        """Run now; a retry of this call (after a lost reply) starts nothing more."""
+        request = self._request()
+        return self._leader_call("dispatcher", m.JobRun(name=name, request=f"{request['client']}/{request['seq']}"))[
+            "executions"]
 
     def busy(self):
         return self._leader_call("dispatcher", m.BusyList())["executions"]

@@ -51,6 +51,7 @@ class Wire:
 @dataclass(frozen=True)
 class Security:
     token: str = _spec()
+    gossip_key: str = _spec()
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,28 @@ class Gossip:
     query_port: int = _port()
     refresh_ms: int = _spec(lo=10)
     join: list = _spec()
+    retry_join: list = _spec()
+    retry_interval_ms: int = _spec(lo=10)
+    retry_max_ms: int = _spec(lo=10)
+    probe_interval_ms: int = _spec(lo=10)
+    probe_timeout_ms: int = _spec(lo=1)
+    indirect_checks: int = _spec(lo=0, hi=16)
+    suspicion_mult: int = _spec(lo=1, hi=100)
+    suspicion_max_mult: int = _spec(lo=1, hi=100)
+    awareness_max: int = _spec(lo=1, hi=100)
+    retransmit_mult: int = _spec(lo=1, hi=100)
+    gossip_interval_ms: int = _spec(lo=1)
+    gossip_nodes: int = _spec(lo=1, hi=64)
+    gossip_to_dead_ms: int = _spec(lo=0)
+    push_pull_interval_ms: int = _spec(lo=0)
+    stream_timeout_ms: int = _spec(lo=10)
+    reconnect_interval_ms: int = _spec(lo=0)
+    reconnect_timeout_ms: int = _spec(lo=0)
+    tombstone_timeout_ms: int = _spec(lo=0)
+    leave_propagate_ms: int = _spec(lo=0)
+    leave_on_terminate: bool = _spec()
+    packet_bytes: int = _spec(lo=512, hi=65000)
+    lifeguard: bool = _spec()
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ bad input, 3 not found, 4 cluster unavailable."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -26,6 +27,9 @@ Usage:
   pykronctl [options] delete NAME
   pykronctl [options] executions NAME [--limit N]
   pykronctl [options] members
+  pykronctl [options] leave
+  pykronctl [options] keyring (--list | --install=KEY | --use=KEY | --remove=KEY)
+  pykronctl keygen
   pykronctl [options] leader
   pykronctl [options] tail NAME [--wait-start S]
   pykronctl [options] raft list-peers
@@ -42,6 +46,10 @@ Options:
   --wait                  Follow the run's output live; exit with its outcome.
   --wait-start S          How long tail waits for a run to start [default: 60].
   --timeout-ms MS         How long to wait for each reply [default: 5000].
+  --list                  keyring: the gossip keys every member holds, and how many use each.
+  --install=KEY           keyring: add KEY on every member (rotation step 1 of 3).
+  --use=KEY               keyring: seal with KEY on every member (step 2; it must be installed).
+  --remove=KEY            keyring: drop KEY on every member (step 3; not the one in use).
 """
 
 OK, FAILED, USAGE_ERROR, NOT_FOUND, UNAVAILABLE = 0, 1, 2, 3, 4
@@ -60,7 +68,8 @@ class Ctl:
     def run(self):
         if self.args["raft"]:
             return self.do_raft()
-        for verb in ("jobs", "job", "apply", "run", "delete", "executions", "members", "leader", "tail"):
+        for verb in ("jobs", "job", "apply", "run", "delete", "executions", "members", "leader", "tail", "leave",
+                     "keyring", "keygen"):
             if self.args[verb]:
                 return getattr(self, "do_" + verb)()
         raise DocoptExit()
@@ -113,6 +122,30 @@ class Ctl:
                  "executors": ",".join(x["executors"]),
                  "tags": ",".join(f"{k}={v}" for k, v in sorted(x["tags"].items()))} for x in self.client.members()]
         self.table(rows, ("name", "addr", "role", "status", "executors", "tags"))
+
+    def do_leave(self):
+        members = self.client.leave()
+        me = self.client.node_info()["node"]
+        self.print(json.dumps(members, indent=2) if self.json else f"{me} is leaving the cluster")
+
+    def do_keygen(self):
+        """A new gossip key for [security] gossip_key or `keyring --install` (AES-256, base64)."""
+        self.print(base64.b64encode(os.urandom(32)).decode())
+
+    def do_keyring(self):
+        verb = next((v for v in ("install", "use", "remove") if self.args[f"--{v}"]), "list")
+        done = self.client.keyring(verb, self.args[f"--{verb}"] or "")
+        if self.json:
+            self.print(json.dumps(done, indent=2))
+        elif verb == "list":
+            rows = [{"key": k, "members": f"{n}/{done['members']}", "primary": done["primary"].get(k, 0)}
+                    for k, n in sorted(done["keys"].items())]
+            self.table(rows, ("key", "members", "primary"))
+        else:
+            self.print(f"{verb}: done on {done['responded']}/{done['members']} members")
+        for name, why in sorted(done["failed"].items()):
+            print(f"pykronctl: {name}: {why}", file=sys.stderr)
+        return UNAVAILABLE if done["failed"] else OK
 
     def do_leader(self):
         leader = self.client.leader()

@@ -4,6 +4,7 @@ Jobs and executions travel as plain maps in the shapes of common/models.py."""
 
 from __future__ import annotations
 
+from dataclasses import field
 from typing import Any
 
 from common.wire import message
@@ -152,6 +153,42 @@ class RaftTransfer:
     name: str = ""
 
 
+@message("tick.skip")
+class TickSkip:
+    """Ticks that will not run (the misfire policy, no node to run them), with the reason."""
+
+    job: str
+    ticks: list[int]
+    reason: str
+
+
+@message("exec.unfinished")
+class ExecUnfinished:
+    """→ ok {runs: [{execution, job}]}: every claimed or running execution, for a new leader."""
+
+
+@message("exec.delete_all")
+class ExecDeleteAll:
+    """Delete a job's executions and reset its counters (Dkron's DELETE .../executions)."""
+
+    job: str
+    client: str = ""
+    seq: int = 0
+
+
+@message("settings.get")
+class SettingsGet:
+    stale: bool = False
+
+
+@message("settings.put")
+class SettingsPut:
+    key: str
+    value: str
+    client: str = ""
+    seq: int = 0
+
+
 # -- raft state PUB (Clone pattern: updates carry the applied index) -------------------------
 
 
@@ -169,6 +206,9 @@ class RaftLeader:
 
 @message("job.changed")
 class JobChanged:
+    """A job put or deleted. With no name: reload everything (settings changed, or a snapshot
+    replaced the state)."""
+
     name: str
     job: dict[str, Any] | None
     index: int
@@ -227,9 +267,11 @@ class ExecResult:
 
 @message("job.run")
 class JobRun:
-    """Run now. → ok {executions: [...]} once claimed; does not wait for the run."""
+    """Run now. → ok {executions: [...]} once claimed; does not wait for the run. A retried
+    request (same `request`) gets the first answer instead of a second run."""
 
     name: str
+    request: str = ""
 
 
 @message("busy.list")
@@ -264,9 +306,123 @@ class MemberEvent:
     member: dict[str, Any]
 
 
+@message("member.leave")
+class MemberLeave:
+    """Leave the cluster gracefully (Dkron's POST /v1/leave) → ok {members}."""
+
+
+@message("event.fire")
+class EventFire:
+    """A user event to spread to every member (Serf's user event) → ok {ltime}."""
+
+    name: str
+    payload: bytes = b""
+
+
+@message("event.received")
+class EventReceived:
+    """Published on gossip's user PUB (ipc gossip.user), once per event, Lamport-stamped."""
+
+    ltime: int
+    name: str
+    payload: bytes = b""
+
+
+@message("keyring.list")
+class KeyringList:
+    """Keyring verbs (Serf's `keys`). On the query port they are fanned out to every alive
+    member → ok {members, responded, failed, keys, primary}; between gossip services, over
+    the sealed stream, `local` ones apply to the receiver only."""
+
+    local: bool = False
+
+
+@message("keyring.install")
+class KeyringInstall:
+    key: str
+    local: bool = False
+
+
+@message("keyring.use")
+class KeyringUse:
+    key: str
+    local: bool = False
+
+
+@message("keyring.remove")
+class KeyringRemove:
+    key: str
+    local: bool = False
+
+
+# Gossip datagrams (UDP, wire's single-frame form). `updates` are piggybacked membership
+# changes and user events: ["a", name, inc, addr, port, meta] alive, ["s", name, inc, from]
+# suspect, ["d", name, inc, from] dead (from == name: left), ["e", ltime, name, payload] event.
+
+
 @message("gossip.ping")
 class GossipPing:
+    """A probe: `node` is the member meant (a reused address is not mistaken for it), and
+    addr/port are where the ack goes."""
+
     seq: int
+    node: str = ""
+    addr: str = ""
+    port: int = 0
+    updates: list[list] = field(default_factory=list)
+
+
+@message("gossip.ping_req")
+class GossipPingReq:
+    """Probe `node` for me (SWIM's indirect probe); `nack`: say so if it does not answer (Lifeguard)."""
+
+    seq: int
+    node: str
+    target_addr: str
+    target_port: int
+    addr: str
+    port: int
+    nack: bool = False
+    updates: list[list] = field(default_factory=list)
+
+
+@message("gossip.ack")
+class GossipAck:
+    seq: int
+    updates: list[list] = field(default_factory=list)
+
+
+@message("gossip.nack")
+class GossipNack:
+    seq: int
+    updates: list[list] = field(default_factory=list)
+
+
+@message("gossip.broadcast")
+class GossipBroadcast:
+    """A datagram that carries only updates (memberlist's dedicated gossip)."""
+
+    updates: list[list]
+
+
+# Gossip stream (TCP, through ZeroMQ on the gossip port): push-pull, joins, keyring verbs.
+
+
+@message("gossip.sync")
+class GossipSync:
+    """Push-pull anti-entropy and joins, both ways: every member as [name, addr, port, inc,
+    state, meta] with state a(live) s(uspect) d(ead) l(eft), and the user event clock."""
+
+    members: list[list]
+    ltime: int = 0
+    join: bool = False
+
+
+@message("gossip.sealed")
+class GossipSealed:
+    """A stream message sealed with the gossip keyring (AES-GCM), used when encryption is on."""
+
+    data: bytes
 
 
 # -- raft peers (term in the header; etcd's pairs) ------------------------------------------

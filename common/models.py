@@ -11,7 +11,9 @@ from common import schedule
 from common.errors import BadRequest
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Dkron's finished_at of a running execution
-CONCURRENCY = ("allow", "forbid", "")
+CONCURRENCY = ("allow", "forbid", "replace", "")
+MISFIRE = ("skip", "run_once", "run_all")
+MAX_HISTORY = 10_000
 RUNNING = ("claimed", "running")
 FINISHED = ("success", "failed", "lost", "killed", "interrupted", "skipped")
 
@@ -21,11 +23,17 @@ JOB_DEFAULTS = {
     "dependent_jobs": [], "processors": {}, "concurrency": "allow", "executor": "",
     "executor_config": {}, "ephemeral": False, "starts_at": None, "expires_at": None,
     "created_at": 0,
+    # Beyond Dkron: what to do with ticks missed while no leader ran them, a random delay per
+    # tick, the first retry delay (doubled per attempt), a timeout for any executor, history kept.
+    "misfire_policy": "run_once", "catchup_window": "1h", "jitter": "", "retry_interval": "1s",
+    "timeout": "", "history_limit": 100,
 }
+DURATIONS = ("catchup_window", "jitter", "retry_interval", "timeout")
 # Kept by the state machine across updates, never taken from a client.
 JOB_STATE = {"success_count": 0, "error_count": 0, "last_success_at": None, "last_error_at": None,
              "status": "", "last_scheduled_at": None}
-_STRINGS = ("displayname", "timezone", "owner", "owner_email", "parent_job", "executor", "concurrency")
+_STRINGS = ("displayname", "timezone", "owner", "owner_email", "parent_job", "executor", "concurrency",
+            "misfire_policy") + DURATIONS
 _STRING_MAPS = ("tags", "metadata", "executor_config")
 
 
@@ -51,6 +59,11 @@ def validate_job(doc, *, now=0):
         if retries < 0:
             raise BadRequest("Job validation failed: retries must not be negative.")
         job["retries"] = retries
+    if doc.get("history_limit") is not None:
+        limit = _typed(doc["history_limit"], int, "history_limit", "an integer")
+        if not 1 <= limit <= MAX_HISTORY:
+            raise BadRequest(f"Job validation failed: history_limit must be 1..{MAX_HISTORY}.")
+        job["history_limit"] = limit
     if doc.get("processors") is not None:
         procs = doc["processors"]
         if not isinstance(procs, dict) or not all(isinstance(v, dict) for v in procs.values()):
@@ -63,7 +76,17 @@ def validate_job(doc, *, now=0):
             value = _typed(doc[key], str, key, "an RFC 3339 time")
             job[key] = _check(lambda: schedule.parse_time(value, schedule.zone(job["timezone"])))
     if job["concurrency"] not in CONCURRENCY:
-        raise BadRequest('Job validation failed: invalid concurrency policy value, use "allow" or "forbid".')
+        raise BadRequest('Job validation failed: invalid concurrency policy value, use "allow", "forbid" or "replace".')
+    if job["misfire_policy"] not in MISFIRE:
+        raise BadRequest('Job validation failed: misfire_policy must be "skip", "run_once" or "run_all".')
+    for key in DURATIONS:
+        if job[key]:
+            if _check(lambda: schedule.parse_duration(job[key])) < 0:
+                raise BadRequest(f"Job validation failed: {key} must not be negative.")
+    for key, value in job["tags"].items():
+        _, sep, count = value.partition(":")
+        if sep and not (count.isdigit() and int(count) >= 1):
+            raise BadRequest(f'Job validation failed: tag {key}: "{value}" must be "value" or "value:N" with N ≥ 1.')
     if job["parent_job"] == job["name"]:
         raise BadRequest("Job validation failed: the job can not have itself as parent.")
     _check(lambda: schedule.zone(job["timezone"]))
@@ -75,6 +98,12 @@ def validate_job(doc, *, now=0):
         _check(lambda: schedule.parse_duration(job["executor_config"]["timeout"]))
     job["created_at"] = now
     return job
+
+
+def duration_ms(job, key):
+    """One of a job's Go durations in ms (0 when unset); they were checked on the way in."""
+    value = job.get(key) or JOB_DEFAULTS[key]
+    return schedule.parse_duration(value) if value else 0
 
 
 def job_schedule(job, default_timezone=""):
@@ -116,6 +145,8 @@ def job_to_dkron(job, next_at=None):
         "status": job.get("status", ""), "next": rfc3339(next_at) or ZERO_TIME,
         "ephemeral": job["ephemeral"], "starts_at": rfc3339(job["starts_at"]),
         "expires_at": rfc3339(job["expires_at"]),
+        **{k: job.get(k, JOB_DEFAULTS[k]) for k in ("misfire_policy", "catchup_window", "jitter", "retry_interval",
+                                                     "timeout", "history_limit")},
     }
 
 

@@ -11,21 +11,28 @@ from docopt import docopt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scripts.sim import gossip as gossip_sim  # noqa: E402
 from scripts.sim import raft as raft_sim  # noqa: E402
 
 USAGE = """Usage:
   simulate raft [--seed N] [--seeds K] [--nodes N] [--steps K]
+  simulate gossip [--seed N] [--nodes N] [--minutes M] [--only NAMES]
 
 Options:
   --seed N    First seed [default: 1].
   --seeds K   How many consecutive seeds to run [default: 1].
   --nodes N   Cluster size [default: 3].
   --steps K   Steps per seed [default: 1000].
+  --minutes M  Simulated minutes per gossip configuration [default: 10].
+  --only NAMES Gossip configurations to run, comma-separated (clean, loss-lifeguard, loss-swim,
+               slow-lifeguard, slow-swim); all of them when not given.
 """
 
 
 def main(argv=None):
     args = docopt(USAGE, argv=argv)
+    if args["gossip"]:
+        return gossip(args)
     seed, count = int(args["--seed"]), int(args["--seeds"])
     nodes, steps = int(args["--nodes"]), int(args["--steps"])
     for s in range(seed, seed + count):
@@ -38,6 +45,22 @@ def main(argv=None):
             return 1
         print(f"seed {s}: ok  steps={steps} committed={len(sim.committed)} proposed={sim.proposed} "
               f"terms={len(sim.leaders)} simulated={sim.now / 1000:.1f}s")
+    return 0
+
+
+def gossip(args):
+    """Issue 4's figures: each configuration on its own simulated cluster, printed as it ends."""
+    names = args["--only"].split(",") if args["--only"] else list(gossip_sim.CONFIGS)
+    unknown = [n for n in names if n not in gossip_sim.CONFIGS]
+    if unknown:
+        print(f"unknown configuration {', '.join(unknown)}; one of {', '.join(gossip_sim.CONFIGS)}")
+        return 2
+    nodes, seed, minutes = int(args["--nodes"]), int(args["--seed"]), float(args["--minutes"])
+    print(f"gossip: {nodes} members, {minutes:g} simulated minutes per configuration, one healthy member killed "
+          f"every {gossip_sim.KILL_EVERY_MS // 1000} s; memberlist's LAN defaults (conf/node.toml). "
+          f"False failures per hour are extrapolated from the {minutes:g}-minute window.", flush=True)
+    for name in names:
+        print(gossip_sim.report(gossip_sim.figures(name, nodes, seed, minutes)), flush=True)
     return 0
 
 

@@ -57,6 +57,7 @@ def create_app(conf=None, client=None):
     app.add_route("/v1/members", members.Members(node))
     app.add_route("/v1/leader", members.Leader(node))
     app.add_route("/v1/isleader", members.IsLeader(node))
+    app.add_route("/v1/leave", members.Leave(node))
     app.add_route("/v1/busy", executions.Busy(node))
     app.add_route("/v1/jobs", jobs.Jobs(node))
     app.add_route("/v1/jobs/{job_name}", jobs.Job(node))

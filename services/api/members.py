@@ -43,3 +43,13 @@ class IsLeader:
         leads = bool(info.get("leader")) and info["leader"]["node"] == info["node"]
         dkron.render(req, resp, "I am a leader" if leads else "I am a follower",
                      falcon.HTTP_200 if leads else falcon.HTTP_404)
+
+
+class Leave:
+    """Dkron's POST /v1/leave: this node leaves the cluster gracefully; answers the members."""
+
+    def __init__(self, node):
+        self.node = node
+
+    def on_post(self, req, resp):
+        dkron.render(req, resp, [dkron.member_json(x) for x in self.node.client.leave()])

@@ -17,6 +17,8 @@ from services.dispatcher.core import Dispatcher
 
 log = logging.getLogger(__name__)
 
+MANUAL_RUNS_KEPT = 1000
+
 
 class DispatcherShell:
     def __init__(self, conf, loop):
@@ -26,6 +28,7 @@ class DispatcherShell:
                                run_attempts=dc.run_attempts)
         self.active, self.term = False, 0
         self.confirm = {}  # execution id → executor requests waiting for the commit of their result
+        self.manual_runs = {}  # request id → executions it started, so a retried request starts none
         self.run_pub = loop.socket(zmq.PUB, "run", bind=config.endpoints(conf, "dispatcher", "run", dc.run_port))
         self.output_pub = loop.socket(zmq.PUB, "output",
                                       bind=config.endpoints(conf, "dispatcher", "output", dc.output_port))
@@ -82,7 +85,7 @@ class DispatcherShell:
             return
         self.claim(env.msg.job, env.msg.scheduled_at)
 
-    def claim(self, job, scheduled_at, *, manual=False, env=None):
+    def claim(self, job, scheduled_at, *, manual=False, env=None, request=""):
         executions = self.core.plan(job, scheduled_at, self.loop.now(), manual=manual)
         if not executions:
             log.warning("no alive node matches job=%s executor=%s tags=%s", job["name"], job["executor"], job["tags"])
@@ -100,16 +103,24 @@ class DispatcherShell:
                     self.loop.reply_error(self.result_router, env, err)
                 return
             self.core.claimed(job, result["executions"], self.loop.now())
+            if request:
+                self.manual_runs[request] = result["executions"]
+                while len(self.manual_runs) > MANUAL_RUNS_KEPT:
+                    self.manual_runs.pop(next(iter(self.manual_runs)))
             if env is not None:
                 self.loop.reply(self.result_router, env, {"executions": result["executions"]})
 
         self.raft.call(claim, claimed)
 
     def run_now(self, env):
+        request = env.msg.request
+        if request in self.manual_runs:
+            return self.loop.reply(self.result_router, env, {"executions": self.manual_runs[request]})
+
         def got(result, err):
             if err is not None:
                 return self.loop.reply_error(self.result_router, env, err)
-            self.claim(result["job"], self.loop.now(), manual=True, env=env)
+            self.claim(result["job"], self.loop.now(), manual=True, env=env, request=request)
 
         self.raft.call(m.JobGet(name=env.msg.name, stale=True), got)
 

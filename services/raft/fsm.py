@@ -11,8 +11,8 @@ import sqlite3
 import peewee as pw
 
 from common import models
+from services.raft.runs import RunLedger, failure
 
-HISTORY_LIMIT = 100
 
 
 class JobRow(pw.Model):
@@ -25,7 +25,7 @@ class ExecutionRow(pw.Model):
     id = pw.TextField(primary_key=True)
     job = pw.TextField()
     grp = pw.IntegerField()
-    status = pw.TextField()
+    status = pw.TextField(index=True)  # a new leader looks up every unfinished run
     body = pw.TextField()
 
     class Meta:
@@ -65,16 +65,23 @@ class SessionRow(pw.Model):
     applied = pw.IntegerField(index=True)
 
 
-MODELS = (JobRow, ExecutionRow, TickRow, MetaRow, ServerRow, SessionRow)
+class SettingRow(pw.Model):
+    """Cluster settings every server must agree on (untagged_jobs, default_timezone)."""
+
+    key = pw.TextField(primary_key=True)
+    value = pw.TextField()
+
+
+SETTINGS = {"untagged_jobs": ("one", "all"), "default_timezone": None}
+SETTING_DEFAULTS = {"untagged_jobs": "one", "default_timezone": ""}
+
+
+MODELS = (JobRow, ExecutionRow, TickRow, MetaRow, ServerRow, SessionRow, SettingRow)
 SESSIONS_KEPT = 10_000
 SESSION_TRIM_EVERY = 1000  # applied entries between trims of the session table
 
 
-def failure(code, message):
-    return {"error": code, "message": message}
-
-
-class StateMachine:
+class StateMachine(RunLedger):
     def __init__(self, path):
         self.db = pw.SqliteDatabase(path, pragmas={"journal_mode": "wal", "synchronous": 2})
         self.db.bind(MODELS)
@@ -132,6 +139,9 @@ class StateMachine:
         old = self.job(job["name"])
         if job["parent_job"] and self.job(job["parent_job"]) is None:
             return failure("not_found", "specified parent job not found")
+        cycle = self._cycle(job["name"], job["parent_job"])
+        if cycle:
+            return failure("bad_request", f"Job validation failed: parent_job makes a cycle: {' -> '.join(cycle)}.")
         stored = dict(job)
         if old:
             stored.update({k: old.get(k, v) for k, v in models.JOB_STATE.items()})
@@ -161,51 +171,18 @@ class StateMachine:
         self._changed(name, None)
         return {"job": job}
 
-    def apply_tick_claim(self, entry_term, job, scheduled_at, group, term, executions, manual=False):
-        # A claim made by a leader of an older term may reach the log through a newer leader;
-        # only the leader that appended the entry may claim, so a deposed one cannot dispatch.
-        if term != entry_term:
-            return failure("not_leader", f"claim of term {term} in an entry of term {entry_term}: stale leader")
-        stored = self.job(job)
-        if stored is None:
-            return failure("not_found", f"job {job!r} not found")
-        if not manual:
-            if self._one("SELECT 1 FROM tickrow WHERE job = ? AND scheduled_at = ?", (job, scheduled_at)):
-                return failure("conflict", f"tick {scheduled_at} of {job!r} already claimed")
-            self._run("INSERT INTO tickrow (job, scheduled_at, grp, term) VALUES (?, ?, ?, ?)",
-                      (job, scheduled_at, group, entry_term))
-            stored["last_scheduled_at"] = max(stored.get("last_scheduled_at") or 0, scheduled_at)
-            self._save_job(stored)
-        for execution in executions:
-            self._save_execution(execution)
-        return {"executions": executions}
+    def apply_settings_put(self, entry_term, key, value):
+        if key not in SETTINGS:
+            return failure("bad_request", f"unknown setting {key!r} (one of {', '.join(sorted(SETTINGS))})")
+        choices = SETTINGS[key]
+        if choices and value not in choices:
+            return failure("bad_request", f"setting {key}: expected one of {', '.join(choices)}, got {value!r}")
+        self._run("INSERT OR REPLACE INTO settingrow (key, value) VALUES (?, ?)", (key, value))
+        self._changed("", None)  # a change without a name: the scheduler reloads everything
+        return {"settings": self.settings()}
 
-    def apply_exec_ack(self, entry_term, job, id, started_at):
-        execution = self.execution(job, id)
-        if execution is None:
-            return failure("not_found", f"execution {id!r} not found")
-        if execution["status"] == "claimed":
-            execution.update(status="running", started_at=started_at)
-            self._save_execution(execution)
-        return {"execution": execution}
-
-    def apply_exec_finish(self, entry_term, execution):
-        old = self.execution(execution["job"], execution["id"])
-        if old is not None and old["status"] in models.FINISHED:
-            return {"execution": old, "duplicate": True}
-        job = self.job(execution["job"])
-        if job is None:
-            return failure("not_found", f"job {execution['job']!r} not found")
-        self._save_execution(execution)
-        if execution["status"] != "skipped":
-            ok = execution["success"]
-            job["success_count" if ok else "error_count"] += 1
-            key = "last_success_at" if ok else "last_error_at"
-            job[key] = max(job[key] or 0, execution["finished_at"] or 0)
-            job["status"] = "success" if ok else "failed"
-            self._save_job(job)
-        self._trim(execution["job"])
-        return {"execution": execution}
+    def settings(self):
+        return {**SETTING_DEFAULTS, **dict(self.db.execute_sql("SELECT key, value FROM settingrow").fetchall())}
 
     def apply_server_register(self, entry_term, name, addrs, store=""):
         ServerRow.insert(name=name, addrs=json.dumps({**addrs, "store": store})).on_conflict_replace().execute()
@@ -219,15 +196,6 @@ class StateMachine:
 
     def jobs(self):
         return [json.loads(r.body) for r in JobRow.select().order_by(JobRow.name)]
-
-    def execution(self, job, execution_id):
-        row = self._one("SELECT body FROM executionrow WHERE id = ? AND job = ?", (execution_id, job))
-        return json.loads(row[0]) if row else None
-
-    def executions(self, job, limit=HISTORY_LIMIT):
-        rows = (ExecutionRow.select().where(ExecutionRow.job == job)
-                .order_by(ExecutionRow.grp.desc(), ExecutionRow.id.desc()).limit(limit))
-        return [json.loads(r.body) for r in rows]
 
     def server(self, name):
         row = ServerRow.get_or_none(ServerRow.name == name)
@@ -256,6 +224,18 @@ class StateMachine:
         self.job_seq += 1
         self.changes.append((self.job_seq, name, job))
 
+    def _cycle(self, name, parent):
+        """The chain of parents from `parent` back to `name`, if there is one."""
+        chain, seen = [name], {name}
+        while parent:
+            chain.append(parent)
+            if parent in seen:
+                return chain
+            seen.add(parent)
+            job = self.job(parent)
+            parent = job["parent_job"] if job else ""
+        return None
+
     def _edit_dependents(self, parent, add=None, remove=None):
         job = self.job(parent)
         if job is None:
@@ -266,14 +246,6 @@ class StateMachine:
         if deps != job["dependent_jobs"]:
             job["dependent_jobs"] = deps
             self._save_job(job)
-
-    def _save_execution(self, execution):
-        self._run("INSERT OR REPLACE INTO executionrow (id, job, grp, status, body) VALUES (?, ?, ?, ?, ?)",
-                  (execution["id"], execution["job"], execution["group"], execution["status"], json.dumps(execution)))
-
-    def _trim(self, job):
-        self._run("DELETE FROM executionrow WHERE id IN (SELECT id FROM executionrow WHERE job = ? "
-                  "ORDER BY grp DESC, id DESC LIMIT -1 OFFSET ?)", (job, HISTORY_LIMIT))
 
     def _trim_sessions(self):
         if SessionRow.select().count() > SESSIONS_KEPT * 1.1:

@@ -193,8 +193,8 @@ class RaftShell:
             self.publish_leader()
 
     def publish_all_jobs(self):
-        """After a snapshot replaced the state, subscribers must reload: a jump in the sequence does it."""
-        self.loop.send(self.state_pub, m.JobChanged(name="", job=None, index=self.fsm.job_seq + 2), topic=JOB_TOPIC)
+        """After a snapshot replaced the state, subscribers must reload."""
+        self.loop.send(self.state_pub, m.JobChanged(name="", job=None, index=self.fsm.job_seq), topic=JOB_TOPIC)
 
     def maybe_register(self):
         addrs = config.addrs(self.conf)
@@ -240,6 +240,16 @@ class RaftShell:
             return self.propose(env, "exec.ack", job=msg.job, id=msg.id, started_at=msg.started_at)
         if isinstance(msg, m.ExecFinish):
             return self.propose(env, "exec.finish", execution=models.check_execution(msg.execution))
+        if isinstance(msg, m.TickSkip):
+            return self.propose(env, "tick.skip", job=msg.job, ticks=msg.ticks, reason=msg.reason)
+        if isinstance(msg, m.ExecDeleteAll):
+            return self.propose(env, "exec.delete_all", session=(msg.client, msg.seq), job=msg.job)
+        if isinstance(msg, m.SettingsPut):
+            return self.propose(env, "settings.put", session=(msg.client, msg.seq), key=msg.key, value=msg.value)
+        if isinstance(msg, m.SettingsGet):
+            return self.read(env, msg.stale, lambda: {"settings": self.fsm.settings()})
+        if isinstance(msg, m.ExecUnfinished):
+            return self.read(env, False, lambda: {"runs": self.fsm.unfinished()})
         if isinstance(msg, m.ServerRegister):
             return self.propose(env, "server.register", name=msg.name, addrs=msg.addrs, store=msg.store)
         if isinstance(msg, (m.RaftPeers, m.RaftAddPeer, m.RaftRemovePeer, m.RaftTransfer)):
@@ -247,7 +257,8 @@ class RaftShell:
         if isinstance(msg, m.JobGet):
             return self.read(env, msg.stale, lambda: {"job": _found(self.fsm.job(msg.name), "job", msg.name)})
         if isinstance(msg, m.JobList):
-            return self.read(env, msg.stale, lambda: {"jobs": self.fsm.jobs(), "seq": self.fsm.job_seq})
+            return self.read(env, msg.stale, lambda: {"jobs": self.fsm.jobs(), "seq": self.fsm.job_seq,
+                                                      "settings": self.fsm.settings()})
         if isinstance(msg, m.ExecList):
             return self.read(env, msg.stale, lambda: self._executions(msg.job, msg.limit))
         if isinstance(msg, m.ExecGet):

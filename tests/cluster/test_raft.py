@@ -118,9 +118,12 @@ def test_a_wiped_server_rejoins_through_a_snapshot(cluster):
     shutil.rmtree(cluster.nodes[victim].conf.node.data_dir)
     cluster.start(cluster.nodes[victim])
     cluster.wait_ready(cluster.nodes[victim])
-    wait_until(lambda: victim in cluster.ctl(cluster.leader(), "raft")["voters"]
-               and cluster.ctl(victim, "raft")["snapshot"] > 0, timeout=30,
-               what="the wiped server back as a voter, from a snapshot")
+    def back():
+        voters, status = cluster.ctl(cluster.leader(), "raft")["voters"], cluster.ctl(victim, "raft")
+        print(f"voters={voters} victim snapshot={status.get('snapshot')} commit={status.get('commit')}")
+        return victim in voters and status["snapshot"] > 0
+
+    wait_until(back, timeout=30, what="the wiped server back as a voter, from a snapshot")
     assert "installing snapshot" in cluster.log(victim, "raft")
     wait_until(lambda: {f"bulk-{i}" for i in range(SNAPSHOT_ENTRIES + 10)} <= names_on(cluster, victim, stale=True),
                what="every job on the wiped server")

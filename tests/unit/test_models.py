@@ -84,7 +84,7 @@ def test_accepts_unicode_lower_case(name):
 
 
 def test_rejects_bad_concurrency():
-    assert 'invalid concurrency policy value, use "allow" or "forbid"' in rejected(concurrency="sometimes")
+    assert 'invalid concurrency policy value, use "allow", "forbid" or "replace"' in rejected(concurrency="sometimes")
 
 
 def test_rejects_negative_retries():
@@ -152,7 +152,8 @@ def test_job_to_dkron_has_dkrons_fields_and_zero_values():
         "id", "name", "displayname", "timezone", "schedule", "owner", "owner_email", "success_count",
         "error_count", "last_success", "last_error", "disabled", "tags", "metadata", "retries",
         "dependent_jobs", "parent_job", "processors", "concurrency", "executor", "executor_config",
-        "status", "next", "ephemeral", "starts_at", "expires_at"}
+        "status", "next", "ephemeral", "starts_at", "expires_at",
+        "misfire_policy", "catchup_window", "jitter", "retry_interval", "timeout", "history_limit"}
     assert out["id"] == out["name"] == "backup"
     assert out["tags"] is None and out["metadata"] is None and out["dependent_jobs"] is None
     assert out["last_success"] is None and out["starts_at"] is None
@@ -234,3 +235,12 @@ def test_next_fire_uses_the_default_timezone_when_the_job_has_none():
 def test_tail_cuts_on_a_character_boundary():
     assert models.tail("abc", 10) == ("abc", False)
     assert models.tail("xßß", 3) == ("ß", True)
+
+
+def test_pykron_scheduling_fields_are_checked():
+    assert "misfire_policy" in rejected(misfire_policy="sometimes")
+    assert "duration" in rejected(jitter="soon")
+    assert "negative" in rejected(retry_interval="-1s")
+    assert "history_limit" in rejected(history_limit=0)
+    assert "value:N" in rejected(tags={"role": "web:many"})
+    assert "value:N" in rejected(tags={"role": "web:0"})

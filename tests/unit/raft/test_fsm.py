@@ -226,7 +226,7 @@ def test_finish_counts_each_node_of_a_group(fsm):
     stored = fsm.job("backup")
     assert (stored["success_count"], stored["error_count"]) == (2, 1)
     assert stored["last_success_at"] == NOW + 3000  # the latest, not the last applied
-    assert stored["status"] == "failed"
+    assert stored["status"] == "partially_failed"  # Dkron's name for a group with both outcomes
 
 
 def test_finish_is_idempotent(fsm):
@@ -253,11 +253,9 @@ def test_finish_for_an_unknown_job(fsm):
     assert Log(fsm).apply("exec.finish", execution=finished("ghost"))["error"] == "not_found"
 
 
-def test_history_is_trimmed(fsm, monkeypatch):
-    from services.raft import fsm as fsm_module
-    monkeypatch.setattr(fsm_module, "HISTORY_LIMIT", 3)
+def test_history_is_trimmed_to_the_jobs_history_limit(fsm):
     log = Log(fsm)
-    log.apply("job.put", job=job("backup"))
+    log.apply("job.put", job={**job("backup"), "history_limit": 3})
     for group in range(1, 6):
         log.apply("exec.finish", execution=finished("backup", group=group))
     assert [e["group"] for e in fsm.executions("backup")] == [5, 4, 3]
@@ -312,3 +310,106 @@ def test_malformed_finish_is_refused_not_raised(fsm):
 
 def test_pragmas_report_wal_and_full_sync(fsm):
     assert fsm.pragmas() == {"journal_mode": "wal", "synchronous": 2}
+
+
+def claim(log, name, at, node="web1", manual=False, term=1):
+    group = at * 1_000_000
+    return log.apply("tick.claim", job=name, scheduled_at=at, group=group, term=term, manual=manual,
+                     executions=[models.new_execution(name, node, group=group, scheduled_at=at, manual=manual)])
+
+
+def test_forbid_skips_a_claim_while_the_job_runs_and_records_why(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("backup", concurrency="forbid"))
+    assert claim(log, "backup", NOW)["executions"][0]["status"] == "claimed"
+    refused = claim(log, "backup", NOW + 10_000)
+    assert "forbid" in refused["skipped"]
+    assert refused["executions"][0]["status"] == "skipped" and refused["executions"][0]["scheduled_at"] == NOW + 10_000
+    manual = claim(log, "backup", NOW + 11_000, manual=True)  # manual runs honour forbid too (dkron#338)
+    assert "forbid" in manual["skipped"]
+    statuses = sorted(e["status"] for e in fsm.executions("backup"))
+    assert statuses == ["claimed", "skipped", "skipped"]
+    assert "conflict" == claim(log, "backup", NOW + 10_000).get("error")  # the skipped tick stays taken
+
+
+def test_replace_claims_and_names_the_runs_to_stop(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("backup", concurrency="replace"))
+    first = claim(log, "backup", NOW)["executions"][0]
+    second = claim(log, "backup", NOW + 10_000)
+    assert second["replace"] == [first["id"]] and second["executions"][0]["status"] == "claimed"
+
+
+def test_tick_skip_records_each_tick_and_keeps_them_from_being_claimed(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("backup"))
+    ticks = [NOW + i * 1000 for i in range(30)]
+    done = log.apply("tick.skip", job="backup", ticks=ticks, reason="misfire policy skip")
+    rows = done["executions"]
+    assert len(rows) == 20 and "(and 10 earlier ticks)" in rows[0]["reason"]
+    assert all(r["status"] == "skipped" for r in rows)
+    assert claim(log, "backup", ticks[3])["error"] == "conflict"
+    assert fsm.job("backup")["last_scheduled_at"] == ticks[-1]
+
+
+def test_a_late_result_replaces_lost(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("backup"))
+    lost = dict(finished("backup", success=False), status="lost", reason="no heartbeat for 10s")
+    log.apply("exec.finish", execution=lost)
+    assert fsm.job("backup")["error_count"] == 1
+    real = log.apply("exec.finish", execution=finished("backup"))["execution"]
+    assert real["status"] == "success" and "marked lost" in real["reason"]
+    stored = fsm.job("backup")
+    assert (stored["success_count"], stored["error_count"]) == (1, 0)
+    assert log.apply("exec.finish", execution=finished("backup", success=False))["duplicate"]
+
+
+def test_a_group_waits_for_its_retries_and_succeeds_on_the_last_attempt(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("backup", retries=1))
+    failed = dict(finished("backup", success=False), retrying=True)
+    first = log.apply("exec.finish", execution=failed)
+    assert first["group_done"] is False
+    retry = dict(finished("backup"), id="1-web1-2", attempt=2)
+    second = log.apply("exec.finish", execution=retry)
+    assert second["group_done"] is True and second["group_status"] == "success"
+    assert fsm.job("backup")["status"] == "success"
+
+
+def test_delete_all_executions_resets_the_counters(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("backup"))
+    log.apply("exec.finish", execution=finished("backup"))
+    reset = log.apply("exec.delete_all", job="backup")["job"]
+    assert (reset["success_count"], reset["last_success_at"], reset["status"]) == (0, None, "")
+    assert fsm.executions("backup") == []
+    assert log.apply("exec.delete_all", job="nope")["error"] == "not_found"
+
+
+def test_settings_are_checked_and_replicated(fsm):
+    log = Log(fsm)
+    assert fsm.settings() == {"untagged_jobs": "one", "default_timezone": ""}
+    assert log.apply("settings.put", key="untagged_jobs", value="all")["settings"]["untagged_jobs"] == "all"
+    assert log.apply("settings.put", key="untagged_jobs", value="some")["error"] == "bad_request"
+    assert log.apply("settings.put", key="colour", value="red")["error"] == "bad_request"
+
+
+def test_parent_chains_must_not_loop(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("a"))
+    log.apply("job.put", job=job("b", parent_job="a"))
+    log.apply("job.put", job=job("c", parent_job="b"))
+    refused = log.apply("job.put", job=job("a", parent_job="c"))
+    assert refused["error"] == "bad_request" and "a -> c -> b -> a" in refused["message"]
+
+
+def test_unfinished_lists_claimed_and_running_runs_with_their_jobs(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("backup"))
+    ex = claim(log, "backup", NOW)["executions"][0]
+    claim(log, "backup", NOW + 10_000)
+    log.apply("exec.ack", job="backup", id=ex["id"], started_at=NOW + 5)
+    runs = fsm.unfinished()
+    assert [r["execution"]["status"] for r in runs] == ["running", "claimed"]
+    assert runs[0]["job"]["name"] == "backup"
