@@ -11,7 +11,7 @@ import time
 
 import zmq
 
-from common import config, errors, messages as m, wire
+from common import config, errors, messages as m, models, wire
 
 
 def parse_server(server):
@@ -138,6 +138,43 @@ class Client:
 
     def delete_job(self, name):
         return self.call(self.endpoint, m.JobDelete(name=name, **self._request()))["job"]
+
+    def restore(self, docs):
+        """Create or replace many jobs, parents before children (Dkron's restore; `pykronctl
+        import`) → [(name, error or None)]. The whole list is checked first: BadRequest, and
+        nothing stored, when a job is invalid, named twice, or its parent is neither in the
+        list nor stored, or when parents form a cycle. A job the cluster refuses is reported
+        and the rest go on; an unavailable cluster stops the restore."""
+        parents = {}
+        for doc in docs:
+            job = models.validate_job(doc)
+            if job["name"] in parents:
+                raise errors.BadRequest(f"job {job['name']!r} appears twice")
+            parents[job["name"]] = job["parent_job"]
+        stored, order, placed = None, [], set()
+        for name in parents:
+            chain, at = [], name
+            while at in parents and at not in placed:
+                if at in chain:
+                    raise errors.BadRequest(f"parent jobs form a cycle: {' -> '.join(chain + [at])}")
+                chain.append(at)
+                at = parents[at]
+            if at and at not in placed and at not in parents:
+                stored = {j["name"] for j in self.jobs()} if stored is None else stored
+                if at not in stored:
+                    raise errors.BadRequest(f"job {chain[-1]!r}: parent job {at!r} is neither in the list nor stored")
+            order.extend(reversed(chain))
+            placed.update(chain)
+        docs_by_name = {doc["name"]: doc for doc in docs}
+        results = []
+        for name in order:
+            try:
+                self.put_job(docs_by_name[name])
+            except (errors.BadRequest, errors.NotFound, errors.Conflict) as err:
+                results.append((name, str(err)))
+            else:
+                results.append((name, None))
+        return results
 
     def _request(self):
         """Who sends this write: a retry of it carries the same pair, and is applied once.

@@ -121,6 +121,7 @@ class Dispatcher:
     ack_timeout_ms: int = _spec(lo=10)
     run_attempts: int = _spec(lo=1)
     members_refresh_ms: int = _spec(lo=10)
+    lease_ms: int = _spec(lo=100)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,9 @@ class Executor:
     output_max_bytes: int = _spec(lo=0)
     result_retry_ms: int = _spec(lo=10)
     drain_ms: int = _spec(lo=0)
+    heartbeat_ms: int = _spec(lo=10)
+    max_concurrent_executions: int = _spec(lo=0)
+    queue_size: int = _spec(lo=0)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ ctl.status. Handlers get decoded Envelopes; bad input is logged and counted, nev
 
 from __future__ import annotations
 
-import collections
 import errno
 import heapq
 import itertools
@@ -17,7 +16,7 @@ import time
 
 import zmq
 
-from common import errors, log as pklog, messages as m, wire
+from common import errors, log as pklog, messages as m, metrics, wire
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,8 @@ class Loop:
         self.seq = itertools.count()
         self.tickless = []
         self.idle = []  # run after each round of handlers: where a core's Ready is carried out
-        self.dropped = collections.Counter()
+        self.metrics = metrics.Registry()  # what this service records; exported in ctl.status
+        self.dropped = self.metrics.add(metrics.WIRE_DROPPED).view(service=service)  # reason → count
         self.status = lambda: {}
         self.ready = False
         self.on_term = None  # set by a service that drains work on the first TERM/INT
@@ -320,6 +320,7 @@ class Loop:
         body = {"service": self.service, "pid": os.getpid(), "ready": self.ready, "role": "",
                 "leader": "", "term": 0, "dropped": dict(self.dropped)}
         body.update(self.status())
+        body["metrics"] = self.metrics.snapshot()
         self.reply(self.ctl_router, env, body)
 
     def _signal_pipe(self):

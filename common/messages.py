@@ -236,8 +236,20 @@ class DispatcherHeartbeat:
 
 @message("run.start")
 class RunStart:
-    execution: dict[str, Any]
+    """Executions of one run: one on a node topic, or several on a tag topic (each executor
+    picks its own and re-checks that it is the target)."""
+
+    executions: list[dict[str, Any]]
     job: dict[str, Any]
+
+
+@message("run.kill")
+class RunKill:
+    """Stop an execution (its whole process group); it is recorded as killed with the reason."""
+
+    id: str
+    node: str
+    reason: str
 
 
 @message("run.ack")
@@ -263,6 +275,22 @@ class ExecResult:
     """Re-sent by the executor until the dispatcher replies ok (the record is committed)."""
 
     execution: dict[str, Any]
+
+
+@message("exec.heartbeat")
+class ExecHeartbeat:
+    """An executor's running executions: each renews its lease at the active dispatcher."""
+
+    node: str
+    ids: list[str]
+
+
+@message("exec.kill")
+class ExecKill:
+    """Kill one execution (id), or every running execution of the job (id empty)."""
+
+    job: str
+    id: str = ""
 
 
 @message("job.run")

@@ -57,6 +57,7 @@ class Sim:
         self.bytes_udp = self.bytes_tcp = self.datagrams = 0
         self.failed_at = {}       # member → {observer: last time it was seen failed}
         self.left_seen = {}       # member → observers that saw it leave
+        self.suspected = {}       # member → observers that suspected it at some point
         self.declarations = []    # (at, observer, member, incarnation): suspicion timers that ran out
         self.killed = {}          # member → when
         self.next_check = 0
@@ -190,6 +191,8 @@ class Sim:
                     self.failed_at.setdefault(member["name"], {})[node.name] = self.now
                 elif kind == "leave":
                     self.left_seen.setdefault(member["name"], set()).add(node.name)
+                elif member["status"] == "suspect":
+                    self.suspected.setdefault(member["name"], set()).add(node.name)
             core.advance(rd)
         if core.roster.declared:
             self.declarations += [(at, node.name, name, inc) for name, inc, at in core.roster.declared]

@@ -8,9 +8,9 @@ import threading
 
 import falcon
 
-from common import config, log, wire
+from common import config, log, messages as m, wire
 from common.client import Client
-from services.api import executions, hooks, jobs, members, status
+from services.api import executions, hooks, jobs, members, metrics, output, settings, status, ui
 
 
 class Node:
@@ -39,6 +39,10 @@ class Node:
                     self._pid = os.getpid()
         return self._client
 
+    def ctl(self, service, timeout_ms):
+        """ctl.status of one of this node's services, over its ipc control socket."""
+        return self.client.call_once(config.ipc(self.conf, service, "ctl"), m.CtlStatus(), timeout_ms=timeout_ms)
+
 
 def create_app(conf=None, client=None):
     """The WSGI app. conf defaults to the file named by PYKRON_CONF (unset: node.toml's
@@ -52,17 +56,29 @@ def create_app(conf=None, client=None):
     app = falcon.App(middleware=[hooks.Meta(conf.node.name), hooks.Token(conf.security.token)])
     app.req_options.strip_url_path_trailing_slash = True  # /v1/ is /v1, as Dkron routes both
     hooks.install(app)
+    app.add_route("/", ui.Root())
+    app.add_route("/ui", ui.Files())
+    app.add_route("/ui/{name}", ui.Files())
     app.add_route("/health", status.Health(node))
+    app.add_route("/metrics", metrics.Metrics(node))
+    app.add_route("/v1/openapi.yaml", ui.Spec())
     app.add_route("/v1", status.Status(node))
     app.add_route("/v1/members", members.Members(node))
     app.add_route("/v1/leader", members.Leader(node))
     app.add_route("/v1/isleader", members.IsLeader(node))
     app.add_route("/v1/leave", members.Leave(node))
     app.add_route("/v1/busy", executions.Busy(node))
+    app.add_route("/v1/pause", settings.Pause(node))
+    app.add_route("/v1/unpause", settings.Unpause(node))
+    app.add_route("/v1/settings", settings.Settings(node))
+    app.add_route("/v1/restore", jobs.Restore(node))
     app.add_route("/v1/jobs", jobs.Jobs(node))
     app.add_route("/v1/jobs/{job_name}", jobs.Job(node))
     app.add_route("/v1/jobs/{job_name}/run", jobs.Run(node))
     app.add_route("/v1/jobs/{job_name}/toggle", jobs.Toggle(node))
+    app.add_route("/v1/jobs/{job_name}/kill", executions.Kill(node))
     app.add_route("/v1/jobs/{job_name}/executions", executions.Executions(node))
     app.add_route("/v1/jobs/{job_name}/executions/{execution}", executions.Execution(node))
+    app.add_route("/v1/jobs/{job_name}/executions/{execution}/kill", executions.Kill(node))
+    app.add_route("/v1/jobs/{job_name}/executions/{execution}/output", output.Output(node))
     return app

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import logging
 
+import falcon
+
 from common import errors, models
+from common.loop import now_ms
 from services.api import dkron
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,11 @@ class Executions:
         resp.set_header("X-Total-Count", str(len(docs)))
         dkron.render(req, resp, dkron.sort_executions(req, docs, records))
 
+    def on_delete(self, req, resp, job_name):
+        """Dkron's DELETE: every execution of the job goes, its counters reset; → the job."""
+        job = self.node.client.delete_executions(job_name)
+        dkron.render(req, resp, dkron.job_json(job, now_ms()))
+
 
 class Execution:
     def __init__(self, node):
@@ -47,6 +55,21 @@ class Execution:
                 doc["output"] = full["data"].decode(errors="replace")
                 doc["output_truncated"] = full["size"] > len(full["data"])
         dkron.render(req, resp, doc)
+
+
+class Kill:
+    """POST /v1/jobs/{job}/executions/{id}/kill (one run) and POST /v1/jobs/{job}/kill (every
+    running one): the executor kills the process group and the run is recorded as killed.
+    202 at once, with the executions being killed; their records change when the kill lands."""
+
+    def __init__(self, node):
+        self.node = node
+
+    def on_post(self, req, resp, job_name, execution=None):
+        killed = self.node.client.kill(job_name, execution)
+        if isinstance(killed, dict):
+            killed = killed.get("executions", [])
+        dkron.render(req, resp, [models.execution_to_dkron(x) for x in killed], falcon.HTTP_202)
 
 
 class Busy:

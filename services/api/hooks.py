@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 STATUS = {"bad_request": falcon.HTTP_400, "not_found": falcon.HTTP_404, "conflict": falcon.HTTP_409,
           "not_leader": falcon.HTTP_503, "unavailable": falcon.HTTP_503, "timeout": falcon.HTTP_503}
 OPEN_PATHS = ("/health",)  # probes (supervisord, load balancers, the tests) carry no token
+# The UI's own files and the API's description hold no data, and the UI must load before it can
+# ask for a token; every /v1 call it then makes carries the token.
+OPEN_PREFIXES = ("/ui", "/v1/openapi.yaml")
 CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
 # "*" covers every header for current browsers; the names are for those that predate the wildcard.
 CORS_EXPOSE = "*, X-Total-Count, X-Whom, Location"
@@ -48,7 +51,7 @@ class Token:
         self.token = token.encode()
 
     def process_request(self, req, resp):
-        if not self.token or req.path in OPEN_PATHS or req.method == "OPTIONS":
+        if not self.token or req.path in OPEN_PATHS or req.path.startswith(OPEN_PREFIXES) or req.method == "OPTIONS":
             return
         given = req.get_header("X-Dkron-Token")
         if given is None:

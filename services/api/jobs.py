@@ -1,16 +1,18 @@
-"""Dkron's job resources: list, create-or-update (POST, PATCH, PUT), show, delete, run now and
-toggle. Writes go to the node's raft client port through the client library; the server
-validates the job and answers once the change is committed."""
+"""Dkron's job resources: list, create-or-update (POST, PATCH, PUT), show, delete, run now,
+toggle and restore. Writes go to the node's raft client port through the client library; the
+server validates the job and answers once the change is committed."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import falcon
 
+from common import errors
 from common.errors import Error
 from common.loop import now_ms
-from services.api import dkron, hooks
+from services.api import dkron, hooks, settings
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,9 @@ class Jobs:
         """Create or replace (Dkron's upsert by name). Answers with the job as stored, so
         `next`, counters and `status` are real values rather than echoes of the request."""
         hooks.text_errors(req)
-        job = self.node.client.put_job(dkron.read_json(req))
+        doc = dkron.read_json(req)
+        settings.refuse_when_paused(self.node)
+        job = self.node.client.put_job(doc)
         if "runoncreate" in req.params:
             try:
                 self.node.client.run(job["name"])
@@ -85,3 +89,39 @@ class Toggle:
         doc = dkron.job_json(self.node.client.job(job_name), now)
         doc["disabled"] = not doc["disabled"]
         dkron.render(req, resp, dkron.job_json(self.node.client.put_job(doc), now))
+
+
+class Restore:
+    """Dkron's POST /v1/restore: multipart field `file`, a JSON array of jobs, created or
+    replaced parents first. The whole file is checked before anything is stored (400); the
+    answer lists "success create NAME" or "fail create NAME: why" per job, as a JSON array
+    (Dkron sends that array encoded once more, as a JSON string; the spec shows the array)."""
+
+    def __init__(self, node):
+        self.node = node
+
+    def on_post(self, req, resp):
+        docs = _restore_file(req)
+        results = self.node.client.restore(docs)
+        dkron.render(req, resp, [f"success create {name}" if error is None else f"fail create {name}: {error}"
+                                 for name, error in results])
+
+
+def _restore_file(req):
+    if not (req.content_type or "").startswith("multipart/form-data"):
+        raise errors.BadRequest("expected multipart/form-data with the jobs in a field named file")
+    try:
+        data = next((part.get_data() for part in req.get_media() if part.name == "file"), None)
+    except falcon.MediaMalformedError as exc:
+        raise errors.BadRequest(f"unreadable multipart body: {exc.description or exc.title}") from None
+    if data is None:
+        raise errors.NotFound("no field named file in the form (Dkron answers 404 too)")
+    if len(data) > dkron.MAX_BODY_BYTES:
+        raise errors.BadRequest(f"file over {dkron.MAX_BODY_BYTES} bytes")
+    try:
+        docs = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.BadRequest(f"file is not JSON: {exc}") from None
+    if not isinstance(docs, list) or not all(isinstance(d, dict) for d in docs):
+        raise errors.BadRequest("file must hold a JSON array of job objects")
+    return docs

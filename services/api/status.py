@@ -1,5 +1,6 @@
 """This node's own state: GET /v1 (Dkron's agent, serf and tags document) and GET /health,
-which is healthy only while the node's raft service answers, so probes see a node that can serve."""
+healthy only while the node's raft service answers and knows a leader, so a load balancer
+sends requests only to a node that can serve them."""
 
 from __future__ import annotations
 
@@ -47,8 +48,11 @@ class Health:
 
     def on_get(self, req, resp):
         try:
-            self.node.client.node_info(refresh=True)
+            info = self.node.client.node_info(refresh=True)
         except (errors.Error, wire.WireError) as err:
             dkron.render(req, resp, {"status": "unhealthy", "error": str(err)}, falcon.HTTP_503)
             return
-        dkron.render(req, resp, {"status": "healthy"})
+        if not info.get("leader"):
+            dkron.render(req, resp, {"status": "unhealthy", "error": "no leader known"}, falcon.HTTP_503)
+            return
+        dkron.render(req, resp, {"status": "healthy", "leader": info["leader"]["node"]})

@@ -1,6 +1,8 @@
 """The dispatcher core, pure: picks target nodes by tags, and walks each execution through
-claimed → dispatched → running → finished. A run not acked in time is published again, then
-failed with its reason. The shell claims through Raft, publishes, and records what this decides."""
+claimed → dispatched → running → finished. A run waits out its jitter, is published, and is
+published again until acked, then failed with its reason; a running one whose heartbeats stop
+for the lease is lost; a failed one is retried after its backoff. Time and randomness come in;
+the shell claims through Raft, publishes, and records what this decides."""
 
 from __future__ import annotations
 
@@ -16,23 +18,26 @@ class Run:
     execution: dict
     job: dict
     state: str = CLAIMED
-    due_at: int = 0
+    due_at: int = 0          # when to publish (jitter), then when to publish again, then the lease end
     publications: int = 0
     last_output: bytes = b""
 
 
 @dataclass
 class Ready:
-    publish: list = field(default_factory=list)   # (node, execution, job): run.start on node.<name>
-    record: list = field(default_factory=list)    # ("exec.ack", execution) | ("exec.finish", execution)
+    publish: list = field(default_factory=list)  # (executions, job, topic): run.start
+    kill: list = field(default_factory=list)     # (execution, reason): run.kill on its node
+    record: list = field(default_factory=list)   # ("exec.ack" | "exec.finish", execution)
+    retry: list = field(default_factory=list)    # (job, execution of the next attempt) to claim
 
     def empty(self):
-        return not (self.publish or self.record)
+        return not (self.publish or self.kill or self.record or self.retry)
 
 
-def select_targets(job, members, rng):
+def select_targets(job, members, rng, untagged="one"):
     """Alive members offering the job's executor whose tags match all of the job's; a tag value
-    "v:N" caps the count at N (the smallest N wins). No tags means one node (Dkron runs on all)."""
+    "v:N" caps the count at N (the smallest N wins). No tags: one node (Dkron: every node),
+    unless the cluster setting untagged_jobs is "all"."""
     wanted, count = {}, None
     for key, value in (job.get("tags") or {}).items():
         value, sep, cap = value.partition(":")
@@ -44,21 +49,35 @@ def select_targets(job, members, rng):
         x["name"] for x in members
         if x["status"] == "alive" and job["executor"] in x.get("executors", [])
         and all(x["tags"].get(k) == v for k, v in wanted.items()))
-    if not wanted:
+    if not wanted and untagged != "all":
         count = 1
     if count is None or len(candidates) <= count:
         return candidates
     return sorted(rng.sample(candidates, count))
 
 
+def tag_topic(job):
+    """A job that runs on every node with one tag goes out once, on that tag's topic."""
+    tags = job.get("tags") or {}
+    if len(tags) == 1:
+        (key, value), = tags.items()
+        if ":" not in value:
+            return f"{key}={value}"
+    return None
+
+
 class Dispatcher:
-    def __init__(self, node, *, rng, ack_timeout_ms, run_attempts):
+    def __init__(self, node, *, rng, ack_timeout_ms, run_attempts, lease_ms):
         self.node, self.rng = node, rng
-        self.ack_timeout_ms, self.run_attempts = ack_timeout_ms, run_attempts
+        self.ack_timeout_ms, self.run_attempts, self.lease_ms = ack_timeout_ms, run_attempts, lease_ms
         self.members = []
+        self.untagged = "one"
         self.runs = {}
         self.manual_seq = 0
+        self.outgoing = []  # runs to publish, grouped by job when the Ready is made
         self.rd = Ready()
+
+    # -- planning and claims ---------------------------------------------------------------
 
     def plan(self, job, scheduled_at, now, manual=False):
         """The executions of one tick (or manual run), ready to be claimed; [] when no node fits."""
@@ -67,62 +86,133 @@ class Dispatcher:
             group = now * 1_000_000 + self.manual_seq * 1000
         else:
             group = scheduled_at * 1_000_000
-        return [models.new_execution(job["name"], node, group=group, scheduled_at=scheduled_at, manual=manual)
-                for node in select_targets(job, self.members, self.rng)]
+        jitter = models.duration_ms(job, "jitter")
+        delay = self.rng.randrange(jitter) if jitter else 0
+        return [dict(models.new_execution(job["name"], node, group=group, scheduled_at=scheduled_at, manual=manual),
+                     jitter_ms=delay)
+                for node in select_targets(job, self.members, self.rng, self.untagged)]
 
     def claimed(self, job, executions, now):
-        """The claim is committed: publish every run and wait for its ack."""
+        """The claim is committed: each run is published once its jitter has passed."""
         for execution in executions:
-            run = Run(dict(execution), job)
+            run = Run(dict(execution), job, due_at=execution["scheduled_at"] + execution.get("jitter_ms", 0))
             self.runs[execution["id"]] = run
-            self.publish(run, now)
+            if run.due_at <= now:
+                self.publish(run, now)
+
+    def adopt(self, execution, job, now):
+        """A run found unfinished by a new leader: sent again with the same id (the executor
+        starts nothing twice), or, already running, watched with a fresh lease."""
+        if execution["id"] in self.runs:
+            return
+        run = Run(dict(execution), job)
+        self.runs[execution["id"]] = run
+        if execution["status"] == "running":
+            run.state, run.due_at = RUNNING, now + self.lease_ms
+        else:
+            run.due_at = execution["scheduled_at"] + execution.get("jitter_ms", 0)
+            if run.due_at <= now:
+                self.publish(run, now)
 
     def publish(self, run, now):
         run.state, run.due_at = DISPATCHED, now + self.ack_timeout_ms
         run.publications += 1
-        self.rd.publish.append((run.execution["node"], run.execution, run.job))
+        self.outgoing.append(run)
 
-    def acked(self, execution_id, started_at):
+    def flush(self):
+        """Runs of one job go out in one frame on a tag topic when they can, else one per node."""
+        by_job = {}
+        for run in self.outgoing:
+            by_job.setdefault(run.job["name"], []).append(run)
+        self.outgoing = []
+        for runs in by_job.values():
+            job, topic = runs[0].job, tag_topic(runs[0].job)
+            if topic and len(runs) > 1:
+                self.rd.publish.append(([r.execution for r in runs], job, ("tag", topic)))
+            else:
+                self.rd.publish.extend(([r.execution], job, ("node", r.execution["node"])) for r in runs)
+
+    # -- what executors say ----------------------------------------------------------------
+
+    def acked(self, execution_id, started_at, now):
         run = self.runs.get(execution_id)
         if run is None or run.state == RUNNING:
             return
-        run.state = RUNNING
+        run.state, run.due_at = RUNNING, now + self.lease_ms
         run.execution.update(status="running", started_at=started_at)
         self.rd.record.append(("exec.ack", run.execution))
+
+    def heard(self, execution_ids, now):
+        """A heartbeat: these runs are alive; their lease starts again."""
+        for execution_id in execution_ids:
+            run = self.runs.get(execution_id)
+            if run is not None and run.state == RUNNING:
+                run.due_at = now + self.lease_ms
 
     def output(self, execution_id, data):
         run = self.runs.get(execution_id)
         if run is not None:
             run.last_output = data
 
-    def finished(self, execution):
-        """A result from an executor; it is recorded (idempotently) and the run forgotten."""
-        self.runs.pop(execution["id"], None)
-        self.rd.record.append(("exec.finish", execution))
+    def finished(self, execution, now):
+        """A result (from an executor, or decided here): retried if it failed and attempts
+        remain, then recorded, idempotently, and the run forgotten."""
+        run = self.runs.pop(execution["id"], None)
+        job = run.job if run else None
+        record = dict(execution)
+        if job and not record["success"] and record["status"] in ("failed", "lost") \
+                and record["attempt"] <= job.get("retries", 0):
+            record["retrying"] = True
+            delay = models.duration_ms(job, "retry_interval") * 2 ** (record["attempt"] - 1)
+            nxt = models.new_execution(job["name"], record["node"], group=record["group"],
+                                       scheduled_at=record["scheduled_at"], attempt=record["attempt"] + 1,
+                                       manual=record.get("manual", False))
+            nxt.update(id=f"{record['group']}-{record['node']}-{record['attempt'] + 1}", jitter_ms=0,
+                       retry_at=now + delay)
+            self.rd.retry.append((job, nxt))
+        self.rd.record.append(("exec.finish", record))
+
+    def kill(self, execution_id, reason):
+        run = self.runs.get(execution_id)
+        if run is None:
+            return False
+        self.rd.kill.append((run.execution, reason))
+        return True
+
+    # -- time ------------------------------------------------------------------------------
 
     def tick(self, now):
         for run in list(self.runs.values()):
-            if run.state != DISPATCHED or run.due_at > now:
+            if run.due_at > now:
                 continue
-            if run.publications < self.run_attempts:
+            if run.state == CLAIMED or run.state == DISPATCHED and run.publications < self.run_attempts:
                 self.publish(run, now)
+            elif run.state == DISPATCHED:
+                self.finished(dict(run.execution, status="failed", success=False, finished_at=now,
+                                   reason=f"node {run.execution['node']} did not acknowledge the run "
+                                          f"after {run.publications} publications"), now)
             else:
-                failed = dict(run.execution, status="failed", success=False, finished_at=now,
-                              reason=f"node {run.execution['node']} did not acknowledge the run "
-                                     f"after {run.publications} publications")
-                self.finished(failed)
+                self.finished(dict(run.execution, status="lost", success=False, finished_at=now,
+                                   reason=f"no heartbeat from node {run.execution['node']} for "
+                                          f"{self.lease_ms // 1000}s"), now)
 
     def deadline(self):
-        dues = [r.due_at for r in self.runs.values() if r.state == DISPATCHED]
-        return min(dues) if dues else None
+        return min((r.due_at for r in self.runs.values()), default=None)
 
     def busy(self):
         return [dict(r.execution, output=r.last_output.decode(errors="replace"))
-                for r in sorted(self.runs.values(), key=lambda r: r.execution["group"])]
+                for r in sorted(self.runs.values(), key=lambda r: r.execution["group"]) if r.state != CLAIMED]
+
+    def running(self, job_name):
+        return [r.execution for r in self.runs.values() if r.job["name"] == job_name]
 
     def ready(self):
-        return Ready(publish=list(self.rd.publish), record=list(self.rd.record))
+        self.flush()
+        return Ready(publish=list(self.rd.publish), kill=list(self.rd.kill), record=list(self.rd.record),
+                     retry=list(self.rd.retry))
 
     def advance(self, rd):
         del self.rd.publish[:len(rd.publish)]
+        del self.rd.kill[:len(rd.kill)]
         del self.rd.record[:len(rd.record)]
+        del self.rd.retry[:len(rd.retry)]

@@ -1,10 +1,12 @@
 """The dispatcher service's shell. Ticks arrive from the local scheduler; each is claimed
-through Raft before its runs are published on node topics (salt's publish pattern). Executors
-answer over ROUTER/DEALER: acks, output (republished for live tails) and results, which are
-confirmed to the executor only once committed, so a result is never lost to a failover."""
+through Raft (one at a time per job) before its runs are published on node or tag topics
+(salt's publish pattern). Executors answer over ROUTER/DEALER — acks, heartbeats, output
+(republished for live tails) and results, confirmed only once committed. A new leader takes
+over every unfinished run; finished groups start their dependent jobs or remove ephemeral ones."""
 
 from __future__ import annotations
 
+import collections
 import logging
 import random
 import sys
@@ -18,6 +20,7 @@ from services.dispatcher.core import Dispatcher
 log = logging.getLogger(__name__)
 
 MANUAL_RUNS_KEPT = 1000
+SETTINGS_REFRESH_MS = 2000
 
 
 class DispatcherShell:
@@ -25,10 +28,11 @@ class DispatcherShell:
         self.conf, self.loop, self.name = conf, loop, conf.node.name
         dc = conf.dispatcher
         self.core = Dispatcher(self.name, rng=random.Random(), ack_timeout_ms=dc.ack_timeout_ms,
-                               run_attempts=dc.run_attempts)
+                               run_attempts=dc.run_attempts, lease_ms=dc.lease_ms)
         self.active, self.term = False, 0
-        self.confirm = {}  # execution id → executor requests waiting for the commit of their result
-        self.manual_runs = {}  # request id → executions it started, so a retried request starts none
+        self.confirm = {}        # execution id → executor requests waiting for the commit of their result
+        self.manual_runs = {}    # request id → executions it started, so a retried request starts none
+        self.claims = collections.defaultdict(collections.deque)  # job → claims waiting their turn
         self.run_pub = loop.socket(zmq.PUB, "run", bind=config.endpoints(conf, "dispatcher", "run", dc.run_port))
         self.output_pub = loop.socket(zmq.PUB, "output",
                                       bind=config.endpoints(conf, "dispatcher", "output", dc.output_port))
@@ -46,18 +50,39 @@ class DispatcherShell:
         loop.idle.append(self.process)
         loop.every(dc.heartbeat_ms, self.heartbeat)
         loop.every(dc.members_refresh_ms, self.refresh_members)
+        loop.every(SETTINGS_REFRESH_MS, self.refresh_settings)
         loop.status = self.status
         self.refresh_members()
         loop.ready = True
 
-    # -- leadership and membership ---------------------------------------------------------
+    # -- leadership, membership, settings --------------------------------------------------
 
     def on_state(self, env):
         msg = env.msg
         active = msg.ready and msg.leader == msg.node
         if active != self.active or msg.term != self.term:
             log.info("dispatcher active=%s term=%d", active, msg.term)
-        self.active, self.term = active, msg.term
+        was, self.active, self.term = self.active, active, msg.term
+        if active and not was:
+            self.take_over()
+        elif was and not active:
+            self.core.runs.clear()
+            self.claims.clear()
+
+    def take_over(self):
+        """A new leader re-sends every claimed run with no ack (same id) and watches running ones."""
+        self.refresh_settings()
+
+        def found(result, err):
+            if err is not None:
+                log.warning("cannot list unfinished runs (retrying): %s", err)
+                return self.loop.after(500, self.take_over) if self.active else None
+            for run in result["runs"]:
+                self.core.adopt(run["execution"], run["job"], self.loop.now())
+            if result["runs"]:
+                log.info("took over unfinished runs=%d", len(result["runs"]))
+
+        self.raft.call(m.ExecUnfinished(), found)
 
     def heartbeat(self):
         if self.active:
@@ -75,42 +100,87 @@ class DispatcherShell:
         others = [x for x in self.core.members if x["name"] != member["name"]]
         self.core.members = others if env.msg.kind == "reap" else others + [member]
 
-    # -- ticks and manual runs -------------------------------------------------------------
+    def refresh_settings(self):
+        if self.active:
+            self.raft.call(m.SettingsGet(stale=True), self._got_settings)
+
+    def _got_settings(self, result, err):
+        if err is None:
+            self.core.untagged = result["settings"]["untagged_jobs"]
+
+    # -- claims, one at a time per job -----------------------------------------------------
 
     def on_tick(self, env):
         if not isinstance(env.msg, m.TickFire):
             raise errors.BadRequest(f"the tick socket does not take {env.type}")
         if not self.active:
-            log.warning("tick while not the active dispatcher job=%s", env.msg.job["name"])
-            return
-        self.claim(env.msg.job, env.msg.scheduled_at)
+            raise errors.NotLeader(f"{self.name} is not the active dispatcher")
+        self.enqueue(env.msg.job, env.msg.scheduled_at, reply=(self.tick_router, env))
 
-    def claim(self, job, scheduled_at, *, manual=False, env=None, request=""):
-        executions = self.core.plan(job, scheduled_at, self.loop.now(), manual=manual)
+    def enqueue(self, job, scheduled_at, *, manual=False, reply=None, request="", execution=None):
+        queue = self.claims[job["name"]]
+        queue.append([job, scheduled_at, manual, reply, request, execution])
+        if len(queue) == 1:
+            self.claim_next(job["name"])
+
+    def claim_next(self, name):
+        """Claims of one job are serialized, so a tick is never claimed before an earlier one
+        is settled: a new leader's catch-up then starts from the newest claimed tick."""
+        queue = self.claims.get(name)
+        if not queue:
+            self.claims.pop(name, None)
+            return
+        entry = queue[0]
+        job, scheduled_at, manual, reply, request, execution = entry
+        executions = [execution] if execution else self.core.plan(job, scheduled_at, self.loop.now(), manual=manual)
         if not executions:
-            log.warning("no alive node matches job=%s executor=%s tags=%s", job["name"], job["executor"], job["tags"])
-            if env is not None:
-                self.loop.reply_error(self.result_router, env, errors.Conflict(
-                    f"no alive node offers executor {job['executor']!r} with tags {job['tags'] or {}}"))
-            return
-        claim = m.TickClaim(job=job["name"], scheduled_at=scheduled_at, group=executions[0]["group"],
-                            term=self.term, executions=executions, manual=manual)
+            return self.no_target(job, scheduled_at, manual, reply)
+        claim = m.TickClaim(job=name, scheduled_at=scheduled_at, group=executions[0]["group"], term=self.term,
+                            executions=executions, manual=manual)
+        self.raft.call(claim, lambda result, err: self.claimed(name, entry, result, err))
 
-        def claimed(result, err):
-            if err is not None:
-                log.warning("claim refused job=%s scheduled_at=%d: %s", job["name"], scheduled_at, err)
-                if env is not None:
-                    self.loop.reply_error(self.result_router, env, err)
-                return
+    def claimed(self, name, entry, result, err):
+        queue = self.claims.get(name)
+        if not queue or queue[0] is not entry:
+            return  # leadership was lost (and maybe won again) meanwhile: this claim is stale
+        job, scheduled_at, manual, reply, request, execution = queue.popleft()
+        if err is not None:
+            log.warning("claim refused job=%s scheduled_at=%d: %s", name, scheduled_at, err)
+            self.answer(reply, error=err)
+        elif "skipped" in result:
+            log.info("tick skipped job=%s scheduled_at=%d: %s", name, scheduled_at, result["skipped"])
+            self.answer(reply, {"executions": result["executions"], "skipped": result["skipped"]})
+        else:
             self.core.claimed(job, result["executions"], self.loop.now())
+            for victim in result.get("replace", []):
+                self.core.kill(victim, f"concurrency replace: replaced by the tick at {scheduled_at}")
             if request:
                 self.manual_runs[request] = result["executions"]
                 while len(self.manual_runs) > MANUAL_RUNS_KEPT:
                     self.manual_runs.pop(next(iter(self.manual_runs)))
-            if env is not None:
-                self.loop.reply(self.result_router, env, {"executions": result["executions"]})
+            self.answer(reply, {"executions": result["executions"]})
+        if self.active:
+            self.claim_next(name)
 
-        self.raft.call(claim, claimed)
+    def no_target(self, job, scheduled_at, manual, reply):
+        reason = f"no alive node offers executor {job['executor']!r} with tags {job['tags'] or {}}"
+        log.warning("%s job=%s", reason, job["name"])
+        self.claims[job["name"]].popleft()
+        if manual:
+            self.answer(reply, error=errors.Conflict(reason))
+        else:
+            self.raft.call(m.TickSkip(job=job["name"], ticks=[scheduled_at], reason=reason),
+                           lambda result, err: self.answer(reply, result, err))
+        self.claim_next(job["name"])
+
+    def answer(self, reply, result=None, error=None):
+        if reply is None:
+            return
+        sock, env = reply
+        if error is not None:
+            self.loop.reply_error(sock, env, error)
+        else:
+            self.loop.reply(sock, env, result)
 
     def run_now(self, env):
         request = env.msg.request
@@ -120,7 +190,7 @@ class DispatcherShell:
         def got(result, err):
             if err is not None:
                 return self.loop.reply_error(self.result_router, env, err)
-            self.claim(result["job"], self.loop.now(), manual=True, env=env, request=request)
+            self.enqueue(result["job"], self.loop.now(), manual=True, reply=(self.result_router, env), request=request)
 
         self.raft.call(m.JobGet(name=env.msg.name, stale=True), got)
 
@@ -134,31 +204,62 @@ class DispatcherShell:
             return
         if not self.active:
             raise errors.NotLeader(f"{self.name} is not the active dispatcher")
+        now = self.loop.now()
         if isinstance(msg, m.RunAck):
-            self.core.acked(msg.id, msg.started_at)
+            self.core.acked(msg.id, msg.started_at, now)
+        elif isinstance(msg, m.ExecHeartbeat):
+            self.core.heard(msg.ids, now)
         elif isinstance(msg, m.ExecResult):
             self.confirm.setdefault(msg.execution["id"], []).append(env)
-            self.core.finished(msg.execution)
+            self.core.finished(msg.execution, now)
         elif isinstance(msg, m.JobRun):
             self.run_now(env)
+        elif isinstance(msg, m.ExecKill):
+            self.kill(env)
         elif isinstance(msg, m.BusyList):
             self.loop.reply(self.result_router, env, {"executions": self.core.busy()})
         else:
             raise errors.BadRequest(f"the dispatcher does not answer {env.type}")
 
+    def kill(self, env):
+        msg = env.msg
+        targets = [msg.id] if msg.id else [x["id"] for x in self.core.running(msg.job)]
+        killed = [i for i in targets if self.core.kill(i, "killed on request")]
+        if msg.id and not killed:
+            raise errors.NotFound(f"execution {msg.id!r} of {msg.job!r} is not running")
+        self.loop.reply(self.result_router, env, {"killed": killed})
+
     def process(self):
         rd = self.core.ready()
         if rd.empty():
             return
-        for node, execution, job in rd.publish:
-            self.loop.send(self.run_pub, m.RunStart(execution=execution, job=job), topic=wire.topic("node", node))
+        for executions, job, (kind, name) in rd.publish:
+            self.loop.send(self.run_pub, m.RunStart(executions=executions, job=job), topic=wire.topic(kind, name))
+        for execution, reason in rd.kill:
+            self.loop.send(self.run_pub, m.RunKill(id=execution["id"], node=execution["node"], reason=reason),
+                           topic=wire.topic("node", execution["node"]))
         for kind, execution in rd.record:
             if kind == "exec.ack":
                 self.raft.call(m.ExecAck(job=execution["job"], id=execution["id"], started_at=execution["started_at"],
                                          term=self.term), self._logged("ack", execution))
             else:
                 self.raft.call(m.ExecFinish(execution=execution, term=self.term), self._recorded(execution))
+        for job, execution in rd.retry:
+            delay = max(0, execution.pop("retry_at") - self.loop.now())
+            self.loop.after(delay, lambda job=job, execution=execution: self.retry(job, execution))
         self.core.advance(rd)
+
+    def retry(self, job, execution):
+        if not self.active:
+            return  # the new leader's catch-up and the group's record take it from here
+        alive = {x["name"] for x in self.core.members if x["status"] == "alive"}
+        if execution["node"] not in alive:
+            others = self.core.plan(job, execution["scheduled_at"], self.loop.now(), manual=True)
+            if others:  # the node is gone: the retry runs elsewhere
+                node = others[0]["node"]
+                execution = dict(execution, node=node, id=f"{execution['group']}-{node}-{execution['attempt']}")
+        log.info("retrying job=%s attempt=%d node=%s", job["name"], execution["attempt"], execution["node"])
+        self.enqueue(job, execution["scheduled_at"], manual=True, execution=execution)
 
     def _logged(self, what, execution):
         def done(result, err):
@@ -178,11 +279,38 @@ class DispatcherShell:
             record = result["execution"]
             self.loop.send(self.output_pub, m.ExecResult(execution=record),
                            topic=wire.output_topic(record["job"], record["id"]))
+            if result.get("group_done") and not result.get("duplicate"):
+                self.group_done(record, result["group_status"])
         return done
+
+    def group_done(self, record, status):
+        """A firing is over: on success its dependent jobs run, and an ephemeral job goes."""
+        if status != "success" or not self.active:
+            return
+
+        def got(result, err):
+            if err is not None:
+                return
+            job = result["job"]
+            for child in job["dependent_jobs"]:
+                self.raft.call(m.JobGet(name=child, stale=True), self._run_child(job["name"]))
+            if job["ephemeral"]:
+                log.info("ephemeral job succeeded, removing it job=%s", job["name"])
+                self.raft.call(m.JobDelete(name=job["name"]), self._logged("ephemeral delete", record))
+
+        self.raft.call(m.JobGet(name=record["job"], stale=True), got)
+
+    def _run_child(self, parent):
+        def got(result, err):
+            if err is None and not result["job"]["disabled"]:
+                log.info("running dependent job=%s after parent=%s", result["job"]["name"], parent)
+                self.enqueue(result["job"], self.loop.now(), manual=True)
+        return got
 
     def status(self):
         return {"role": "leader" if self.active else "follower", "term": self.term,
-                "running": len(self.core.runs), "members": len(self.core.members)}
+                "running": len(self.core.runs), "members": len(self.core.members),
+                "claims_waiting": sum(len(q) for q in self.claims.values())}
 
 
 def main(argv=None):

@@ -1,24 +1,27 @@
-"""One running shell job: a child in its own process group (so a kill reaches everything it
-started), its merged stdout/stderr read through the service loop's poller, never by blocking."""
+"""One running execution: a child in its own process group (so a kill reaches everything it
+started), its merged stdout/stderr read through the service loop's poller, never by blocking,
+and the resident memory of its whole group, read from /proc for mem_limit."""
 
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 
 READ_BYTES = 65536
+PAGE_BYTES = resource.getpagesize()
 
 
-class ShellProcess:
-    def __init__(self, argv, *, env, cwd=None, stdin_data=None):
+class ChildProcess:
+    def __init__(self, plan):
         self.proc = subprocess.Popen(
-            argv, env=env, cwd=cwd or None, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
-            start_new_session=True)
-        if stdin_data is not None:
+            plan.argv, env=plan.env, cwd=plan.cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE if plan.stdin is not None else subprocess.DEVNULL,
+            start_new_session=True, user=plan.user, group=plan.group)
+        if plan.stdin is not None:
             try:
-                self.proc.stdin.write(stdin_data)
+                self.proc.stdin.write(plan.stdin)
             except BrokenPipeError:
                 pass
             self.proc.stdin.close()
@@ -26,8 +29,12 @@ class ShellProcess:
         os.set_blocking(self.fd, False)
         self.eof = False
 
+    @property
+    def pid(self):
+        return self.proc.pid
+
     def read(self):
-        """Bytes available now; b"" at end of output (sets eof)."""
+        """Bytes available now; b"" at end of output (sets eof); None when nothing is ready."""
         try:
             data = os.read(self.fd, READ_BYTES)
         except BlockingIOError:
@@ -47,3 +54,18 @@ class ShellProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+    def rss(self):
+        """Resident bytes of every process in the group (Dkron samples the process tree too)."""
+        total = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == self.proc.pid:  # the process group
+                total += int(fields[21]) * PAGE_BYTES
+        return total

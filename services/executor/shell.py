@@ -1,11 +1,12 @@
 """The executor service's shell: one SUB to every server's run PUB (node, tag and `all`
 topics), one DEALER per server's dispatcher, sending to the one with the highest term heard.
-Starts each execution id once (recorded before the ack), streams output, re-sends results
-until confirmed, serves full output on its ROUTER, and drains running jobs on TERM."""
+Starts each execution id once (recorded before the ack), streams output, heartbeats running
+runs, kills on request, timeout or memory limit, queues runs beyond its slots, re-sends
+results until confirmed, serves full output on its ROUTER, and drains running jobs on TERM."""
 
 from __future__ import annotations
 
-import base64
+import collections
 import logging
 import os
 import sys
@@ -13,15 +14,16 @@ from dataclasses import dataclass
 
 import zmq
 
-from common import config, errors, messages as m, schedule, wire
+from common import config, errors, messages as m, wire
 from common.loop import Loop
-from services.executor import core
-from services.executor.process import ShellProcess
+from services.executor import core, plans
+from services.executor.process import ChildProcess
 from services.executor.store import ExecutionStore
 
 log = logging.getLogger(__name__)
 
 EXIT_POLL_MS = 20       # after EOF, how often to look for the exit status
+MEMORY_CHECK_MS = 1000  # Dkron samples the tree's RSS once a second too
 MAX_OUTPUT_REPLY = 1 << 20
 
 
@@ -31,10 +33,10 @@ class Running:
     job: dict
     output: core.Output
     started_at: int
-    process: ShellProcess | None = None
+    process: ChildProcess | None = None
     reason: str = ""
     status: str = ""
-    timer: object = None
+    timers: tuple = ()
 
 
 class Server:
@@ -46,8 +48,13 @@ class ExecutorShell:
     def __init__(self, conf, loop):
         self.conf, self.loop, self.name = conf, loop, conf.node.name
         self.store = ExecutionStore(os.path.join(conf.node.data_dir, "executor.db"))
+        self.offered = plans.available(conf.executor.executors)
+        missing = set(conf.executor.executors) - set(self.offered)
+        if missing:
+            log.warning("configured executors not installed: %s", ", ".join(sorted(missing)))
         self.started = self.store.started_ids()
         self.running = {}
+        self.queue = collections.deque()  # (execution, job) waiting for a free slot
         self.sending = set()
         self.servers = {}
         topics = [wire.topic("node", self.name), wire.topic("all")]
@@ -60,6 +67,7 @@ class ExecutorShell:
                     subscribe=[b""])
         loop.every(conf.gossip.refresh_ms, self.refresh_members)
         loop.every(conf.executor.result_retry_ms, self.resend_results)
+        loop.every(conf.executor.heartbeat_ms, self.heartbeat)
         loop.every(60_000, self.store.prune)
         loop.on_term = self.drain
         loop.status = self.status
@@ -101,6 +109,10 @@ class ExecutorShell:
         if peer is not None:
             peer.send(msg)
 
+    def heartbeat(self):
+        if self.running:
+            self.send(m.ExecHeartbeat(node=self.name, ids=sorted(self.running)))
+
     # -- runs ------------------------------------------------------------------------------
 
     def on_run(self, env):
@@ -109,10 +121,15 @@ class ExecutorShell:
             server = self.servers.get(msg.node)
             if server is not None:
                 server.term = max(server.term, msg.term)
-            return
-        if not isinstance(msg, m.RunStart):
-            return
-        execution = msg.execution
+        elif isinstance(msg, m.RunKill):
+            run = self.running.get(msg.id)
+            if msg.node == self.name and run is not None:
+                self.kill(run, msg.reason, "killed")
+        elif isinstance(msg, m.RunStart):
+            for execution in msg.executions:
+                self.on_start(execution, msg.job)
+
+    def on_start(self, execution, job):
         kind = core.classify(execution, self.name, self.started)
         if kind == core.NOT_MINE:
             return
@@ -127,31 +144,38 @@ class ExecutorShell:
             return
         if self.loop.draining:
             return  # not acked: the dispatcher re-sends it, then fails it with a reason
-        self.start(execution, msg.job)
-
-    def start(self, execution, job):
         self.store.start(execution)  # durable before the ack: a re-sent run never starts twice
         self.started.add(execution["id"])
-        cfg = job.get("executor_config") or {}
-        output = core.Output(max_bytes=self.conf.executor.output_max_bytes,
-                             tail_bytes=self.conf.executor.output_tail_bytes)
-        run = Running(execution, job, output, self.loop.now())
+        run = Running(execution, job, core.Output(max_bytes=self.conf.executor.output_max_bytes,
+                                                  tail_bytes=self.conf.executor.output_tail_bytes), self.loop.now())
         self.running[execution["id"]] = run
         self.ack(run)
+        limit = self.conf.executor.max_concurrent_executions
+        if limit and sum(1 for r in self.running.values() if r.process) >= limit:
+            if len(self.queue) >= self.conf.executor.queue_size:
+                return self.finish(run, None, reason=f"node {self.name} full: {limit} running and "
+                                                     f"{len(self.queue)} waiting", status="skipped")
+            self.queue.append(run)
+            return
+        self.launch(run)
+
+    def launch(self, run):
+        execution, job = run.execution, run.job
+        run.started_at = self.loop.now()
         try:
-            if job["executor"] != "shell":
-                raise errors.BadRequest(f"executor {job['executor']!r} is not available on {self.name}")
-            payload = base64.b64decode(cfg["payload"], validate=True) if cfg.get("payload") else None
-            run.process = ShellProcess(core.shell_command(cfg), env=core.shell_env(cfg, job["name"], os.environ),
-                                       cwd=cfg.get("cwd"), stdin_data=payload)
-            if cfg.get("timeout"):
-                timeout = schedule.parse_duration(cfg["timeout"])
-                run.timer = self.loop.after(timeout, lambda: self.kill(
-                    run, f"shell: job execution time exceeding defined timeout {cfg['timeout']}. Job was killed", "failed"))
+            plan = plans.plan(self.offered, job)
+            run.process = ChildProcess(plan)
         except (errors.Error, OSError, ValueError) as exc:
             log.warning("execution failed to start id=%s: %s", execution["id"], exc)
             return self.finish(run, None, reason=f"failed to start: {exc}")
-        log.info("started id=%s job=%s pid=%d", execution["id"], job["name"], run.process.proc.pid)
+        timers = []
+        if plan.timeout_ms:
+            timers.append(self.loop.after(plan.timeout_ms, lambda: self.kill(
+                run, f"execution time exceeded the timeout of {plan.timeout_ms / 1000:g}s; the job was killed", "failed")))
+        if plan.mem_limit:
+            timers.append(self.loop.every(MEMORY_CHECK_MS, lambda: self.check_memory(run, plan.mem_limit)))
+        run.timers = tuple(timers)
+        log.info("started id=%s job=%s pid=%d", execution["id"], job["name"], run.process.pid)
         self.loop.add_fd(run.process.fd, lambda fd: self.on_child_output(run))
 
     def ack(self, run):
@@ -173,23 +197,33 @@ class ExecutorShell:
             return
         self.finish(run, code)
 
+    def check_memory(self, run, limit):
+        used = run.process.rss() if run.process else 0
+        if used > limit:
+            self.kill(run, f"memory usage {used} bytes exceeded the limit of {limit} bytes; the job was killed", "failed")
+
     def kill(self, run, reason, status):
+        if run in self.queue:
+            self.queue.remove(run)
+            return self.finish(run, None, reason=reason, status=status)
         if run.process is not None and run.execution["id"] in self.running:
             log.info("killing id=%s: %s", run.execution["id"], reason)
             run.reason, run.status = reason, status
             run.process.kill()
 
-    def finish(self, run, exit_code, reason=""):
-        if run.timer is not None:
-            run.timer.cancel()
+    def finish(self, run, exit_code, reason="", status=""):
+        for timer in run.timers:
+            timer.cancel()
         record = core.final_record(run.execution, started_at=run.started_at, finished_at=self.loop.now(),
                                    exit_code=exit_code, output=run.output, reason=reason or run.reason)
-        if run.status:
-            record["status"] = run.status
+        if status or run.status:
+            record["status"] = status or run.status
         self.store.finish(record, run.output.head, run.output.size)
         del self.running[run.execution["id"]]
         log.info("finished id=%s status=%s exit_code=%s", record["id"], record["status"], exit_code)
         self.send_result(record)
+        if self.queue and not self.loop.draining:
+            self.launch(self.queue.popleft())
         if self.loop.draining and not self.running:
             self.loop.after(self.conf.executor.result_retry_ms, lambda: self.loop.stop(0))
 
@@ -239,6 +273,8 @@ class ExecutorShell:
     # -- shutdown --------------------------------------------------------------------------
 
     def drain(self):
+        for run in list(self.queue):
+            self.kill(run, "interrupted: the executor was stopped before the run started", "interrupted")
         if not self.running:
             return self.loop.stop(0)
         log.info("draining running=%d budget_ms=%d", len(self.running), self.conf.executor.drain_ms)
@@ -249,7 +285,8 @@ class ExecutorShell:
             self.kill(run, "interrupted: the executor was stopped", "interrupted")
 
     def status(self):
-        return {"running": len(self.running), "servers": sorted(self.servers),
+        return {"running": len(self.running), "queued": len(self.queue), "servers": sorted(self.servers),
+                "executors": sorted(self.offered),
                 "sqlite": {"executor.db": {
                     "journal_mode": self.store.db.execute("PRAGMA journal_mode").fetchone()[0],
                     "synchronous": self.store.db.execute("PRAGMA synchronous").fetchone()[0]}}}

@@ -159,10 +159,14 @@ class Raft:
             return "not the leader"
         if self.log.pending_conf(self.commit):
             return "a membership change is still in progress"
+        if self.log.term(self.commit) != self.term:
+            # §4.1 (the fix to the single-server change bug, raft-dev 2015): not before an entry
+            # of this term is committed, or a deposed leader's uncommitted change could win later.
+            return "no entry of this term committed yet"
         old = self.log.membership()
+        # A promotion (or demotion) changes one server: it appears in both differences.
         changed = (set(old.voters) ^ set(membership.voters)) | (set(old.learners) ^ set(membership.learners))
-        promoted = set(membership.voters) & set(old.learners)
-        if len(changed - promoted) > 1 or len(promoted) > 1 or not membership.voters:
+        if len(changed) > 1 or not membership.voters:
             return "only one server may change at a time, and one voter must remain"
         self.append_new([(wire.pack(membership.to_plain()), CONF)])
         return None
@@ -363,7 +367,8 @@ class Raft:
         ctx = self.pending_reads[-1][0] if self.pending_reads else 0
         for peer in self.peers():
             pr = self.progress[peer]
-            stuck = not pr.inflight or (pr.paused(MAX_INFLIGHT) and not pr.acked_lately)
+            # Appends still in flight, none acked for a whole interval: lost on the way.
+            stuck = not pr.inflight or not pr.acked_lately
             if resync and stuck and pr.next > pr.match + 1:
                 # Once a heartbeat interval: appends that were lost are sent again.
                 pr.rewind()
@@ -442,6 +447,11 @@ class Raft:
         self.reset_timeout()
         if msg.index <= self.commit:
             return self.send(sender, m.RaftAppendResp(success=True, match=self.commit))
+        if self.log.term(msg.index) == msg.term:
+            # §7: the snapshot describes a prefix of this log: the entries after it stay (an ack
+            # for them may already have been counted by the leader).
+            self.commit = msg.index
+            return self.send(sender, m.RaftAppendResp(success=True, match=msg.index))
         snap = Snapshot(msg.index, msg.term, Membership.from_plain(msg.membership))
         self.log.restore(snap)
         self.commit = msg.index

@@ -15,7 +15,7 @@ class Progress:
     inflight: deque = field(default_factory=deque)  # last index of each append not yet acked
     probing: bool = False   # after a rejection: one append at a time until one succeeds
     active: bool = False
-    acked_lately: bool = False  # an ack came since the last heartbeat round
+    acked_lately: bool = False  # match moved since the last heartbeat round (heartbeat acks do not count)
     snapshot_index: int = 0
 
     def paused(self, max_inflight):
@@ -28,9 +28,9 @@ class Progress:
 
     def acked(self, match):
         self.probing = False
-        self.acked_lately = True
         if match > self.match:
             self.match = match
+            self.acked_lately = True
         while self.inflight and self.inflight[0] <= match:
             self.inflight.popleft()
         self.next = max(self.next, match + 1)

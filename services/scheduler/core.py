@@ -1,6 +1,8 @@
-"""The scheduler core, pure: jobs in (a snapshot, then changes), time in, ticks out. It fires
-only while active (this node leads and its state is complete); after a stall it fires each
-job once, for the first tick it missed, then plans from now (misfire policies: issue #5)."""
+"""The scheduler core, pure: jobs and settings in (a snapshot, then changes), time in, ticks
+out. It fires only while active (this node leads and its state is complete). Ticks missed
+while no scheduler ran — a failover, a stall — are handled by each job's misfire policy
+within its catch-up window, and every tick that will not run is handed out as skipped, with
+the reason. A fired tick is sent again until the dispatcher says it was claimed or refused."""
 
 from __future__ import annotations
 
@@ -13,82 +15,148 @@ from common.errors import BadRequest
 
 log = logging.getLogger(__name__)
 
+MAX_TICKS_PER_LOOK = 10_000  # ticks looked at for one job at once; more are counted as "more"
+FIRE_RESEND_MS = 3000        # a fired tick not yet resolved by the dispatcher is fired again
+GRACE_MS = 1000              # a tick this late is on time; later than this it has misfired
+
 
 @dataclass
 class Ready:
     fires: list = field(default_factory=list)  # (job, scheduled_at)
+    skips: list = field(default_factory=list)  # (job name, [scheduled_at...], reason)
 
     def empty(self):
-        return not self.fires
+        return not (self.fires or self.skips)
 
 
 class Scheduler:
-    def __init__(self, default_timezone=""):
-        self.default_timezone = default_timezone
-        self.jobs = {}
-        self.next_at = {}
-        self.heap = []
+    def __init__(self):
+        self.jobs, self.settings = {}, {}
+        self.next_at, self.heap = {}, []
+        self.handled = {}     # job → the newest tick fired or skipped
+        self.pending = {}     # (job, tick) → when to fire it again unless resolved
         self.active = False
-        self.seq = 0  # job-change sequence of the state feed this view includes
-        self.fires = []
+        self.seq = 0          # job-change sequence of the state feed this view includes
+        self.fires, self.skips = [], []
 
     # -- inputs ----------------------------------------------------------------------------
 
-    def load(self, jobs, seq, now):
-        """A full snapshot of the jobs, as of feed sequence seq."""
+    def load(self, jobs, seq, now, settings=None):
+        """A full snapshot of the jobs (and cluster settings), as of feed sequence seq."""
         self.jobs = {job["name"]: job for job in jobs}
+        self.settings = settings or {}
         self.seq = seq
-        self.next_at, self.heap = {}, []
+        self.next_at, self.heap, self.handled = {}, [], {}
         for name in self.jobs:
             self.plan(name, now)
 
     def step(self, env, now):
-        """A job.changed from the state feed; False when it shows a gap (reload the snapshot)."""
+        """A job.changed from the state feed; False when it asks for a reload (a gap in the
+        sequence, or a change without a name: settings changed or a snapshot was installed)."""
         msg = env.msg
         if not isinstance(msg, m.JobChanged) or msg.index <= self.seq:
             return True
-        if msg.index != self.seq + 1:
+        if msg.index != self.seq + 1 or not msg.name:
             return False
         self.seq = msg.index
         if msg.job is None:
-            self.jobs.pop(msg.name, None)
-            self.next_at.pop(msg.name, None)
+            for table in (self.jobs, self.next_at, self.handled):
+                table.pop(msg.name, None)
         else:
             self.jobs[msg.name] = msg.job
             self.plan(msg.name, now)
         return True
 
-    def activate(self, active):
+    def activate(self, active, now=0):
+        """On: catch up every job's missed ticks by its policy. Off: forget what was pending."""
         self.active = active
+        if not active:
+            self.pending.clear()
+            return
+        for name in sorted(self.jobs):
+            self.due(name, now)
+
+    def resolved(self, name, at):
+        """The dispatcher claimed the tick, or the state machine refused or skipped it."""
+        self.pending.pop((name, at), None)
 
     def tick(self, now):
         while self.heap and self.heap[0][0] <= now:
             at, name = heapq.heappop(self.heap)
-            if self.next_at.get(name) != at:
-                continue  # superseded by a later plan
-            if self.active:
+            if self.next_at.get(name) == at:
+                self.due(name, now)
+        for (name, at), again in list(self.pending.items()):
+            if again <= now and name in self.jobs:
+                self.pending[(name, at)] = now + FIRE_RESEND_MS
                 self.fires.append((self.jobs[name], at))
-            self.plan(name, max(at, now))
 
     # -- outputs ---------------------------------------------------------------------------
 
     def deadline(self):
         while self.heap and self.next_at.get(self.heap[0][1]) != self.heap[0][0]:
             heapq.heappop(self.heap)
-        return self.heap[0][0] if self.heap else None
+        dues = [self.heap[0][0]] if self.heap else []
+        dues += [min(self.pending.values())] if self.pending else []
+        return min(dues) if dues else None
 
     def ready(self):
-        return Ready(fires=list(self.fires))
+        return Ready(fires=list(self.fires), skips=list(self.skips))
 
     def advance(self, rd):
         del self.fires[:len(rd.fires)]
+        del self.skips[:len(rd.skips)]
 
-    # -- planning --------------------------------------------------------------------------
+    # -- the policy ------------------------------------------------------------------------
+
+    def due(self, name, now):
+        """Every tick of the job up to now that was neither fired nor skipped, by the policy."""
+        job = self.jobs[name]
+        if not self.active:
+            return self.plan(name, now)
+        ticks, more = self.missed(job, now)
+        window = max(models.duration_ms(job, "catchup_window"), GRACE_MS)
+        late = [t for t in ticks if t < now - window]
+        recent = [t for t in ticks if t >= now - window]
+        if late or more:
+            extra = f" and {more} more" if more else ""
+            self.skips.append((name, late, f"missed by more than the catch-up window ({job['catchup_window']}){extra}"))
+        policy = job.get("misfire_policy", "run_once")
+        missed = [t for t in recent if t < now - GRACE_MS]
+        if policy == "run_once" and len(recent) > 1:
+            self.skips.append((name, recent[:-1], f"misfire policy run_once: coalesced into the tick at "
+                                                  f"{models.rfc3339(recent[-1])}"))
+            recent = recent[-1:]
+        elif policy == "skip" and missed:
+            self.skips.append((name, missed, "misfire policy skip: missed while no scheduler ran"))
+            recent = recent[len(missed):]
+        for tick in recent:
+            self.fires.append((job, tick))
+            self.pending[(name, tick)] = now + FIRE_RESEND_MS
+        if ticks:
+            self.handled[name] = ticks[-1]
+        self.plan(name, now)
+
+    def missed(self, job, now):
+        """Ticks in (the newest tick handled or claimed, now], and how many more lie beyond the cap."""
+        sched = self.schedule(job)
+        if sched is None or job["disabled"] or job["parent_job"]:
+            return [], 0
+        since = max(self.handled.get(job["name"]) or 0, job.get("last_scheduled_at") or 0, job["created_at"])
+        if job.get("starts_at"):
+            since = max(since, job["starts_at"] - 1)
+        until = min(now, job["expires_at"]) if job.get("expires_at") else now
+        ticks, t = [], since
+        while len(ticks) < MAX_TICKS_PER_LOOK:
+            t = sched.next_after(t)
+            if t is None or t > until:
+                return ticks, 0
+            ticks.append(t)
+        return ticks, 1  # at least one more: "and more"
 
     def plan(self, name, now):
         job = self.jobs[name]
         try:
-            at = models.next_fire(job, now, self.default_timezone)
+            at = models.next_fire(job, max(now, self.handled.get(name) or 0), self.settings.get("default_timezone", ""))
         except BadRequest as err:
             log.warning("job has no valid schedule job=%s error=%s", name, err)
             at = None
@@ -97,3 +165,9 @@ class Scheduler:
             return
         self.next_at[name] = at
         heapq.heappush(self.heap, (at, name))
+
+    def schedule(self, job):
+        try:
+            return models.job_schedule(job, self.settings.get("default_timezone", ""))
+        except BadRequest:
+            return None

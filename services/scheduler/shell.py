@@ -43,7 +43,7 @@ class SchedulerShell:
             self.set_leading(msg.ready and msg.leader == msg.node)
         elif isinstance(msg, m.JobChanged) and self.loaded:
             if not self.core.step(env, self.loop.now()):
-                log.info("gap in the job feed seq=%d got=%d: reloading", self.core.seq, msg.index)
+                log.info("job feed asks for a reload seq=%d got=%d name=%r", self.core.seq, msg.index, msg.name)
                 self.reload()
 
     def set_leading(self, leading):
@@ -54,7 +54,7 @@ class SchedulerShell:
         if leading:
             self.reload()
         else:
-            self.core.activate(False)
+            self.core.activate(False, self.loop.now())
             self.loaded = False
 
     def check_silence(self):
@@ -73,9 +73,10 @@ class SchedulerShell:
             return
         if not self.leading:
             return
-        self.core.load(result["jobs"], result["seq"], self.loop.now())
+        now = self.loop.now()
+        self.core.load(result["jobs"], result["seq"], now, result.get("settings"))
         self.loaded = True
-        self.core.activate(True)
+        self.core.activate(True, now)  # catches up what was missed, by each job's policy
 
     def process(self):
         rd = self.core.ready()
@@ -83,8 +84,27 @@ class SchedulerShell:
             return
         for job, at in rd.fires:
             log.debug("fire job=%s scheduled_at=%d", job["name"], at)
-            self.dispatcher.send(m.TickFire(job=job, scheduled_at=at))
+            self.dispatcher.call(m.TickFire(job=job, scheduled_at=at), self._fired(job["name"], at))
+        for name, ticks, reason in rd.skips:
+            log.info("skipping job=%s ticks=%d reason=%s", name, len(ticks), reason)
+            if ticks:
+                self.raft.call(m.TickSkip(job=name, ticks=ticks, reason=reason), self._skipped(name))
         self.core.advance(rd)
+
+    def _fired(self, name, at):
+        def answered(result, err):
+            # Claimed, skipped or already claimed: settled. Anything else: fired again later.
+            if err is None or err.code in ("conflict", "not_found"):
+                self.core.resolved(name, at)
+            else:
+                log.info("tick not settled job=%s scheduled_at=%d: %s", name, at, err)
+        return answered
+
+    def _skipped(self, name):
+        def answered(result, err):
+            if err is not None:
+                log.warning("recording skipped ticks failed job=%s: %s", name, err)
+        return answered
 
     def status(self):
         return {"role": "leader" if self.leading else "follower", "active": self.core.active,

@@ -31,7 +31,7 @@ def test_defaults_load():
     conf = config.load(env={})
     assert conf.raft.peer_port == 8190
     assert conf.dispatcher.run_port == 6868
-    assert conf.executor.executors == ["shell"]
+    assert conf.executor.executors == ["shell", "http"]
     assert conf.node.role == "server" and conf.is_server
     assert conf.source == ""
 

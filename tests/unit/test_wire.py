@@ -42,11 +42,11 @@ def test_round_trip_with_route_frames():
 
 
 def test_round_trip_with_topic_frame():
-    frames = [wire.topic("node", "web1"), *wire.encode(m.RunStart(execution={"id": "x"}, job={"name": "j"}), "s1")]
+    frames = [wire.topic("node", "web1"), *wire.encode(m.RunStart(executions=[{"id": "x"}], job={"name": "j"}), "s1")]
     env = wire.decode(frames, topic=True)
     assert env.topic == b"node.web1\x00"
     assert env.route == ()
-    assert env.msg.execution == {"id": "x"}
+    assert env.msg.executions == [{"id": "x"}]
 
 
 def test_msg_id_is_kept_when_given():

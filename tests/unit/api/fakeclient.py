@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from common import config, errors, models
+from common.client import Client
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 SHELL = {"executor": "shell", "executor_config": {"command": "true"}}
@@ -39,6 +40,8 @@ class FakeClient:
         self.member_list = [member("s1"), member("s2"), member("a1", role="agent")]
         self.info = {"node": "s1", "role": "server", "addrs": {},
                      "leader": {"node": "s1", "term": 3, "addrs": {}, "ready": True}}
+        self.settings_map = {"untagged_jobs": "one", "default_timezone": "", "paused": "false"}
+        self.services = {}  # service → ctl.status reply; a service not here does not answer
         self.calls = []
         self.fail = {}
 
@@ -119,6 +122,47 @@ class FakeClient:
     def busy(self):
         self._enter("busy")
         return self.running
+
+    def kill(self, job, execution_id=None):
+        self._enter("kill", job, execution_id)
+        if job not in self.stored:
+            raise errors.NotFound(f"job {job!r} not found")
+        running = [x for x in self.running if x["job"] == job and execution_id in (None, x["id"])]
+        if execution_id is not None and not running:
+            raise errors.Conflict(f"execution {execution_id!r} is not running")
+        return running
+
+    def delete_executions(self, job):
+        self._enter("delete_executions", job)
+        if job not in self.stored:
+            raise errors.NotFound(f"job {job!r} not found")
+        self.records.pop(job, None)
+        self.stored[job] = {**self.stored[job], **models.JOB_STATE}
+        return self.stored[job]
+
+    def settings(self, stale=False):
+        self._enter("settings")
+        return dict(self.settings_map)
+
+    def put_setting(self, key, value):
+        self._enter("put_setting", key, value)
+        if key not in self.settings_map:
+            raise errors.BadRequest(f"unknown setting {key!r}")
+        self.settings_map[key] = value
+        return dict(self.settings_map)
+
+    def leave(self):
+        self._enter("leave")
+        return self.member_list
+
+    restore = Client.restore  # the real ordering and checks, over this fake's put_job and jobs
+
+    def call_once(self, endpoint, msg, *, timeout_ms=None):
+        self._enter("call_once", endpoint, msg.TYPE)
+        service = endpoint.rsplit("/", 1)[-1].split(".")[0]
+        if service not in self.services:
+            raise errors.Unavailable(f"no reply from {endpoint}")
+        return self.services[service]
 
 
 def make_conf(name="s1", token=""):

@@ -77,9 +77,9 @@ def test_status_without_raft_is_a_503(api, fake):
     assert api.simulate_get("/v1").status_code == 503
 
 
-def test_health_is_healthy_while_raft_answers(api, fake):
+def test_health_is_healthy_while_raft_answers_and_knows_a_leader(api, fake):
     resp = api.simulate_get("/health")
-    assert resp.status_code == 200 and resp.json == {"status": "healthy"}
+    assert resp.status_code == 200 and resp.json == {"status": "healthy", "leader": "s1"}
     assert fake.calls == [("node_info",)]
 
 
@@ -92,10 +92,11 @@ def test_health_is_503_when_raft_does_not_answer(api, fake, err):
     assert str(err) in resp.json["error"]
 
 
-def test_health_without_a_leader_is_still_healthy(api, fake):
-    # Health is about this node's own services; whether the cluster has a leader is /v1/leader's question.
+def test_health_without_a_leader_is_503(api, fake):
+    # For load balancers: a node that knows no leader cannot take writes or linearizable reads.
     fake.info["leader"] = None
-    assert api.simulate_get("/health").status_code == 200
+    resp = api.simulate_get("/health")
+    assert resp.status_code == 503 and resp.json == {"status": "unhealthy", "error": "no leader known"}
 
 
 def test_x_whom_is_the_configured_node_name(app_with):

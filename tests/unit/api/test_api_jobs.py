@@ -117,7 +117,7 @@ def test_create_passes_the_body_as_is_and_answers_201_with_the_stored_job(api, f
     body = {"name": "hello", "schedule": "@every 2s", "command": "legacy field", **SHELL}
     resp = api.simulate_request(method, "/v1/jobs", json=body)
     assert resp.status_code == 201
-    assert fake.calls == [("put_job", body)]
+    assert fake.calls == [("settings",), ("put_job", body)]  # not paused, then stored
     assert resp.json["name"] == "hello" and resp.json["schedule"] == "@every 2s"
     assert resp.json["next"] != "0001-01-01T00:00:00Z"
     assert resp.headers["Location"] == "/v1/jobs/hello"
@@ -134,7 +134,7 @@ def test_update_answers_the_stored_state_not_the_request(api, fake):
 def test_runoncreate_runs_after_storing(api, fake):
     resp = api.simulate_post("/v1/jobs", query_string="runoncreate", json={"name": "now", "schedule": "@daily", **SHELL})
     assert resp.status_code == 201
-    assert [c[0] for c in fake.calls] == ["put_job", "run"] and fake.calls[1] == ("run", "now")
+    assert [c[0] for c in fake.calls] == ["settings", "put_job", "run"] and fake.calls[2] == ("run", "now")
 
 
 def test_runoncreate_failing_still_reports_the_stored_job(api, fake):
@@ -145,7 +145,7 @@ def test_runoncreate_failing_still_reports_the_stored_job(api, fake):
 
 def test_without_runoncreate_nothing_runs(api, fake):
     api.simulate_post("/v1/jobs", json={"name": "later", "schedule": "@daily", **SHELL})
-    assert [c[0] for c in fake.calls] == ["put_job"]
+    assert [c[0] for c in fake.calls] == ["settings", "put_job"]
 
 
 @pytest.mark.parametrize("body, says", [

@@ -10,6 +10,7 @@ from services.dispatcher.core import DISPATCHED, RUNNING, Dispatcher, select_tar
 
 NOW = 1_767_225_600_000
 ACK_MS = 2000
+LEASE_MS = 10_000
 
 
 def member(name, status="alive", executors=("shell",), **tags):
@@ -83,10 +84,16 @@ def test_unmatched_tag_selects_none():
     assert targets(job(role="cache")) == []
 
 
-def dispatcher(members=MEMBERS, attempts=3):
-    d = Dispatcher("srv1", rng=random.Random(3), ack_timeout_ms=ACK_MS, run_attempts=attempts)
-    d.members = list(members)
+def dispatcher(seed=1, members=MEMBERS, untagged="one"):
+    d = Dispatcher("s1", rng=random.Random(seed), ack_timeout_ms=ACK_MS, run_attempts=3, lease_ms=LEASE_MS)
+    d.members = members
+    d.untagged = untagged
     return d
+
+
+def shell_job(name="backup", **fields):
+    return {**models.validate_job({"name": name, "schedule": "@every 10s", "executor": "shell",
+                                   "executor_config": {"command": "true"}, **fields}, now=NOW)}
 
 
 def drain(d):
@@ -97,136 +104,130 @@ def drain(d):
 
 def test_plan_makes_one_claimed_execution_per_target():
     d = dispatcher()
-    executions = d.plan(job(role="web", dc="eu"), NOW, NOW + 3)
-    group = NOW * 1_000_000
-    assert [e["id"] for e in executions] == [f"{group}-web1", f"{group}-web2"]
-    assert all(e["status"] == "claimed" and e["scheduled_at"] == NOW and e["group"] == group
-               and e["attempt"] == 1 and not e["manual"] for e in executions)
+    executions = d.plan(shell_job(tags={"role": "web"}), NOW, NOW)
+    assert [e["node"] for e in executions] == ["web1", "web2", "web3"]
+    assert all(e["status"] == "claimed" and e["group"] == NOW * 1_000_000 for e in executions)
+    assert executions[0]["id"] == f"{NOW * 1_000_000}-web1"
 
 
-def test_plan_is_the_same_for_the_same_tick():
-    # Ids derive from the tick, so a new leader re-planning a tick gets the same execution ids.
-    first = dispatcher().plan(job(role="web"), NOW, NOW)
-    again = dispatcher().plan(job(role="web"), NOW, NOW + 5000)
-    assert [e["id"] for e in first] == [e["id"] for e in again]
-
-
-def test_manual_runs_get_distinct_groups():
+def test_plan_is_the_same_for_the_same_tick_and_manual_runs_get_distinct_groups():
     d = dispatcher()
-    one = d.plan(job(role="web", dc="us"), NOW, NOW, manual=True)
-    two = d.plan(job(role="web", dc="us"), NOW, NOW, manual=True)
-    assert one[0]["manual"] and one[0]["group"] != two[0]["group"]
+    db = shell_job(tags={"role": "db"})
+    assert d.plan(db, NOW, NOW)[0]["id"] == d.plan(db, NOW, NOW + 5)[0]["id"]
+    first, second = d.plan(shell_job(), NOW, NOW, manual=True), d.plan(shell_job(), NOW, NOW, manual=True)
+    assert first[0]["group"] != second[0]["group"]
 
 
-def test_plan_with_no_fitting_node_is_empty():
-    assert dispatcher().plan(job(role="cache"), NOW, NOW) == []
+def test_untagged_jobs_run_on_one_node_unless_the_setting_says_all():
+    assert len(dispatcher().plan(shell_job(), NOW, NOW)) == 1
+    assert len(dispatcher(untagged="all").plan(shell_job(), NOW, NOW)) == len(MEMBERS)
 
 
-def claimed_run(d, node="web3"):
-    [execution] = d.plan(job(role="web", dc="us"), NOW, NOW)
-    assert execution["node"] == node
-    d.claimed(job(role="web", dc="us"), [execution], NOW)
-    return execution
+def test_jitter_is_recorded_and_delays_publication():
+    d = dispatcher(seed=3)
+    job = shell_job(jitter="5s")
+    executions = d.plan(job, NOW, NOW)
+    delay = executions[0]["jitter_ms"]
+    assert 0 <= delay < 5000
+    d.claimed(job, executions, NOW)
+    if delay:
+        assert drain(d).publish == []
+        d.tick(NOW + delay)
+    assert [e["id"] for e in drain(d).publish[0][0]] == [executions[0]["id"]]
 
 
-def test_claimed_runs_are_published_to_their_node_and_wait_for_an_ack():
+def test_claimed_runs_are_published_to_their_node_and_published_again_until_acked_then_failed():
     d = dispatcher()
-    execution = claimed_run(d)
-    rd = drain(d)
-    assert rd.publish == [("web3", execution, job(role="web", dc="us"))]
-    assert rd.record == []
-    assert d.runs[execution["id"]].state == DISPATCHED
-    assert d.deadline() == NOW + ACK_MS
-
-
-def test_ack_records_the_running_execution_once():
-    d = dispatcher()
-    execution = claimed_run(d)
-    drain(d)
-    d.acked(execution["id"], NOW + 40)
-    d.acked(execution["id"], NOW + 90)  # a re-sent ack
-    rd = drain(d)
-    assert [(op, e["status"], e["started_at"]) for op, e in rd.record] == [("exec.ack", "running", NOW + 40)]
-    assert d.runs[execution["id"]].state == RUNNING
-    assert d.deadline() is None  # a running execution is no longer waited on
-
-
-def test_ack_of_an_unknown_execution_is_ignored():
-    d = dispatcher()
-    d.acked("nope", NOW)
-    assert d.ready().empty()
-
-
-def test_finished_records_the_result_and_forgets_the_run():
-    d = dispatcher()
-    execution = claimed_run(d)
-    d.acked(execution["id"], NOW + 40)
-    drain(d)
-    result = dict(execution, status="success", success=True, finished_at=NOW + 900)
-    d.finished(result)
-    rd = drain(d)
-    assert rd.record == [("exec.finish", result)]
-    assert d.runs == {} and d.busy() == []
-
-
-def test_busy_lists_running_executions_with_their_last_output():
-    d = dispatcher()
-    execution = claimed_run(d)
-    d.acked(execution["id"], NOW + 40)
-    d.output(execution["id"], b"line 1\n")
-    d.output(execution["id"], b"line 2\n")
-    d.output("unknown", b"ignored")
-    [busy] = d.busy()
-    assert (busy["id"], busy["status"], busy["output"]) == (execution["id"], "running", "line 2\n")
-
-
-def test_tick_before_the_ack_timeout_does_nothing():
-    d = dispatcher()
-    claimed_run(d)
-    drain(d)
-    d.tick(NOW + ACK_MS - 1)
-    assert d.ready().empty()
-
-
-def test_unacked_run_is_published_again_then_failed():
-    d = dispatcher(attempts=3)
-    execution = claimed_run(d)
-    assert len(drain(d).publish) == 1
-    d.tick(NOW + ACK_MS)
-    rd = drain(d)
-    assert rd.publish == [("web3", execution, job(role="web", dc="us"))] and rd.record == []
-    assert d.deadline() == NOW + 2 * ACK_MS
-    d.tick(NOW + 2 * ACK_MS)
-    assert len(drain(d).publish) == 1  # the third and last publication
+    job = shell_job(tags={"role": "db"})
+    executions = d.plan(job, NOW, NOW)
+    d.claimed(job, executions, NOW)
+    published = drain(d).publish
+    assert published == [(executions, job, ("node", "db1"))]
+    assert d.runs[executions[0]["id"]].state == DISPATCHED
+    for attempt in (1, 2):
+        d.tick(NOW + attempt * ACK_MS)
+        assert len(drain(d).publish) == 1
     d.tick(NOW + 3 * ACK_MS)
     rd = drain(d)
     assert rd.publish == []
-    [(op, failed)] = rd.record
-    assert op == "exec.finish"
-    assert (failed["id"], failed["status"], failed["success"], failed["finished_at"]) == (
-        execution["id"], "failed", False, NOW + 3 * ACK_MS)
-    assert "web3" in failed["reason"] and "3 publications" in failed["reason"]
-    assert d.runs == {} and d.deadline() is None
+    kind, record = rd.record[0]
+    assert kind == "exec.finish" and record["status"] == "failed" and "did not acknowledge" in record["reason"]
 
 
-def test_acked_run_is_not_published_again():
+def test_a_job_on_every_node_with_one_tag_goes_out_once_on_the_tag_topic():
     d = dispatcher()
-    execution = claimed_run(d)
-    d.acked(execution["id"], NOW + 10)
+    job = shell_job(tags={"role": "web"})
+    d.claimed(job, d.plan(job, NOW, NOW), NOW)
+    (executions, _, topic), = drain(d).publish
+    assert topic == ("tag", "role=web") and len(executions) == 3
+
+
+def test_ack_records_the_running_execution_once_and_heartbeats_renew_the_lease():
+    d = dispatcher()
+    job = shell_job(tags={"role": "db"})
+    execution, = d.plan(job, NOW, NOW)
+    d.claimed(job, [execution], NOW)
     drain(d)
-    d.tick(NOW + 10 * ACK_MS)
-    assert d.ready().empty()
+    d.acked(execution["id"], NOW + 10, NOW + 10)
+    d.acked(execution["id"], NOW + 10, NOW + 20)
+    assert [kind for kind, _ in drain(d).record] == ["exec.ack"]
+    assert d.runs[execution["id"]].state == RUNNING
+    d.heard([execution["id"]], NOW + LEASE_MS)
+    d.tick(NOW + LEASE_MS + 10)
+    assert drain(d).record == []  # the heartbeat moved the lease
+    d.tick(NOW + 2 * LEASE_MS + 10)
+    (kind, record), = drain(d).record
+    assert record["status"] == "lost" and "no heartbeat" in record["reason"]
 
 
-def test_advance_keeps_what_came_after_ready():
+def test_a_failed_run_with_retries_left_is_retried_with_a_doubling_delay():
     d = dispatcher()
-    execution = claimed_run(d)
-    rd = d.ready()
-    d.acked(execution["id"], NOW + 1)
-    d.advance(rd)
-    later = d.ready()
-    assert later.publish == [] and [op for op, _ in later.record] == ["exec.ack"]
+    job = shell_job(tags={"role": "db"}, retries=2, retry_interval="2s")
+    execution, = d.plan(job, NOW, NOW)
+    d.claimed(job, [execution], NOW)
+    drain(d)
+    d.finished(dict(execution, status="failed", success=False), NOW + 100)
+    rd = drain(d)
+    (kind, record), = rd.record
+    assert record["retrying"] is True
+    (_, nxt), = rd.retry
+    assert nxt["attempt"] == 2 and nxt["group"] == execution["group"] and nxt["retry_at"] == NOW + 100 + 2000
+    d.claimed(job, [nxt], NOW + 2100)
+    drain(d)
+    d.finished(dict(nxt, status="failed", success=False), NOW + 3000)
+    (_, third), = drain(d).retry
+    assert third["attempt"] == 3 and third["retry_at"] == NOW + 3000 + 4000
+    d.claimed(job, [third], NOW + 7000)
+    drain(d)
+    d.finished(dict(third, status="failed", success=False), NOW + 8000)
+    rd = drain(d)
+    assert rd.retry == [] and "retrying" not in rd.record[0][1]  # no attempts left
+
+
+def test_adopting_unfinished_runs_after_a_failover():
+    d = dispatcher()
+    job = shell_job(tags={"role": "db"})
+    claimed, = d.plan(job, NOW, NOW)
+    running = dict(claimed, id="other", status="running")
+    d.adopt(claimed, job, NOW + 5000)
+    d.adopt(running, job, NOW + 5000)
+    published = drain(d).publish
+    assert [e["id"] for e in published[0][0]] == [claimed["id"]]  # the same id: the executor starts nothing twice
+    assert d.runs["other"].state == RUNNING and d.runs["other"].due_at == NOW + 5000 + LEASE_MS
+
+
+def test_kill_asks_the_node_and_busy_lists_what_runs():
+    d = dispatcher()
+    job = shell_job(tags={"role": "db"})
+    execution, = d.plan(job, NOW, NOW)
+    d.claimed(job, [execution], NOW)
+    d.acked(execution["id"], NOW, NOW)
+    d.output(execution["id"], b"half way")
+    assert d.busy()[0]["output"] == "half way"
+    assert d.kill(execution["id"], "killed on request") and not d.kill("nope", "x")
+    assert drain(d).kill == [(d.runs[execution["id"]].execution, "killed on request")]
 
 
 def test_new_execution_ids_name_group_and_node():
-    assert models.new_execution("j", "web1", group=5, scheduled_at=NOW)["id"] == "5-web1"
+    ex = models.new_execution("backup", "web1", group=5, scheduled_at=NOW)
+    assert ex["id"] == "5-web1" and ex["attempt"] == 1

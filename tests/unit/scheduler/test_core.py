@@ -1,16 +1,17 @@
-"""services/scheduler/core.py: jobs in (snapshot, then the change feed), time in, fires out;
-it fires only while active and never twice for one tick."""
+"""services/scheduler/core.py with a virtual clock: jobs in (snapshot, then the change feed),
+time in, fires and skips out. It fires only while active, never twice for one tick, catches
+up missed ticks by each job's misfire policy and hands out every tick that will not run."""
 
 from common import messages as m, models, wire
-from services.scheduler.core import Scheduler
+from services.scheduler.core import FIRE_RESEND_MS, GRACE_MS, Scheduler
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a whole minute
 MINUTE_MS = 60_000
 
 
-def job(name, schedule="0 * * * * *", **fields):
+def job(name, schedule="0 * * * * *", created=NOW, **fields):
     doc = {"name": name, "schedule": schedule, "executor": "shell", "executor_config": {"command": "true"}}
-    return models.validate_job({**doc, **fields}, now=NOW)
+    return models.validate_job({**doc, **fields}, now=created)
 
 
 def changed(name, job_or_none, index):
@@ -18,141 +19,150 @@ def changed(name, job_or_none, index):
     return wire.Envelope(msg.TYPE, "raft1", wire.new_id(), b"", 0, msg)
 
 
-def active(*jobs, seq=0):
+def scheduler(*jobs, now=NOW, activate=True, settings=None):
     s = Scheduler()
-    s.load(list(jobs), seq, NOW)
-    s.activate(True)
+    s.load(list(jobs), 0, now, settings)
+    if activate:
+        s.activate(True, now)
     return s
 
 
 def drain(s):
     rd = s.ready()
     s.advance(rd)
-    return [(j["name"], at) for j, at in rd.fires]
+    return [(j["name"], at) for j, at in rd.fires], [(n, ticks, reason) for n, ticks, reason in rd.skips]
 
 
-def test_load_plans_every_job_and_deadline_is_the_earliest():
-    s = active(job("minutely"), job("hourly", "@hourly"))
-    assert s.deadline() == NOW + MINUTE_MS
+def fires(s):
+    found, _ = drain(s)
+    for name, at in found:
+        s.resolved(name, at)  # the dispatcher answered
+    return found
 
 
-def test_no_jobs_no_deadline():
-    assert active().deadline() is None
+def test_deadline_is_the_earliest_next_fire():
+    assert scheduler(job("minutely"), job("hourly", "@hourly")).deadline() == NOW + MINUTE_MS
+    assert scheduler().deadline() is None
 
 
-def test_tick_before_the_deadline_fires_nothing():
-    s = active(job("a"))
+def test_due_jobs_fire_and_the_next_is_planned():
+    s = scheduler(job("a"), job("b", "@hourly"))
     s.tick(NOW + MINUTE_MS - 1)
-    assert drain(s) == []
-
-
-def test_tick_fires_due_jobs_and_plans_the_next():
-    s = active(job("a"), job("b", "@hourly"))
+    assert fires(s) == []
     s.tick(NOW + MINUTE_MS)
-    assert drain(s) == [("a", NOW + MINUTE_MS)]
+    assert fires(s) == [("a", NOW + MINUTE_MS)]
     assert s.deadline() == NOW + 2 * MINUTE_MS
-    s.tick(NOW + 2 * MINUTE_MS)
-    assert drain(s) == [("a", NOW + 2 * MINUTE_MS)]
+    s.tick(NOW + MINUTE_MS + 5)
+    assert fires(s) == []  # once per tick
 
 
-def test_a_tick_fires_once_even_when_ticked_again():
-    s = active(job("a"))
+def test_a_fire_is_repeated_until_the_dispatcher_resolves_it():
+    s = scheduler(job("a"))
     s.tick(NOW + MINUTE_MS)
+    assert drain(s)[0] == [("a", NOW + MINUTE_MS)]
+    s.tick(NOW + MINUTE_MS + FIRE_RESEND_MS)
+    assert drain(s)[0] == [("a", NOW + MINUTE_MS)]  # same tick: the claim is idempotent
+    s.resolved("a", NOW + MINUTE_MS)
+    s.tick(NOW + MINUTE_MS + 2 * FIRE_RESEND_MS)
+    assert drain(s)[0] == []
+
+
+def test_an_inactive_scheduler_fires_nothing():
+    s = scheduler(job("a"), activate=False)
+    s.tick(NOW + 5 * MINUTE_MS)
+    assert drain(s) == ([], [])
+
+
+def test_run_once_catches_up_the_newest_missed_tick_and_records_the_others():
+    # The job last ran at NOW; this scheduler becomes leader 3 minutes and 10 s later.
+    s = scheduler(job("a", last_scheduled_at=None), now=NOW, activate=False)
+    later = NOW + 3 * MINUTE_MS + 10_000
+    s.activate(True, later)
+    fired, skipped = drain(s)
+    assert fired == [("a", NOW + 3 * MINUTE_MS)]
+    assert skipped[0][:2] == ("a", [NOW + MINUTE_MS, NOW + 2 * MINUTE_MS]) and "coalesced" in skipped[0][2]
+
+
+def test_run_all_fires_every_missed_tick_inside_the_catch_up_window():
+    s = scheduler(job("a", "@every 10s", misfire_policy="run_all", catchup_window="30s"), activate=False)
+    later = NOW + 65_000
+    s.activate(True, later)
+    fired, skipped = drain(s)
+    assert [at for _, at in fired] == [NOW + 40_000, NOW + 50_000, NOW + 60_000]
+    assert skipped == [("a", [NOW + 10_000, NOW + 20_000, NOW + 30_000],
+                        "missed by more than the catch-up window (30s)")]
+
+
+def test_skip_records_missed_ticks_and_fires_only_on_time_ones():
+    s = scheduler(job("a", "@every 10s", misfire_policy="skip"), activate=False)
+    s.activate(True, NOW + 30_000 + GRACE_MS // 2)
+    fired, skipped = drain(s)
+    assert fired == [("a", NOW + 30_000)]  # within the grace: on time
+    assert skipped == [("a", [NOW + 10_000, NOW + 20_000], "misfire policy skip: missed while no scheduler ran")]
+
+
+def test_a_stall_while_active_is_a_misfire_too():
+    s = scheduler(job("a", "@every 10s", misfire_policy="run_all"))
+    s.tick(NOW + 35_000)
+    assert [at for _, at in drain(s)[0]] == [NOW + 10_000, NOW + 20_000, NOW + 30_000]
+
+
+def test_ticks_claimed_by_an_earlier_leader_are_not_fired_again():
+    s = scheduler(job("a", "@every 10s", misfire_policy="run_all", last_scheduled_at=None), activate=False)
+    s.jobs["a"]["last_scheduled_at"] = NOW + 20_000  # claimed before the failover
+    s.activate(True, NOW + 41_000)
+    assert [at for _, at in drain(s)[0]] == [NOW + 30_000, NOW + 40_000]
+
+
+def test_at_fires_once_and_not_before_the_job_existed():
+    at = NOW + 90_000
+    s = scheduler(job("once", f"@at {models.rfc3339(at)}"))
+    s.tick(at)
+    assert fires(s) == [("once", at)]
+    s.tick(at + MINUTE_MS)
+    assert fires(s) == [] and s.deadline() is None
+    past = scheduler(job("late", f"@at {models.rfc3339(NOW - 1000)}"))
+    assert drain(past) == ([], [])
+
+
+def test_starts_at_expires_at_and_disabled_bound_the_ticks():
+    s = scheduler(job("a", starts_at=models.rfc3339(NOW + 2 * MINUTE_MS), expires_at=models.rfc3339(NOW + 3 * MINUTE_MS)),
+                  job("off", disabled=True))
+    found = []
+    for minute in range(1, 6):
+        s.tick(NOW + minute * MINUTE_MS)
+        found += fires(s)
+    assert found == [("a", NOW + 2 * MINUTE_MS), ("a", NOW + 3 * MINUTE_MS)]
+
+
+def test_the_feed_adds_changes_and_deletes_jobs():
+    s = scheduler(job("a"))
+    assert s.step(changed("b", job("b", "@every 30s"), 1), NOW)
+    assert s.step(changed("a", None, 2), NOW)
+    s.tick(NOW + 30_000)
+    assert fires(s) == [("b", NOW + 30_000)]
     s.tick(NOW + MINUTE_MS)
-    s.tick(NOW + MINUTE_MS + 500)
-    assert drain(s) == [("a", NOW + MINUTE_MS)]
+    assert fires(s) == [("b", NOW + MINUTE_MS)]  # and nothing of the deleted "a"
+    assert "a" not in s.jobs
 
 
-def test_inactive_scheduler_fires_nothing_and_does_not_catch_up_later():
-    s = Scheduler()
-    s.load([job("a")], 0, NOW)
+def test_a_gap_or_a_nameless_change_asks_for_a_reload():
+    s = scheduler(job("a"))
+    assert s.step(changed("b", job("b"), 2), NOW) is False
+    assert s.step(changed("", None, 1), NOW) is False
+    assert s.step(changed("c", job("c"), 0), NOW) is True  # already seen: ignored
+
+
+def test_the_cluster_default_time_zone_applies_to_jobs_without_one():
+    daily = job("daily", "0 0 9 * * *")
+    berlin = scheduler(daily, settings={"default_timezone": "Europe/Berlin"})
+    utc = scheduler(daily)
+    assert utc.deadline() - berlin.deadline() == 3_600_000  # 09:00 in Berlin is 08:00 UTC in winter
+
+
+def test_a_job_with_an_unparseable_schedule_is_left_out():
+    broken = job("a")
+    broken["schedule"] = "not a schedule"
+    s = scheduler(broken, job("b"))
     s.tick(NOW + MINUTE_MS)
-    assert drain(s) == []
-    s.activate(True)
-    s.tick(NOW + MINUTE_MS + 1)
-    assert drain(s) == []  # the tick that passed while inactive belongs to whoever led then
-    s.tick(NOW + 2 * MINUTE_MS)
-    assert drain(s) == [("a", NOW + 2 * MINUTE_MS)]
-
-
-def test_after_a_stall_a_job_fires_once_not_a_burst():
-    s = active(job("a"))
-    s.tick(NOW + 10 * MINUTE_MS + 5)
-    fires = drain(s)
-    assert len(fires) == 1
-    assert NOW < fires[0][1] <= NOW + 10 * MINUTE_MS
-    assert s.deadline() == NOW + 11 * MINUTE_MS
-
-
-def test_planning_starts_after_the_last_scheduled_tick():
-    claimed = dict(job("a"), last_scheduled_at=NOW + 3 * MINUTE_MS)
-    assert active(claimed).deadline() == NOW + 4 * MINUTE_MS
-
-
-def test_disabled_child_and_manual_jobs_are_not_planned():
-    s = active(job("off", disabled=True), job("kid", schedule="", parent_job="off"), job("man", "@manually"))
-    assert s.deadline() is None
-    s.tick(NOW + 365 * 24 * 60 * MINUTE_MS)
-    assert drain(s) == []
-
-
-def test_at_job_fires_once():
-    s = active(job("once", "@at 2026-01-01T00:00:30Z"))
-    s.tick(NOW + MINUTE_MS)
-    assert drain(s) == [("once", NOW + 30_000)]
-    assert s.deadline() is None
-
-
-def test_change_feed_adds_updates_and_removes_jobs():
-    s = active(seq=4)
-    assert s.step(changed("a", job("a"), 5), NOW)
-    assert s.deadline() == NOW + MINUTE_MS
-    assert s.step(changed("a", job("a", "@hourly"), 6), NOW)
-    assert s.deadline() == NOW + 60 * MINUTE_MS
-    s.tick(NOW + MINUTE_MS)
-    assert drain(s) == []  # the old plan was superseded
-    assert s.step(changed("a", None, 7), NOW)
-    assert s.deadline() is None
-    s.tick(NOW + 60 * MINUTE_MS)
-    assert drain(s) == [] and s.seq == 7
-
-
-def test_change_feed_ignores_old_and_reports_gaps():
-    s = active(job("a"), seq=10)
-    assert s.step(changed("a", None, 10), NOW)       # already in the snapshot
-    assert "a" in s.jobs
-    assert s.step(changed("b", job("b"), 12), NOW) is False  # 11 is missing: reload
-    assert "b" not in s.jobs and s.seq == 10
-
-
-def test_feed_ignores_other_messages():
-    s = active(job("a"), seq=1)
-    msg = m.RaftLeader(node="n", leader="n", term=1, ready=True, applied=1)
-    assert s.step(wire.Envelope(msg.TYPE, "n", b"", b"", 1, msg), NOW)
-    assert s.seq == 1
-
-
-def test_job_with_an_unparseable_schedule_is_skipped():
-    broken = dict(job("bad"), schedule="not a schedule")
-    s = active(broken, job("good"))
-    assert s.deadline() == NOW + MINUTE_MS
-    s.tick(NOW + MINUTE_MS)
-    assert drain(s) == [("good", NOW + MINUTE_MS)]
-
-
-def test_reload_replaces_the_view():
-    s = active(job("a"))
-    s.load([job("b", "@hourly")], 20, NOW)
-    assert set(s.jobs) == {"b"} and s.seq == 20
-    assert s.deadline() == NOW + 60 * MINUTE_MS
-
-
-def test_advance_keeps_fires_that_came_after_ready():
-    s = active(job("a"), job("b", "@every 90s"))
-    s.tick(NOW + MINUTE_MS)
-    rd = s.ready()
-    s.tick(NOW + 90_000)
-    s.advance(rd)
-    assert [(j["name"], at) for j, at in rd.fires] == [("a", NOW + MINUTE_MS)]
-    assert drain(s) == [("b", NOW + 90_000)]
-    assert s.ready().empty()
+    assert fires(s) == [("b", NOW + MINUTE_MS)]

@@ -1,0 +1,96 @@
+"""Executors as plans: how an execution becomes a child process (argv, environment, stdin,
+limits). Every executor runs as a child, so output streaming, timeouts and kills work the same
+for all; `shell` and `http` are built in, more plug in as `pykron.executors` entry points."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+
+from common import schedule
+from common.errors import BadRequest
+from services.executor import core
+
+ENTRY_POINTS = "pykron.executors"
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|K|MB|M|GB|G|TB|T)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "M": 1024 ** 2, "MB": 1024 ** 2, "G": 1024 ** 3, "GB": 1024 ** 3,
+          "T": 1024 ** 4, "TB": 1024 ** 4}
+
+
+@dataclass
+class Plan:
+    argv: list
+    env: dict
+    cwd: str | None = None
+    stdin: bytes | None = None
+    timeout_ms: int = 0        # 0: none
+    mem_limit: int = 0         # bytes of RSS for the process tree; 0: none
+    user: str | None = None
+    group: str | None = None
+
+
+def shell_plan(job, cfg, base_env):
+    """Dkron's shell keys: command, shell, env, cwd, timeout, mem_limit, su, payload."""
+    user, _, group = (cfg.get("su") or "").partition(":")
+    payload = None
+    if cfg.get("payload"):
+        try:
+            payload = base64.b64decode(cfg["payload"], validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("executor_config.payload is not valid base64") from None
+    return Plan(core.shell_command(cfg), core.shell_env(cfg, job["name"], base_env), cwd=cfg.get("cwd") or None,
+                stdin=payload, timeout_ms=_duration(cfg.get("timeout")), mem_limit=parse_size(cfg.get("mem_limit")),
+                user=user or None, group=group or None)
+
+
+def http_plan(job, cfg, base_env):
+    """Dkron's http keys, run by services.executor.http in a child so that it can be timed out
+    and killed like any run and never blocks this service's loop."""
+    if not cfg.get("url") or not cfg.get("method"):
+        raise BadRequest("the http executor needs executor_config.method and executor_config.url")
+    return Plan([sys.executable, "-m", "services.executor.http"], {**base_env, "ENV_JOB_NAME": job["name"]},
+                stdin=json.dumps(cfg).encode())
+
+
+BUILT_IN = {"shell": shell_plan, "http": http_plan}
+
+
+def available(names):
+    """The executors this node offers: those configured that are built in or installed."""
+    known = dict(BUILT_IN)
+    for entry in metadata.entry_points(group=ENTRY_POINTS):
+        known.setdefault(entry.name, entry)
+    return {name: known[name] for name in names if name in known}
+
+
+def plan(offered, job, base_env=None):
+    """The plan for one execution; BadRequest when the executor or its config is not usable."""
+    factory = offered.get(job["executor"])
+    if factory is None:
+        raise BadRequest(f"executor {job['executor']!r} is not offered on this node")
+    if isinstance(factory, metadata.EntryPoint):
+        factory = factory.load()
+    result = factory(job, job.get("executor_config") or {}, dict(os.environ if base_env is None else base_env))
+    job_timeout = _duration(job.get("timeout"))
+    if job_timeout and (not result.timeout_ms or job_timeout < result.timeout_ms):
+        result.timeout_ms = job_timeout
+    return result
+
+
+def parse_size(text):
+    if not text:
+        return 0
+    match = _SIZE.match(str(text))
+    if not match:
+        raise BadRequest(f"mem_limit {text!r} is not a size (e.g. 1024, 512KB, 1GB)")
+    return int(match.group(1)) * _UNITS[(match.group(2) or "").upper()]
+
+
+def _duration(text):
+    return schedule.parse_duration(text) if text else 0
