@@ -210,6 +210,20 @@ class Client:
         """A user event to every member (Serf's `event`) → its Lamport time."""
         return self.call(self._addr("gossip"), m.EventFire(name=name, payload=payload))["ltime"]
 
+    def kill(self, job, execution_id=None):
+        """Kill one running execution, or every running execution of the job: {killed: [ids]}."""
+        return self._leader_call("dispatcher", m.ExecKill(job=job, id=execution_id or ""))
+
+    def delete_executions(self, job):
+        """Delete a job's executions and reset its counters; returns the job."""
+        return self.call(self.endpoint, m.ExecDeleteAll(job=job, **self._request()))["job"]
+
+    def settings(self, stale=False):
+        return self.call(self.endpoint, m.SettingsGet(stale=stale))["settings"]
+
+    def put_setting(self, key, value):
+        return self.call(self.endpoint, m.SettingsPut(key=key, value=value, **self._request()))["settings"]
+
     def raft_peers(self):
         return self.call(self.endpoint, m.RaftPeers())
 

@@ -1,6 +1,7 @@
 """Dkron's execution resources: a job's executions (newest first, X-Total-Count,
-`output_size_limit` keeping the tail), one execution with its full output (fetched from the
-node that ran it when the replicated record holds only the tail), and the running ones (busy)."""
+`output_size_limit` keeping the tail; DELETE clears them), one execution with its full output
+(fetched from the node that ran it when the replicated record holds only the tail), the running
+ones (busy), and pykron's kill of one running execution or of all of a job's."""
 
 from __future__ import annotations
 
@@ -60,16 +61,14 @@ class Execution:
 class Kill:
     """POST /v1/jobs/{job}/executions/{id}/kill (one run) and POST /v1/jobs/{job}/kill (every
     running one): the executor kills the process group and the run is recorded as killed.
-    202 at once, with the executions being killed; their records change when the kill lands."""
+    202 at once with {"killed": [ids]}; each record turns to killed when the kill lands."""
 
     def __init__(self, node):
         self.node = node
 
     def on_post(self, req, resp, job_name, execution=None):
-        killed = self.node.client.kill(job_name, execution)
-        if isinstance(killed, dict):
-            killed = killed.get("executions", [])
-        dkron.render(req, resp, [models.execution_to_dkron(x) for x in killed], falcon.HTTP_202)
+        done = self.node.client.kill(job_name, execution)
+        dkron.render(req, resp, {"killed": list(done.get("killed", []))}, falcon.HTTP_202)
 
 
 class Busy:

@@ -11,8 +11,8 @@ HERE = Path(__file__).resolve().parent
 UI_DIR = HERE / "ui"
 SPEC = HERE / "openapi.yaml"
 # Only these are served: a fixed list leaves no path for a request to climb out of ui/.
-FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
-         "app.css": "text/css; charset=utf-8"}
+FILES = {"index.html": "text/html; charset=utf-8", "app.css": "text/css; charset=utf-8",
+         **{name: "text/javascript; charset=utf-8" for name in ("app.js", "lib.js", "job.js", "form.js")}}
 
 
 class Root:

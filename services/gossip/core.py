@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from common import messages as m
 from common import wire
 from services.gossip.broadcasts import Broadcasts
+from services.gossip.events import UserEvents
 from services.gossip.roster import (ALIVE, DEAD, LIVE, SUSPECT, Roster, local_member, local_meta,
                                     member_map, parse_update)
 from services.gossip.suspicion import Awareness, retransmit_limit
@@ -18,8 +19,6 @@ from services.gossip.suspicion import Awareness, retransmit_limit
 __all__ = ["Config", "Gossip", "Ready", "local_member", "local_meta", "member_map"]
 
 REAP_INTERVAL_MS = 15_000   # Serf's reap interval: failed and left members are checked for removal
-EVENT_BUFFER = 512          # Serf's event buffer: user events this many Lamport ticks old are dropped
-MAX_EVENT_BYTES = 512       # Serf's user event size limit: name and payload ride in one datagram
 HEADROOM_BYTES = 160        # header and fixed fields of a datagram, beside its updates (a test checks it)
 PUSH_PULL_SCALE_FROM = 32   # memberlist scales the push-pull interval past this many members
 
@@ -92,8 +91,8 @@ class Gossip:
         self.roster.on_new = self.add_to_order
         self.order, self.index = [], 0
         self.probe, self.relays, self.seq = None, {}, 0
-        self.clock, self.seen_events = 0, {}
-        self.out, self.syncs, self.user_events = [], [], []
+        self.events = UserEvents(self.broadcasts)
+        self.out, self.syncs = [], []
         self.tokens, self.joining, self.join_waiting, self.join_attempt = 0, [], set(), 0
         self.retry_join = list(retry_join)
         self.budget = cfg.packet_bytes - cfg.overhead - HEADROOM_BYTES - 2 * len(name) - len(addr)
@@ -110,9 +109,12 @@ class Gossip:
 
     def step(self, env, now):
         """A datagram. Raises wire.WireError('field') on a malformed update (the shell counts it)."""
-        if self.roster.left:
-            return
         msg = env.msg
+        if self.roster.left:
+            if isinstance(msg, m.GossipPing) and msg.addr and msg.node in ("", self.name):
+                # Whoever did not hear of our leave learns it here instead of suspecting us.
+                self.out.append((msg.addr, msg.port, m.GossipAck(seq=msg.seq, updates=[self.leave_update()])))
+            return
         for update in msg.updates:
             self.apply(parse_update(update), now)
         handler = self.HANDLERS.get(type(msg))
@@ -128,13 +130,13 @@ class Gossip:
         return self.timers[0][0] if self.timers else None
 
     def has_ready(self):
-        return bool(self.out or self.syncs or self.roster.events or self.user_events)
+        return bool(self.out or self.syncs or self.roster.events or self.events.delivered)
 
     def ready(self):
         """Hands the pending effects over (the buffers start empty again)."""
         rd = Ready(self.out, self.syncs, [(k, self.roster.member_map(x, s)) for k, x, s in self.roster.events],
-                   self.user_events)
-        self.out, self.syncs, self.roster.events, self.user_events = [], [], [], []
+                   self.events.delivered)
+        self.out, self.syncs, self.roster.events, self.events.delivered = [], [], [], []
         return rd
 
     def advance(self, rd):
@@ -163,7 +165,7 @@ class Gossip:
 
     def on_sync(self, env, now):
         """Someone's push-pull or join: merge their view, answer with ours."""
-        reply = m.GossipSync(members=self.roster.local_state(), ltime=self.clock)
+        reply = m.GossipSync(members=self.roster.local_state(), ltime=self.events.clock)
         if not self.roster.left:
             self.merge(env.msg, now)
         return reply
@@ -174,6 +176,14 @@ class Gossip:
         self.roster.leave(now)
         self.probe = None
         self.at(now + self.cfg.leave_propagate_ms, "left")
+        # Told to each member directly too: a leave that misses a member by chance (retransmits
+        # are few in small clusters) would otherwise end as a failure there.
+        for mem in self.roster.members.values():
+            if mem.state in LIVE and mem is not self.roster.local:
+                self.out.append((mem.addr, mem.port, m.GossipBroadcast(updates=[self.leave_update()])))
+
+    def leave_update(self):
+        return [DEAD, self.name, self.roster.local.inc, self.name]
 
     def update_meta(self, meta, now):
         if meta != self.roster.local.meta:
@@ -181,12 +191,7 @@ class Gossip:
 
     def fire_event(self, name, payload, now):
         """A user event (Serf): stamped with our Lamport clock, delivered here and everywhere."""
-        if len(name.encode()) + len(payload) > MAX_EVENT_BYTES:
-            raise ValueError(f"a user event's name and payload must fit in {MAX_EVENT_BYTES} bytes")
-        ltime = self.clock
-        self.clock += 1
-        self.on_user_event(ltime, name, payload)
-        return ltime
+        return self.events.fire(name, payload)
 
     def members(self):
         roster = self.roster
@@ -203,7 +208,7 @@ class Gossip:
         elif kind == DEAD:
             roster.on_dead(update[1], update[2], update[3], now)
         else:
-            self.on_user_event(update[1], update[2], update[3])
+            self.events.receive(update[1], update[2], update[3])
 
     def on_ping(self, env, now):
         msg = env.msg
@@ -361,11 +366,11 @@ class Gossip:
     def sync_to(self, addr, port, join=False):
         self.tokens += 1
         self.syncs.append((self.tokens, addr, port,
-                           m.GossipSync(members=self.roster.local_state(), ltime=self.clock, join=join)))
+                           m.GossipSync(members=self.roster.local_state(), ltime=self.events.clock, join=join)))
         return self.tokens
 
     def merge(self, msg, now):
-        self.witness(msg.ltime)
+        self.events.witness(msg.ltime)
         self.roster.merge(msg.members, now)
 
     def limit(self):
@@ -408,23 +413,3 @@ class Gossip:
             if mem is not None and accept(mem):
                 found.append(mem)
         return found
-
-    # -- user events (Serf: Lamport clock, a buffer to tell repeats) -----------------------
-
-    def witness(self, ltime):
-        if ltime >= self.clock:
-            self.clock = ltime + 1
-
-    def on_user_event(self, ltime, name, payload):
-        self.witness(ltime)
-        if ltime + EVENT_BUFFER < self.clock:
-            return  # older than the buffer remembers: it could be a repeat
-        seen = self.seen_events.setdefault(ltime, set())
-        if (name, payload) in seen:
-            return
-        seen.add((name, payload))
-        if len(self.seen_events) > 2 * EVENT_BUFFER:
-            for old in [t for t in self.seen_events if t + EVENT_BUFFER < self.clock]:
-                del self.seen_events[old]
-        self.broadcasts.add(("e", ltime, name, payload), ["e", ltime, name, payload])
-        self.user_events.append({"ltime": ltime, "name": name, "payload": payload})

@@ -206,6 +206,9 @@ def test_a_graceful_leave_is_not_a_failure(cluster):
     docs = requests.post(f"{cluster.api('s3')}/v1/leave", timeout=5).json()
     assert "s3" in {d["Name"] for d in docs}
     others = [n for n in cluster.nodes if n not in ("s3", "a5")]
-    wait_until(lambda: everyone_sees(cluster, "s3", lambda x: x["status"] == "left", others), 20, "s3 left everywhere")
+    try:
+        wait_until(lambda: everyone_sees(cluster, "s3", lambda x: x["status"] == "left", others), 20, "s3 left everywhere")
+    except AssertionError:
+        pytest.fail(f"s3 as each node sees it: {({o: view(cluster, o).get('s3', {}).get('status') for o in others})}")
     time.sleep(2)
     assert everyone_sees(cluster, "s3", lambda x: x["status"] == "left", others)

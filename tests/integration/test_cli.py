@@ -58,7 +58,7 @@ def test_run_wait_exits_1_when_the_job_fails(node, tmp_path):
 def test_members_and_leader(node):
     members = ctl(node, "members")
     assert members.returncode == 0 and members.stdout.splitlines()[1].split()[0] == "s1"
-    assert json.loads(ctl(node, "members", "--json").stdout)[0]["executors"] == "shell"
+    assert json.loads(ctl(node, "members", "--json").stdout)[0]["executors"] == "http,shell"
     leader = json.loads(ctl(node, "leader", "--json").stdout)
     assert leader["name"] == "s1" and leader["ready"] is True
 

@@ -130,7 +130,7 @@ class FakeClient:
         running = [x for x in self.running if x["job"] == job and execution_id in (None, x["id"])]
         if execution_id is not None and not running:
             raise errors.Conflict(f"execution {execution_id!r} is not running")
-        return running
+        return {"killed": [x["id"] for x in running]}
 
     def delete_executions(self, job):
         self._enter("delete_executions", job)

@@ -289,13 +289,17 @@ def test_leave_spreads_our_own_dead_and_then_stops_taking_part():
     a = core("a", leave_propagate_ms=500)
     know(a, "b")
     a.leave(0)
+    assert [(addr, x.updates) for addr, _, x in drain(a).datagrams] == [("h-b", [[DEAD, "a", 0, "a"]])]
     assert a.broadcasts.take(1400, 5)[0][:4] == [DEAD, "a", 0, "a"]
     assert a.members()[0]["status"] == "leaving"
     run(a, 600)
     assert a.members()[0]["status"] == "left"
     drain(a)
     a.step(env(m.GossipPing(seq=1, node="a", addr="h-b", port=1)), 700)
-    assert drain(a).datagrams == []
+    [(_, _, ack)] = drain(a).datagrams
+    assert ack.updates == [[DEAD, "a", 0, "a"]]  # a late prober learns we left, rather than suspect us
+    a.step(env(m.GossipBroadcast(updates=[[SUSPECT, "a", 0, "b"]])), 800)
+    assert drain(a).datagrams == [] and a.roster.local.inc == 0
 
 
 def test_failed_members_are_reaped_after_the_reconnect_timeout_and_may_rejoin():

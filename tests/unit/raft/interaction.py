@@ -206,7 +206,8 @@ class Interaction:
         nid = name(n)
         self.net.compact(nid, None if index is None else int(index))
         log = self.net.cores[nid].log
-        yield f"{nid}: snapshot {log.snapshot.index}/{log.snapshot.term}, log {log.offset + 1}..{log.last_index()}"
+        rest = f"log {log.offset + 1}..{log.last_index()}" if log.last_index() > log.offset else "no entries after it"
+        yield f"{nid}: snapshot {log.snapshot.index}/{log.snapshot.term}, {rest}"
 
     def do_partition(self, *args):
         groups, group = [], []

@@ -13,6 +13,8 @@ from services.raft.core import CONF, FOLLOWER, LEADER, NORMAL, Config, Entry, Me
 
 TICK_MS = 50
 STABILIZE_ROUNDS = 100
+BOUND = 400  # ticks or rounds any loop of a test may take before the test fails
+ELECTION_TICKS = Config("").election_ticks
 
 
 def envelope(sender, msg, term, via_wire=False):
@@ -44,6 +46,18 @@ def node(node_id, voters, *, seed=1, hard_state=None, log=(), learners=(), **con
 def empty_node(node_id, *, seed=1, **conf):
     """A server with an empty log: it founds a cluster (bootstrap) or waits to be added."""
     return Raft(config(node_id, **conf), rng=random.Random(seed), now=0)
+
+
+def entries_from(core, index):
+    return core.log.slice(index, core.log.last_index() + 1)
+
+
+def cluster(ids="abc", leader="a", **kw):
+    """A founded cluster whose `leader` won the first election (term 2)."""
+    net = Network.of(list(ids), **kw)
+    net.campaign(leader)
+    assert net.cores[leader].role == LEADER, net.roles()
+    return net
 
 
 @dataclass
@@ -181,6 +195,25 @@ class Network:
         """Let nid's election timeout pass, then run the election out."""
         self.time_out(nid)
         self.stabilize()
+
+    def run_until_leader(self, nid):
+        """Ready and deliver one round at a time until nid leads (its empty entry not yet committed)."""
+        for _ in range(BOUND):
+            if self.cores[nid].role == LEADER:
+                return
+            for i in self.cores:
+                self.process(i)
+            self.deliver()
+        raise AssertionError(f"{nid} never became leader: {self.roles()}")
+
+    def ticks_until(self, nid, done, limit=BOUND):
+        """Tick nid alone, stabilizing after each tick, until done(); how many ticks it took."""
+        for n in range(1, limit + 1):
+            self.tick(nid)
+            self.stabilize()
+            if done():
+                return n
+        raise AssertionError(f"{nid}: condition not reached in {limit} ticks: {self.roles()}")
 
     def heartbeat(self, nid):
         self.tick(nid, self.cores[nid].conf.heartbeat_ticks)

@@ -9,9 +9,7 @@ from common import messages as m
 from services.raft.core import (CANDIDATE, FOLLOWER, LEADER, PRE_CANDIDATE, Entry, Ready, Snapshot,
                                 carry_out)
 
-from .network import TICK_MS, Network, conf_entry, envelope, node
-
-BOUND = 400  # ticks or rounds any loop here may take before the test fails
+from .network import BOUND, TICK_MS, Network, conf_entry, entries_from, envelope, node
 
 
 def test_carry_out_installs_persists_sends_applies_then_reads():
@@ -172,10 +170,6 @@ def test_proposal_without_a_known_leader_is_refused():
     assert b.ready().messages == []
 
 
-def entries_from(core, index):
-    return core.log.slice(index, core.log.last_index() + 1)
-
-
 def test_follower_truncates_a_conflicting_suffix():
     # Raft §5.3: if an existing entry conflicts with a new one (same index, different terms),
     # delete it and all that follow, then append the leader's entries.
@@ -306,24 +300,13 @@ def test_leader_commits_only_entries_of_its_own_term_by_counting_replicas():
     assert a.commit == 4 and committed == [1, 2, 3, 4]
 
 
-def run_until_leader(net, nid):
-    """Ready and deliver one round at a time until nid leads: its empty entry is not yet committed."""
-    for _ in range(BOUND):
-        if net.cores[nid].role == LEADER:
-            return
-        for i in net.cores:
-            net.process(i)
-        net.deliver()
-    pytest.fail(f"{nid} never became leader: {net.roles()}")
-
-
 def test_read_index_needs_an_entry_of_the_leaders_term_committed():
     # Raft §6.4 (and §8): a new leader serves a read only after committing an entry of its term,
     # and only after a heartbeat round confirms it still leads.
     net = Network.of(["a", "b", "c"])
     a = net.cores["a"]
     net.time_out("a")
-    run_until_leader(net, "a")
+    net.run_until_leader("a")
     refused = a.read_index()
     net.process("a")
     assert net.reads["a"] == [(refused, 0)]  # index 0: refused, the client retries

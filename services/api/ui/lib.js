@@ -1,0 +1,184 @@
+// What every view of pykron's UI shares: calls to the /v1 API (with the token, when one is
+// set), building DOM without innerHTML (so job names and output are never markup), formats.
+
+export const API = "/v1";
+export const ZERO_TIME = "0001-01-01T00:00:00Z";
+const TOKEN_KEY = "pykron.token";
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export function authHeaders() {
+  const token = localStorage.getItem(TOKEN_KEY);
+  return token ? { "X-Dkron-Token": token } : {};
+}
+
+export function setToken(token) {
+  if (token) localStorage.setItem(TOKEN_KEY, token);
+  else localStorage.removeItem(TOKEN_KEY);
+}
+
+// One API call → {data, headers}; an answer other than 2xx throws ApiError with the API's own
+// message (plain text for job writes, {"error"} elsewhere).
+export async function api(method, path, body) {
+  const init = { method, headers: authHeaders() };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const resp = await fetch(API + path, init);
+  const type = resp.headers.get("Content-Type") || "";
+  const data = type.includes("json") ? await resp.json() : await resp.text();
+  if (!resp.ok) {
+    const message = typeof data === "string" ? data : (data && data.error) || resp.statusText;
+    throw new ApiError(resp.status, message || `HTTP ${resp.status}`);
+  }
+  return { data, headers: resp.headers };
+}
+
+export const enc = encodeURIComponent;
+
+// h("td", {class: "num"}, "3") → <td class="num">3</td>; children may be nodes, text or arrays.
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else el.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+export function svg(tag, attrs, ...children) {
+  const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [key, value] of Object.entries(attrs || {})) el.setAttribute(key, value);
+  for (const child of children.flat()) el.append(child instanceof Node ? child : String(child));
+  return el;
+}
+
+export function when(iso) {
+  if (!iso || iso === ZERO_TIME) return "-";
+  const d = new Date(iso);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+export function running(execution) {
+  return !execution.finished_at || execution.finished_at === ZERO_TIME;
+}
+
+// Seconds an execution took (or has taken so far), or null before it started.
+export function duration(execution) {
+  if (!execution.started_at || execution.started_at === ZERO_TIME) return null;
+  const end = running(execution) ? Date.now() : Date.parse(execution.finished_at);
+  return Math.max(0, (end - Date.parse(execution.started_at)) / 1000);
+}
+
+export function seconds(value) {
+  if (value === null || value === undefined) return "-";
+  return value < 10 ? `${value.toFixed(2)}s` : `${value.toFixed(1)}s`;
+}
+
+export function badge(status) {
+  const text = status || "untriggered";
+  return h("span", { class: `badge ${text}`, "data-status": text }, text);
+}
+
+export function notice(text) {
+  const el = document.getElementById("notice");
+  el.textContent = text;
+  el.hidden = !text;
+}
+
+const REFRESH_MS = 2000;
+
+// Runs fn now and again `ms` after each run ends, until stopped. Errors go to the notice line;
+// a 401 asks the app for a token.
+export function poller(fn, ms = REFRESH_MS) {
+  let stopped = false;
+  let timer = null;
+  let inflight = Promise.resolve();
+  const tick = async () => {
+    if (stopped) return;
+    try {
+      inflight = fn();
+      await inflight;
+      if (!stopped) notice("");
+    } catch (err) {
+      if (stopped) return;
+      if (err instanceof ApiError && err.status === 401) {
+        window.dispatchEvent(new Event("pykron:unauthorized"));
+        return;
+      }
+      notice(`Cannot reach the API: ${err.message}`);
+    }
+    if (!stopped) timer = setTimeout(tick, ms);
+  };
+  tick();
+  // stop() resolves once a refresh under way has ended, so that a caller about to delete what
+  // it shows makes no request that would race the deletion.
+  return { stop() { stopped = true; clearTimeout(timer); return inflight.catch(() => null); } };
+}
+
+export function go(hash) {
+  location.hash = hash;
+}
+
+// Follows an execution's output (server-sent events over fetch, so the token header goes
+// along): onText(chunk) per output event, onEnd(execution) once. Resumes from the last byte
+// offset after a dropped connection; stops quietly when signal is aborted.
+export async function follow(job, id, { onText, onEnd, signal }) {
+  let offset = 0;
+  const url = `${API}/jobs/${enc(job)}/executions/${enc(id)}/output`;
+  while (!signal.aborted) {
+    const headers = authHeaders();
+    if (offset) headers["Last-Event-ID"] = String(offset);
+    try {
+      const resp = await fetch(url, { headers, signal });
+      if (!resp.ok) return;
+      const reader = resp.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          const event = parseEvent(buffer.slice(0, cut));
+          buffer = buffer.slice(cut + 2);
+          if (event.id) offset = Number(event.id);
+          if (event.event === "output") onText(JSON.parse(event.data));
+          if (event.event === "end") {
+            onEnd(JSON.parse(event.data));
+            return;
+          }
+        }
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+function parseEvent(block) {
+  const event = {};
+  for (const line of block.split("\n")) {
+    if (!line || line.startsWith(":")) continue;
+    const at = line.indexOf(":");
+    const key = at < 0 ? line : line.slice(0, at);
+    const value = at < 0 ? "" : line.slice(at + 1).replace(/^ /, "");
+    event[key] = key === "data" && event.data !== undefined ? `${event.data}\n${value}` : value;
+  }
+  return event;
+}
