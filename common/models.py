@@ -150,9 +150,15 @@ def job_to_dkron(job, next_at=None):
     }
 
 
+def execution_id(job, group, node, attempt=1):
+    """Unique in the cluster: Dkron's "<ns>-<node>" is unique only within its job, and two jobs
+    firing at the same instant on one node must not share an id (the executor dedupes by it)."""
+    return f"{job}-{group}-{node}" + (f"-{attempt}" if attempt > 1 else "")
+
+
 def new_execution(job, node, *, group, scheduled_at, attempt=1, manual=False):
     return {
-        "id": f"{group}-{node}", "job": job, "group": group, "attempt": attempt, "node": node,
+        "id": execution_id(job, group, node, attempt), "job": job, "group": group, "attempt": attempt, "node": node,
         "scheduled_at": scheduled_at, "manual": manual, "status": "claimed", "started_at": None,
         "finished_at": None, "success": False, "exit_code": None, "output": "",
         "output_truncated": False, "output_size": 0, "reason": "",

@@ -4,6 +4,7 @@ same seed always replays the same run, so a failing test names the command that 
 
 from __future__ import annotations
 
+import collections
 import sys
 from pathlib import Path
 
@@ -13,10 +14,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts.sim import gossip as gossip_sim  # noqa: E402
 from scripts.sim import raft as raft_sim  # noqa: E402
+from scripts.sim import scheduler as scheduler_sim  # noqa: E402
 
 USAGE = """Usage:
   simulate raft [--seed N] [--seeds K] [--nodes N] [--steps K]
   simulate gossip [--seed N] [--nodes N] [--minutes M] [--only NAMES]
+  simulate scheduler [--seed N] [--seeds K] [--jobs J] [--seconds S]
 
 Options:
   --seed N    First seed [default: 1].
@@ -24,6 +27,8 @@ Options:
   --nodes N   Cluster size [default: 3].
   --steps K   Steps per seed [default: 1000].
   --minutes M  Simulated minutes per gossip configuration [default: 10].
+  --jobs J     Jobs in the scheduler simulation [default: 8].
+  --seconds S  Simulated seconds of scheduling before the check [default: 60].
   --only NAMES Gossip configurations to run, comma-separated (clean, loss-lifeguard, loss-swim,
                slow-lifeguard, slow-swim); all of them when not given.
 """
@@ -33,6 +38,8 @@ def main(argv=None):
     args = docopt(USAGE, argv=argv)
     if args["gossip"]:
         return gossip(args)
+    if args["scheduler"]:
+        return scheduler(args)
     seed, count = int(args["--seed"]), int(args["--seeds"])
     nodes, steps = int(args["--nodes"]), int(args["--steps"])
     for s in range(seed, seed + count):
@@ -45,6 +52,23 @@ def main(argv=None):
             return 1
         print(f"seed {s}: ok  steps={steps} committed={len(sim.committed)} proposed={sim.proposed} "
               f"terms={len(sim.leaders)} simulated={sim.now / 1000:.1f}s")
+    return 0
+
+
+def scheduler(args):
+    """Issue 5's exactly-once check: leaders die and come back while ticks are claimed."""
+    seed, count = int(args["--seed"]), int(args["--seeds"])
+    jobs, seconds = int(args["--jobs"]), int(args["--seconds"])
+    for s in range(seed, seed + count):
+        try:
+            sim = scheduler_sim.run_seed(s, seconds=seconds, jobs=jobs)
+        except scheduler_sim.Violation as err:
+            print("\n".join(err.sim.trace[-40:]))
+            print(f"\nseed {s}: VIOLATION {err}")
+            print(f"reproduce: scripts/simulate scheduler --seed {s} --jobs {jobs} --seconds {seconds}")
+            return 1
+        print(f"seed {s}: ok  ticks started={len(sim.started)} leaders={sim.term} "
+              f"policies={dict(sorted(collections.Counter(sim.policies.values()).items()))}")
     return 0
 
 

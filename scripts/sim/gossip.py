@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from common import wire
 from services.gossip.core import Config, Gossip
-from services.gossip.roster import DEAD, LEFT, local_meta
+from services.gossip.roster import local_meta
 
 TICK, DELIVER, SYNC_REQ, SYNC_REPLY, STALL = range(5)  # at one instant, timers run before datagrams
 PORT = 7946

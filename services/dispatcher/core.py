@@ -167,8 +167,7 @@ class Dispatcher:
             nxt = models.new_execution(job["name"], record["node"], group=record["group"],
                                        scheduled_at=record["scheduled_at"], attempt=record["attempt"] + 1,
                                        manual=record.get("manual", False))
-            nxt.update(id=f"{record['group']}-{record['node']}-{record['attempt'] + 1}", jitter_ms=0,
-                       retry_at=now + delay)
+            nxt.update(jitter_ms=0, retry_at=now + delay)
             self.rd.retry.append((job, nxt))
         self.rd.record.append(("exec.finish", record))
 

@@ -13,7 +13,7 @@ import sys
 
 import zmq
 
-from common import config, errors, messages as m, wire
+from common import config, errors, messages as m, models, wire
 from common.loop import Loop
 from services.dispatcher.core import Dispatcher
 
@@ -257,7 +257,8 @@ class DispatcherShell:
             others = self.core.plan(job, execution["scheduled_at"], self.loop.now(), manual=True)
             if others:  # the node is gone: the retry runs elsewhere
                 node = others[0]["node"]
-                execution = dict(execution, node=node, id=f"{execution['group']}-{node}-{execution['attempt']}")
+                execution = dict(execution, node=node,
+                                 id=models.execution_id(job["name"], execution["group"], node, execution["attempt"]))
         log.info("retrying job=%s attempt=%d node=%s", job["name"], execution["attempt"], execution["node"])
         self.enqueue(job, execution["scheduled_at"], manual=True, execution=execution)
 

@@ -161,7 +161,7 @@ class RunLedger:
 
     def _skipped_row(self, job, group, tick, reason):
         row = dict(models.new_execution(job["name"], "", group=group, scheduled_at=tick),
-                   id=f"{group}-skipped", status="skipped", finished_at=tick, reason=reason)
+                   id=models.execution_id(job["name"], group, "skipped"), status="skipped", finished_at=tick, reason=reason)
         self._save_execution(row)
         return row
 

@@ -2,10 +2,13 @@
 out. It fires only while active (this node leads and its state is complete). Ticks missed
 while no scheduler ran — a failover, a stall — are handled by each job's misfire policy
 within its catch-up window, and every tick that will not run is handed out as skipped, with
-the reason. A fired tick is sent again until the dispatcher says it was claimed or refused."""
+the reason. A job's ticks are fired one at a time, in order, each sent again until the
+dispatcher says it was claimed or refused: so the newest claimed tick of a job is a line
+below which every tick was settled, and a new leader catches up from there."""
 
 from __future__ import annotations
 
+import collections
 import heapq
 import logging
 from dataclasses import dataclass, field
@@ -34,7 +37,8 @@ class Scheduler:
         self.jobs, self.settings = {}, {}
         self.next_at, self.heap = {}, []
         self.handled = {}     # job → the newest tick fired or skipped
-        self.pending = {}     # (job, tick) → when to fire it again unless resolved
+        self.pending = {}     # job → its ticks waiting to be settled, oldest first (the one fired)
+        self.resend_at = {}   # job → when to fire its oldest pending tick again
         self.active = False
         self.seq = 0          # job-change sequence of the state feed this view includes
         self.fires, self.skips = [], []
@@ -72,23 +76,36 @@ class Scheduler:
         self.active = active
         if not active:
             self.pending.clear()
+            self.resend_at.clear()
             return
         for name in sorted(self.jobs):
             self.due(name, now)
 
-    def resolved(self, name, at):
-        """The dispatcher claimed the tick, or the state machine refused or skipped it."""
-        self.pending.pop((name, at), None)
+    def resolved(self, name, at, now):
+        """The dispatcher claimed the tick, or the state machine refused or skipped it: the
+        job's next tick, if one is waiting, is fired now."""
+        queue = self.pending.get(name)
+        if not queue or queue[0] != at:
+            return
+        queue.popleft()
+        if queue and name in self.jobs:
+            self.fire(name, now)
+        else:
+            self.pending.pop(name, None)
+            self.resend_at.pop(name, None)
+
+    def fire(self, name, now):
+        self.fires.append((self.jobs[name], self.pending[name][0]))
+        self.resend_at[name] = now + FIRE_RESEND_MS
 
     def tick(self, now):
         while self.heap and self.heap[0][0] <= now:
             at, name = heapq.heappop(self.heap)
             if self.next_at.get(name) == at:
                 self.due(name, now)
-        for (name, at), again in list(self.pending.items()):
+        for name, again in list(self.resend_at.items()):
             if again <= now and name in self.jobs:
-                self.pending[(name, at)] = now + FIRE_RESEND_MS
-                self.fires.append((self.jobs[name], at))
+                self.fire(name, now)
 
     # -- outputs ---------------------------------------------------------------------------
 
@@ -96,7 +113,7 @@ class Scheduler:
         while self.heap and self.next_at.get(self.heap[0][1]) != self.heap[0][0]:
             heapq.heappop(self.heap)
         dues = [self.heap[0][0]] if self.heap else []
-        dues += [min(self.pending.values())] if self.pending else []
+        dues += [min(self.resend_at.values())] if self.resend_at else []
         return min(dues) if dues else None
 
     def ready(self):
@@ -129,9 +146,12 @@ class Scheduler:
         elif policy == "skip" and missed:
             self.skips.append((name, missed, "misfire policy skip: missed while no scheduler ran"))
             recent = recent[len(missed):]
-        for tick in recent:
-            self.fires.append((job, tick))
-            self.pending[(name, tick)] = now + FIRE_RESEND_MS
+        if recent:
+            queue = self.pending.setdefault(name, collections.deque())
+            idle = not queue
+            queue.extend(recent)
+            if idle:
+                self.fire(name, now)
         if ticks:
             self.handled[name] = ticks[-1]
         self.plan(name, now)

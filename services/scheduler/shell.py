@@ -95,7 +95,7 @@ class SchedulerShell:
         def answered(result, err):
             # Claimed, skipped or already claimed: settled. Anything else: fired again later.
             if err is None or err.code in ("conflict", "not_found"):
-                self.core.resolved(name, at)
+                self.core.resolved(name, at, self.loop.now())
             else:
                 log.info("tick not settled job=%s scheduled_at=%d: %s", name, at, err)
         return answered

@@ -16,7 +16,7 @@ import tomllib
 import pytest
 import requests
 
-from common import messages as m
+from common import ctl, messages as m
 from common.client import Client
 from scripts.cluster import PORT_KEYS, Cluster, free_ports, to_toml, wait_until
 from services.gossip.keyring import Keyring, decode_key
@@ -200,6 +200,21 @@ def test_a_node_with_the_wrong_key_cannot_join(cluster):
     finally:
         cluster.stop(node)
         del cluster.nodes["x1"]
+
+
+def test_keys_rotate_across_the_cluster_without_downtime(cluster, capfd):
+    client, new = cluster.client("s1"), base64.b64encode(os.urandom(32)).decode()
+    live = [n for n in cluster.nodes if n != "a5"]
+    for verb, key in (("install", new), ("use", new), ("remove", KEY)):
+        done = client.keyring(verb, key)
+        assert (done["responded"], done["members"], done["failed"]) == (len(live), len(live), {}), (verb, done)
+    assert ctl.main(["--server", cluster.nodes["s1"].server, "keyring", "--list"]) == 0
+    rows = [line.split() for line in capfd.readouterr().out.splitlines()[1:]]
+    assert rows == [[new, f"{len(live)}/{len(live)}", str(len(live))]]
+    set_tags(cluster, "a1", {"rotated": "yes"})  # gossip still flows, under the new key only
+    wait_until(lambda: everyone_sees(cluster, "a1", lambda x: x["tags"].get("rotated") == "yes",
+                                     [n for n in live if n != "a1"]), 20, "a tag change after the rotation")
+    assert all(sum(x["status"] == "alive" for x in view(cluster, n).values()) == len(live) for n in live)
 
 
 def test_a_graceful_leave_is_not_a_failure(cluster):

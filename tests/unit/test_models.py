@@ -178,7 +178,7 @@ def test_execution_to_dkron_of_a_running_execution():
     assert out["finished_at"] == "0001-01-01T00:00:00Z"  # what Dkron's UI reads as "running"
     assert out["started_at"] == "2026-01-01T00:00:00.005Z"
     assert (out["id"], out["job_name"], out["node_name"], out["attempt"]) == (
-        f"{NOW * 1_000_000}-web1", "backup", "web1", 1)
+        f"backup-{NOW * 1_000_000}-web1", "backup", "web1", 1)
     assert out["scheduled_at"] == "2026-01-01T00:00:00.000Z"
     assert out["success"] is False and out["status"] == "running"
 

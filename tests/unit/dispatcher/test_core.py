@@ -107,7 +107,7 @@ def test_plan_makes_one_claimed_execution_per_target():
     executions = d.plan(shell_job(tags={"role": "web"}), NOW, NOW)
     assert [e["node"] for e in executions] == ["web1", "web2", "web3"]
     assert all(e["status"] == "claimed" and e["group"] == NOW * 1_000_000 for e in executions)
-    assert executions[0]["id"] == f"{NOW * 1_000_000}-web1"
+    assert executions[0]["id"] == f"backup-{NOW * 1_000_000}-web1"
 
 
 def test_plan_is_the_same_for_the_same_tick_and_manual_runs_get_distinct_groups():
@@ -230,4 +230,5 @@ def test_kill_asks_the_node_and_busy_lists_what_runs():
 
 def test_new_execution_ids_name_group_and_node():
     ex = models.new_execution("backup", "web1", group=5, scheduled_at=NOW)
-    assert ex["id"] == "5-web1" and ex["attempt"] == 1
+    assert ex["id"] == "backup-5-web1" and ex["attempt"] == 1
+    assert models.new_execution("backup", "web1", group=5, scheduled_at=NOW, attempt=2)["id"] == "backup-5-web1-2"

@@ -278,6 +278,15 @@ def test_a_failed_join_is_retried_with_backoff_until_one_answers():
     assert len(drain(a).syncs) == 1
 
 
+def test_retry_join_is_tried_again_whenever_we_are_alone():
+    a = Gossip(Config(reconnect_interval_ms=30_000), name="a", addr="h-a", port=1, meta=meta(), rng=random.Random(1),
+               now=0, retry_join=[("h-b", 7946)])
+    run(a, 29_999)
+    assert drain(a).syncs == []
+    run(a, 30_000)
+    assert [(addr, msg.join) for _, addr, _, msg in drain(a).syncs] == [("h-b", True)]
+
+
 def test_remote_dead_is_only_suspect_here():  # memberlist mergeState
     a = core("a")
     know(a, "b")

@@ -34,10 +34,24 @@ def drain(s):
 
 
 def fires(s):
-    found, _ = drain(s)
-    for name, at in found:
-        s.resolved(name, at)  # the dispatcher answered
-    return found
+    """Every fire, each answered by the dispatcher in turn (a job's next tick waits for that)."""
+    found = []
+    while True:
+        batch, _ = drain(s)
+        if not batch:
+            return found
+        for name, at in batch:
+            found.append((name, at))
+            s.resolved(name, at, at)
+
+
+def test_a_jobs_ticks_are_fired_one_at_a_time_in_order():
+    s = scheduler(job("a", "@every 10s", misfire_policy="run_all"))
+    s.tick(NOW + 35_000)
+    assert drain(s)[0] == [("a", NOW + 10_000)]
+    assert drain(s)[0] == []  # the next waits until this one is settled
+    s.resolved("a", NOW + 10_000, NOW + 35_001)
+    assert drain(s)[0] == [("a", NOW + 20_000)]
 
 
 def test_deadline_is_the_earliest_next_fire():
@@ -62,7 +76,7 @@ def test_a_fire_is_repeated_until_the_dispatcher_resolves_it():
     assert drain(s)[0] == [("a", NOW + MINUTE_MS)]
     s.tick(NOW + MINUTE_MS + FIRE_RESEND_MS)
     assert drain(s)[0] == [("a", NOW + MINUTE_MS)]  # same tick: the claim is idempotent
-    s.resolved("a", NOW + MINUTE_MS)
+    s.resolved("a", NOW + MINUTE_MS, NOW + MINUTE_MS + FIRE_RESEND_MS)
     s.tick(NOW + MINUTE_MS + 2 * FIRE_RESEND_MS)
     assert drain(s)[0] == []
 
@@ -87,8 +101,8 @@ def test_run_all_fires_every_missed_tick_inside_the_catch_up_window():
     s = scheduler(job("a", "@every 10s", misfire_policy="run_all", catchup_window="30s"), activate=False)
     later = NOW + 65_000
     s.activate(True, later)
-    fired, skipped = drain(s)
-    assert [at for _, at in fired] == [NOW + 40_000, NOW + 50_000, NOW + 60_000]
+    skipped = s.ready().skips
+    assert [at for _, at in fires(s)] == [NOW + 40_000, NOW + 50_000, NOW + 60_000]
     assert skipped == [("a", [NOW + 10_000, NOW + 20_000, NOW + 30_000],
                         "missed by more than the catch-up window (30s)")]
 
@@ -104,14 +118,14 @@ def test_skip_records_missed_ticks_and_fires_only_on_time_ones():
 def test_a_stall_while_active_is_a_misfire_too():
     s = scheduler(job("a", "@every 10s", misfire_policy="run_all"))
     s.tick(NOW + 35_000)
-    assert [at for _, at in drain(s)[0]] == [NOW + 10_000, NOW + 20_000, NOW + 30_000]
+    assert [at for _, at in fires(s)] == [NOW + 10_000, NOW + 20_000, NOW + 30_000]
 
 
 def test_ticks_claimed_by_an_earlier_leader_are_not_fired_again():
     s = scheduler(job("a", "@every 10s", misfire_policy="run_all", last_scheduled_at=None), activate=False)
     s.jobs["a"]["last_scheduled_at"] = NOW + 20_000  # claimed before the failover
     s.activate(True, NOW + 41_000)
-    assert [at for _, at in drain(s)[0]] == [NOW + 30_000, NOW + 40_000]
+    assert [at for _, at in fires(s)] == [NOW + 30_000, NOW + 40_000]
 
 
 def test_at_fires_once_and_not_before_the_job_existed():

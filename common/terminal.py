@@ -1,0 +1,138 @@
+"""How pykronctl writes to a terminal: tables and key/value lists (or JSON with --json), a
+spinner while it waits (a single progress line when stderr is not a terminal), live output of
+runs, and job files in and out (JSON or YAML, one job or a list)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+
+import yaml
+
+from common import errors
+
+SPIN_FRAMES = "|/-\\"
+SPIN_EVERY_S = 0.1
+
+
+class Printer:
+    def __init__(self, out, as_json):
+        self.out, self.json = out, as_json
+
+    def print(self, text):
+        print(text, file=self.out, flush=True)
+
+    def dump(self, doc):
+        self.print(json.dumps(doc, indent=2))
+
+    def show(self, doc):
+        """One object: `key  value` lines, or JSON."""
+        if self.json:
+            return self.dump(doc)
+        width = max((len(k) for k in doc), default=0)
+        for key, value in doc.items():
+            self.print(f"{key:<{width}}  {cell(value)}")
+
+    def table(self, rows, columns):
+        """Rows of objects: a table with a header line, or a JSON array of the objects."""
+        if self.json:
+            return self.dump(rows)
+        cells = [[cell(row.get(c)) for c in columns] for row in rows]
+        widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+        self.print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
+        for row in cells:
+            self.print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+    def output(self, data):
+        """Bytes of a run's output, as they come (JSON lines with --json)."""
+        if self.json:
+            return self.print(json.dumps({"output": data.decode(errors="replace")}))
+        if hasattr(self.out, "buffer"):
+            self.out.buffer.write(data)
+        else:
+            self.out.write(data.decode(errors="replace"))
+        self.out.flush()
+
+
+class Progress:
+    """A spinner on stderr while something is awaited; `done()` (or leaving the block) clears
+    it. When stderr is not a terminal the message is printed once, as a plain line."""
+
+    def __init__(self, message, stream=None):
+        self.message, self.stream = message, stream or sys.stderr
+        self.stop = threading.Event()
+        self.thread = None
+
+    def __enter__(self):
+        if self.stream.isatty():
+            self.thread = threading.Thread(target=self.spin, daemon=True)
+            self.thread.start()
+        else:
+            print(f"pykronctl: {self.message}", file=self.stream, flush=True)
+        return self
+
+    def spin(self):
+        frame = 0
+        while not self.stop.wait(SPIN_EVERY_S):
+            self.stream.write(f"\r{SPIN_FRAMES[frame % len(SPIN_FRAMES)]} {self.message}")
+            self.stream.flush()
+            frame += 1
+
+    def done(self):
+        if self.thread is not None and not self.stop.is_set():
+            self.stop.set()
+            self.thread.join()
+            self.stream.write("\r\033[K")  # clear the spinner's line before output takes it
+            self.stream.flush()
+        self.stop.set()
+
+    def __exit__(self, *exc):
+        self.done()
+
+
+def cell(value):
+    if value is None:
+        return "-"
+    text = " ".join(str(value).split()) if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def read_jobs(path):
+    """A JSON (or YAML) file, or "-" for stdin, holding one job or a list of jobs."""
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path) as fh:
+                text = fh.read()
+    except OSError as exc:
+        raise errors.BadRequest(f"{path}: {exc.strerror}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        doc = _yaml(text, path, exc)
+    docs = doc if isinstance(doc, list) else [doc]
+    if not all(isinstance(d, dict) for d in docs):
+        raise errors.BadRequest(f"{path}: expected a job object or a list of job objects")
+    return docs
+
+
+def write_jobs(path, docs):
+    """Jobs as a JSON array (Dkron's restore format), to a file or "-" for stdout."""
+    text = json.dumps(docs, indent=2) + "\n"
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        with open(path, "w") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise errors.BadRequest(f"{path}: {exc.strerror}") from None
+
+
+def _yaml(text, path, json_error):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise errors.BadRequest(f"{path}: neither valid JSON ({json_error}) nor YAML ({exc})") from None
