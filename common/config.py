@@ -14,7 +14,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.errors import ConfigError
+from common import models
+from common.errors import BadRequest, ConfigError
 
 DEFAULTS = Path(__file__).resolve().parent.parent / "conf" / "node.toml"
 
@@ -145,6 +146,34 @@ class Api:
 
 
 @dataclass(frozen=True)
+class Processors:
+    log_dir: str = _spec()
+    syslog_address: str = _spec()
+    syslog_tag: str = _spec()
+    fluent_address: str = _spec()
+    fluent_tag: str = _spec()
+    timeout_ms: int = _spec(lo=1)
+
+
+@dataclass(frozen=True)
+class Notify:
+    timeout_ms: int = _spec(lo=1)
+    webhook_url: str = _spec()
+    webhook_rule: str = _spec()
+    webhook_body: str = _spec()
+    webhook_headers: dict = _spec()
+    smtp_address: str = _spec()
+    smtp_username: str = _spec()
+    smtp_password: str = _spec()
+    smtp_tls: str = _spec(choices=("auto", "starttls", "ssl", "none"))
+    mail_from: str = _spec()
+    mail_to: list = _spec()
+    mail_rule: str = _spec()
+    mail_subject: str = _spec()
+    mail_body: str = _spec()
+
+
+@dataclass(frozen=True)
 class Conf:
     node: Node
     wire: Wire
@@ -156,6 +185,8 @@ class Conf:
     dispatcher: Dispatcher
     executor: Executor
     api: Api
+    processors: Processors
+    notify: Notify
     source: str = ""  # the node's own file, passed on to the processes the node starts
 
     @property
@@ -178,12 +209,34 @@ class Conf:
                 raise ConfigError(f"{self.source or DEFAULTS.name}: [{section}] {key}: port {port} "
                                   f"is also [{other[0]}] {other[1]}")
             seen[port] = (section, key)
+        self._validate_addresses()
         return self
+
+    def _validate_addresses(self):
+        """Where processors and notifications send: checked here so a typo stops the node at start."""
+        where = self.source or DEFAULTS.name
+        for section, key, value in (("processors", "syslog_address", self.processors.syslog_address),
+                                    ("processors", "fluent_address", self.processors.fluent_address),
+                                    ("notify", "smtp_address", self.notify.smtp_address)):
+            host, _, port = value.rpartition(":")
+            if key == "syslog_address" and value.startswith("/"):
+                continue  # a unix datagram socket, /dev/log by default
+            if value and not (host and port.isdigit() and 0 < int(port) < 65536):
+                raise ConfigError(f'{where}: [{section}] {key}: expected "host:port"'
+                                  f'{" or a socket path" if key == "syslog_address" else ""}, got "{value}"')
+        if self.notify.webhook_url and not self.notify.webhook_url.startswith(("http://", "https://")):
+            raise ConfigError(f'{where}: [notify] webhook_url: expected an http:// or https:// URL, '
+                              f'got "{self.notify.webhook_url}"')
+        for key in ("webhook_rule", "mail_rule"):
+            try:
+                models.split_rules(getattr(self.notify, key))
+            except BadRequest as err:
+                raise ConfigError(f"{where}: [notify] {key}: {err}") from None
 
 
 _CLASSES = {"node": Node, "wire": Wire, "security": Security, "log": Log, "gossip": Gossip,
             "raft": Raft, "scheduler": Scheduler, "dispatcher": Dispatcher, "executor": Executor,
-            "api": Api}
+            "api": Api, "processors": Processors, "notify": Notify}
 
 
 def _port_keys():

@@ -4,6 +4,7 @@ Raft (times as Unix ms `*_at`), and the conversion back to Dkron's JSON shapes."
 
 from __future__ import annotations
 
+import string
 import unicodedata
 from datetime import datetime, timezone
 
@@ -16,6 +17,10 @@ MISFIRE = ("skip", "run_once", "run_all")
 MAX_HISTORY = 10_000
 RUNNING = ("claimed", "running")
 FINISHED = ("success", "failed", "lost", "killed", "interrupted", "skipped")
+NOTIFY_RULES = ("always", "on_failure", "on_recovery", "on_skipped")
+# A job's notifications: each kind's keys (templates are string.Template text, see the README).
+NOTIFY_KEYS = {"webhook": ("type", "rule", "url", "body", "headers"), "email": ("type", "rule", "to", "subject", "body")}
+MAX_NOTIFICATIONS = 20
 
 JOB_DEFAULTS = {
     "name": "", "displayname": "", "schedule": "", "timezone": "", "owner": "", "owner_email": "",
@@ -27,6 +32,7 @@ JOB_DEFAULTS = {
     # tick, the first retry delay (doubled per attempt), a timeout for any executor, history kept.
     "misfire_policy": "run_once", "catchup_window": "1h", "jitter": "", "retry_interval": "1s",
     "timeout": "", "history_limit": 100,
+    "notifications": [],  # webhooks and emails of this job, each with a rule (NOTIFY_RULES)
 }
 DURATIONS = ("catchup_window", "jitter", "retry_interval", "timeout")
 # Kept by the state machine across updates, never taken from a client.
@@ -69,6 +75,8 @@ def validate_job(doc, *, now=0):
         if not isinstance(procs, dict) or not all(isinstance(v, dict) for v in procs.values()):
             raise BadRequest("Unable to parse payload: processors must map a name to an object.")
         job["processors"] = {k: _string_map(v, f"processors.{k}") for k, v in procs.items()}
+    if doc.get("notifications") is not None:
+        job["notifications"] = _notifications(doc["notifications"])
     if doc.get("schedule") is not None:
         job["schedule"] = _typed(doc["schedule"], str, "schedule", "a string")
     for key in ("starts_at", "expires_at"):
@@ -147,6 +155,7 @@ def job_to_dkron(job, next_at=None):
         "expires_at": rfc3339(job["expires_at"]),
         **{k: job.get(k, JOB_DEFAULTS[k]) for k in ("misfire_policy", "catchup_window", "jitter", "retry_interval",
                                                      "timeout", "history_limit")},
+        "notifications": job.get("notifications", []),
     }
 
 
@@ -226,6 +235,50 @@ def _string_map(value, key):
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise BadRequest(f"Unable to parse payload: {key} must map names to strings.")
     return dict(value)
+
+
+def split_rules(text):
+    """"on_failure,on_recovery" → ("on_failure", "on_recovery"); BadRequest names a bad rule."""
+    rules = tuple(r.strip() for r in text.split(",") if r.strip())
+    bad = [r for r in rules if r not in NOTIFY_RULES]
+    if bad or not rules:
+        raise BadRequest(f"rule {text!r} is not one of {', '.join(NOTIFY_RULES)} (or several, with commas)")
+    return rules
+
+
+def _notifications(value):
+    if not isinstance(value, list) or not all(isinstance(x, dict) for x in value):
+        raise BadRequest("Unable to parse payload: notifications must be a list of objects.")
+    if len(value) > MAX_NOTIFICATIONS:
+        raise BadRequest(f"Job validation failed: at most {MAX_NOTIFICATIONS} notifications.")
+    found = []
+    for i, doc in enumerate(value):
+        where = f"notifications[{i}]"
+        kind = doc.get("type")
+        if kind not in NOTIFY_KEYS:
+            raise BadRequest(f'Job validation failed: {where}.type must be "webhook" or "email".')
+        unknown = sorted(set(doc) - set(NOTIFY_KEYS[kind]))
+        if unknown:
+            raise BadRequest(f"Job validation failed: {where}: unknown key {unknown[0]!r} for a {kind} "
+                             f"(keys: {', '.join(NOTIFY_KEYS[kind])}).")
+        note = {"type": kind, "rule": "always", "body": "",
+                **({"url": "", "headers": {}} if kind == "webhook" else {"to": "", "subject": ""})}
+        for key, given in doc.items():
+            if key == "headers":
+                note[key] = _string_map(given, f"{where}.headers")
+            elif key != "type":
+                note[key] = _typed(given, str, f"{where}.{key}", "a string")
+        _check(lambda: split_rules(note["rule"]))
+        if kind == "webhook" and not note["url"].startswith(("http://", "https://")):
+            raise BadRequest(f"Job validation failed: {where}.url must be an http:// or https:// URL.")
+        if kind == "email" and not all("@" in a for a in note["to"].split(",")):
+            raise BadRequest(f"Job validation failed: {where}.to must be email addresses, separated by commas.")
+        for key in ("body", "subject"):
+            if note.get(key) and not string.Template(note[key]).is_valid():
+                raise BadRequest(f"Job validation failed: {where}.{key} is not a valid template "
+                                 "(write $$ for a dollar sign).")
+        found.append(note)
+    return found
 
 
 def _check(fn):

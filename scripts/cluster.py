@@ -57,7 +57,8 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, servers=1, agents=0, dir=None, *, env=None, conf=None, keep=False):
+    def __init__(self, servers=1, agents=0, dir=None, *, env=None, conf=None, node_conf=None, keep=False):
+        """conf: sections layered over every node's config; node_conf: {node name: sections}."""
         if servers < 1 or agents < 0 or servers + agents > 200:
             raise ClusterError("need at least one server, and at most 200 nodes")
         self.servers, self.agents = servers, agents
@@ -65,6 +66,7 @@ class Cluster:
         self.run_root = Path(tempfile.mkdtemp(prefix="pk-", dir="/tmp"))  # short: ipc paths are limited
         self.env = {**os.environ, **(env or {})}
         self.extra = conf or {}
+        self.node_extra = node_conf or {}
         self.keep = keep
         self.nodes = {}
 
@@ -114,8 +116,9 @@ class Cluster:
                     "gossip": {"join": [j for j in join if not j.startswith(host + ":")]}}
         for (section, key), port in zip(PORT_KEYS, ports):
             sections[section] = {**sections.get(section, {}), key: port}
-        for section, values in self.extra.items():
-            sections.setdefault(section, {}).update(values)
+        for extra in (self.extra, self.node_extra.get(name, {})):
+            for section, values in extra.items():
+                sections.setdefault(section, {}).update(values)
         path = node_dir / "node.toml"
         path.write_text(to_toml(sections))
         return Node(name, role, str(path), config.load(str(path), env={}))
@@ -292,7 +295,8 @@ class Cluster:
             raise ClusterError(f"no cluster in {dir} (run `scripts/cluster up --dir {dir}` first)")
         state = json.loads(path.read_text())
         self = cls.__new__(cls)
-        self.dir, self.run_root, self.env, self.extra, self.keep = Path(dir), Path(state["run_root"]), dict(os.environ), {}, False
+        self.dir, self.run_root, self.env, self.keep = Path(dir), Path(state["run_root"]), dict(os.environ), False
+        self.extra, self.node_extra = {}, {}
         self.nodes = {name: Node(name, n["role"], n["conf"], config.load(n["conf"], env={}), n["pid"])
                       for name, n in state["nodes"].items()}
         return self

@@ -33,9 +33,17 @@ def read_json(req):
     if not raw.strip():
         raise errors.BadRequest("Unable to parse payload: the body is empty, expected a JSON object.")
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_int=_int64)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.BadRequest(f"Unable to parse payload: {exc}.") from None
+
+
+def _int64(text):
+    """JSON integers as Go reads them: past 64 bits is a parse error (and the wire could not carry it)."""
+    value = int(text)
+    if not -(1 << 63) <= value < (1 << 64):
+        raise ValueError(f"number {text[:30]} out of range")
+    return value
 
 
 def render(req, resp, doc, status=falcon.HTTP_200):

@@ -33,6 +33,8 @@ class Jobs:
         `next`, counters and `status` are real values rather than echoes of the request."""
         hooks.text_errors(req)
         doc = dkron.read_json(req)
+        if not isinstance(doc, dict):  # the wire carries a job as a map: say so here, not as a timeout
+            raise errors.BadRequest("Unable to parse payload: a job must be a JSON object.")
         settings.refuse_when_paused(self.node)
         job = self.node.client.put_job(doc)
         if "runoncreate" in req.params:

@@ -16,6 +16,7 @@ import zmq
 from common import config, errors, messages as m, models, wire
 from common.loop import Loop
 from services.dispatcher.core import Dispatcher
+from services.dispatcher.notify import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class DispatcherShell:
                                        bind=[config.ipc(conf, "dispatcher", "tick")])
         self.raft = loop.peer("raft", [config.ipc(conf, "raft", "client")])
         self.gossip = loop.peer("gossip", [config.ipc(conf, "gossip", "query")])
+        self.notifier = Notifier(conf, loop, self.raft)
         loop.socket(zmq.SUB, "state", on=self.on_state, connect=[config.ipc(conf, "raft", "state")],
                     subscribe=[wire.topic("leader")])
         loop.socket(zmq.SUB, "members", on=self.on_members, connect=[config.ipc(conf, "gossip", "events")],
@@ -111,11 +113,22 @@ class DispatcherShell:
     # -- claims, one at a time per job -----------------------------------------------------
 
     def on_tick(self, env):
+        if isinstance(env.msg, m.TickSkip):
+            return self.record_skip(env)
         if not isinstance(env.msg, m.TickFire):
             raise errors.BadRequest(f"the tick socket does not take {env.type}")
         if not self.active:
             raise errors.NotLeader(f"{self.name} is not the active dispatcher")
         self.enqueue(env.msg.job, env.msg.scheduled_at, reply=(self.tick_router, env))
+
+    def record_skip(self, env):
+        """The scheduler's skipped ticks (misfire policy) pass through here on their way to Raft,
+        so that their on_skipped notifications go out; recorded even when this one is not active."""
+        def done(result, err):
+            self.answer((self.tick_router, env), result, err)
+            if err is None and self.active:
+                self.notifier.skipped(env.msg.job, result["executions"])
+        self.raft.call(env.msg, done)
 
     def enqueue(self, job, scheduled_at, *, manual=False, reply=None, request="", execution=None):
         queue = self.claims[job["name"]]
@@ -150,6 +163,7 @@ class DispatcherShell:
         elif "skipped" in result:
             log.info("tick skipped job=%s scheduled_at=%d: %s", name, scheduled_at, result["skipped"])
             self.answer(reply, {"executions": result["executions"], "skipped": result["skipped"]})
+            self.notifier.skipped(job, result["executions"])
         else:
             self.core.claimed(job, result["executions"], self.loop.now())
             for victim in result.get("replace", []):
@@ -169,8 +183,11 @@ class DispatcherShell:
         if manual:
             self.answer(reply, error=errors.Conflict(reason))
         else:
-            self.raft.call(m.TickSkip(job=job["name"], ticks=[scheduled_at], reason=reason),
-                           lambda result, err: self.answer(reply, result, err))
+            def recorded(result, err):
+                self.answer(reply, result, err)
+                if err is None and self.active:
+                    self.notifier.skipped(job, result["executions"])
+            self.raft.call(m.TickSkip(job=job["name"], ticks=[scheduled_at], reason=reason), recorded)
         self.claim_next(job["name"])
 
     def answer(self, reply, result=None, error=None):
@@ -282,17 +299,23 @@ class DispatcherShell:
                            topic=wire.output_topic(record["job"], record["id"]))
             if result.get("group_done") and not result.get("duplicate"):
                 self.group_done(record, result["group_status"])
+            elif record["status"] == "skipped" and not result.get("duplicate") and self.active:
+                self.notifier.skipped(record["job"], [record])  # a full node skipped it
         return done
 
     def group_done(self, record, status):
-        """A firing is over: on success its dependent jobs run, and an ephemeral job goes."""
-        if status != "success" or not self.active:
+        """A firing is over: its notifications go out; on success its dependent jobs run, and
+        an ephemeral job goes."""
+        if not self.active:
             return
 
         def got(result, err):
             if err is not None:
                 return
             job = result["job"]
+            self.notifier.finished(job, record, status)
+            if status != "success":
+                return
             for child in job["dependent_jobs"]:
                 self.raft.call(m.JobGet(name=child, stale=True), self._run_child(job["name"]))
             if job["ephemeral"]:

@@ -16,7 +16,7 @@ import zmq
 
 from common import config, errors, messages as m, wire
 from common.loop import Loop
-from services.executor import core, plans
+from services.executor import core, plans, processors
 from services.executor.process import ChildProcess
 from services.executor.store import ExecutionStore
 
@@ -53,6 +53,7 @@ class ExecutorShell:
         if missing:
             log.warning("configured executors not installed: %s", ", ".join(sorted(missing)))
         self.started = self.store.started_ids()
+        self.processors = processors.Processors(conf, loop.after)
         self.running = {}
         self.queue = collections.deque()  # (execution, job) waiting for a free slot
         self.sending = set()
@@ -218,6 +219,7 @@ class ExecutorShell:
                                    exit_code=exit_code, output=run.output, reason=reason or run.reason)
         if status or run.status:
             record["status"] = status or run.status
+        record = self.processors.run(run.job, record, run.output.head)
         self.store.finish(record, run.output.head, run.output.size)
         del self.running[run.execution["id"]]
         log.info("finished id=%s status=%s exit_code=%s", record["id"], record["status"], exit_code)

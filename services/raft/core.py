@@ -16,6 +16,7 @@ __all__ = ["Raft", "Config", "Ready", "Entry", "Snapshot", "Membership", "carry_
 FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER = "follower", "pre-candidate", "candidate", "leader"
 MAX_TICKS_PER_CALL = 64  # after a long stall (SIGSTOP), catch up this many ticks, not thousands
 MAX_INFLIGHT = 8         # append messages in flight per follower (pipelining, bounded)
+SNAPSHOT_RESEND_ROUNDS = 6  # election timeouts a snapshot may go unanswered before it is sent again
 
 
 @dataclass
@@ -342,6 +343,7 @@ class Raft:
         active = {self.id} | {p for p, pr in self.progress.items() if pr.active}
         for pr in self.progress.values():
             pr.active = False
+            pr.snapshot_unanswered(SNAPSHOT_RESEND_ROUNDS)
         return self.has_quorum(active)
 
     # -- replication (§5.3) ----------------------------------------------------------------

@@ -17,6 +17,7 @@ class Progress:
     active: bool = False
     acked_lately: bool = False  # match moved since the last heartbeat round (heartbeat acks do not count)
     snapshot_index: int = 0
+    snapshot_rounds: int = 0    # CheckQuorum rounds since the snapshot went out unanswered
 
     def paused(self, max_inflight):
         return len(self.inflight) >= (1 if self.probing else max_inflight)
@@ -35,7 +36,15 @@ class Progress:
             self.inflight.popleft()
         self.next = max(self.next, match + 1)
         if self.snapshot_index and match >= self.snapshot_index:
-            self.snapshot_index = 0
+            self.snapshot_index = self.snapshot_rounds = 0
+
+    def snapshot_unanswered(self, rounds):
+        """A snapshot in transit for this many rounds was lost (the follower restarted, or a
+        chunk went missing): forget it, so the next round sends it again."""
+        if self.snapshot_index:
+            self.snapshot_rounds += 1
+            if self.snapshot_rounds >= rounds:
+                self.snapshot_index = self.snapshot_rounds = 0
 
     def rejected(self, hint, last_index):
         self.inflight.clear()

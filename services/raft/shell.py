@@ -12,8 +12,8 @@ import sys
 
 import zmq
 
-from common import config, errors, messages as m, models, wire
-from common.loop import Loop
+from common import config, errors, messages as m, metrics, models, wire
+from common.loop import Loop, mono_ms
 from services.raft.core import CONF, LEADER, Config, Membership, Raft, carry_out
 from services.raft.fsm import StateMachine
 from services.raft.joining import Joining
@@ -69,6 +69,8 @@ class RaftShell:
         loop.every(REGISTER_CHECK_MS, self.maybe_register)
         loop.every(conf.gossip.refresh_ms * 2, self.refresh_members)
         loop.status = self.status
+        for spec in (metrics.RAFT_COMMIT, metrics.RAFT_LEADER_CHANGES, metrics.RAFT_TERM):
+            loop.metrics.add(spec)  # exported from the start, before the first election or commit
         self.refresh_members()
         loop.ready = True
 
@@ -81,9 +83,12 @@ class RaftShell:
                 break
             carry_out(rd, install=self.install, persist=self.persist, send=self.send_peer, apply=self.apply_batches,
                       read=self.serve_read)
+            if rd.soft_state and rd.soft_state[1] not in ("", (self.core.soft_saved or ("", "", 0))[1]):
+                self.loop.metrics.add(metrics.RAFT_LEADER_CHANGES).inc()  # a new leader seen, as etcd counts
             self.core.advance(rd)
             if rd.soft_state:
                 log.info("raft state role=%s leader=%s term=%d", *rd.soft_state)
+                self.loop.metrics.add(metrics.RAFT_TERM).set(rd.soft_state[2])
         self.sync_peers()
         self.maybe_snapshot()
         self.publish_leader_if_changed()
@@ -126,6 +131,9 @@ class RaftShell:
             key = command.get("req") if command else f"conf/{index}"
             if key in self.pending:
                 env, timer = self.pending.pop(key)
+                # wait() set the timer at the proposal, due twice the call timeout later.
+                self.loop.metrics.add(metrics.RAFT_COMMIT).observe(
+                    (mono_ms() - timer.due + 2 * self.conf.wire.call_timeout_ms) / 1000)
                 timer.cancel()
                 self.answer(env, result if command else {"index": index})
             if command and command.get("op") == "server.register" and command["args"]["name"] == self.name:

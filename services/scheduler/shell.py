@@ -88,7 +88,8 @@ class SchedulerShell:
         for name, ticks, reason in rd.skips:
             log.info("skipping job=%s ticks=%d reason=%s", name, len(ticks), reason)
             if ticks:
-                self.raft.call(m.TickSkip(job=name, ticks=ticks, reason=reason), self._skipped(name))
+                # Through the dispatcher, which records them in Raft and sends on_skipped notices.
+                self.dispatcher.call(m.TickSkip(job=name, ticks=ticks, reason=reason), self._skipped(name))
         self.core.advance(rd)
 
     def _fired(self, name, at):

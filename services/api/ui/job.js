@@ -2,7 +2,7 @@
 // output of a running execution (with kill), a chart of recent runs, and the executions with
 // their outputs.
 
-import { api, badge, duration, enc, follow, go, h, notice, poller, running, seconds, svg, when } from "/ui/lib.js";
+import { api, badge, duration, enc, follow, go, h, notice, poller, running, seconds, svg, when, ZERO_TIME } from "/ui/lib.js";
 
 const CHART_RUNS = 30;
 const OUTPUT_LIMIT = 4000; // bytes of each output the list brings; "Load full output" fetches the rest
@@ -149,14 +149,15 @@ function describe(job) {
     "retries", "retry_interval", "timeout", "misfire_policy", "catchup_window", "jitter", "history_limit", "parent_job",
     "dependent_jobs", "tags", "metadata", "processors", "owner", "owner_email", "ephemeral", "starts_at", "expires_at",
     "next", "last_success", "last_error", "success_count", "error_count"];
-  const show = (v) => (v === null || v === undefined || v === "" ? "-" : typeof v === "object" ? JSON.stringify(v) : String(v));
+  const show = (v) => (v === null || v === undefined || v === "" || v === ZERO_TIME ? "-"
+    : typeof v === "object" ? JSON.stringify(v) : String(v));
   return h("dl", { class: "def" }, keys.filter((k) => k in job).map((k) => [h("dt", {}, k), h("dd", { "data-field": k }, show(job[k]))]));
 }
 
 // One bar per execution, oldest first: height is how long it took, colour its outcome.
 function drawChart(list) {
   if (!list.length) return h("span", { class: "muted" }, "No runs yet.");
-  const width = 600, height = 120, pad = 24;
+  const width = 600, height = 120, pad = 40;
   const took = list.map((x) => duration(x) ?? 0);
   const longest = Math.max(...took, 0.001);
   const step = (width - pad) / Math.max(list.length, 10);

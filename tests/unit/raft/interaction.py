@@ -8,6 +8,7 @@ Commands:
   add-nodes N [empty] [pre-vote=false] [check-quorum=false] [max-batch=K]
                             N servers; they bootstrap one cluster of themselves unless `empty`
   campaign N                tick N alone until its election timeout fires
+  elect N                   campaign N, then stabilize quietly (print who leads)
   tick N [K]                K ticks (default 1) of N's clock; tick-heartbeat N; tick-election N
   stabilize [N ...]         carry out Readys and deliver messages until nothing moves
   process-ready N ...       carry out the Ready of each N once
@@ -131,6 +132,15 @@ class Interaction:
         before = self.state(nid)
         self.net.time_out(nid)
         yield f"{nid}: {before} -> {self.state(nid)}"
+
+    def do_elect(self, n):
+        """campaign N, then stabilize without printing it: the preamble of most scenarios."""
+        nid = name(n)
+        self.net.time_out(nid)
+        for _ in self.do_stabilize():
+            pass
+        for other in self.net.cores:
+            yield f"{other}: {self.state(other)}"
 
     def do_tick(self, n, count="1"):
         nid = name(n)

@@ -43,9 +43,9 @@ def node(node_id, voters, *, seed=1, hard_state=None, log=(), learners=(), **con
                 entries=entries, now=0)
 
 
-def empty_node(node_id, *, seed=1, **conf):
+def empty_node(node_id, *, seed=1, hard_state=(0, "", 0), **conf):
     """A server with an empty log: it founds a cluster (bootstrap) or waits to be added."""
-    return Raft(config(node_id, **conf), rng=random.Random(seed), now=0)
+    return Raft(config(node_id, **conf), rng=random.Random(seed), hard_state=hard_state, now=0)
 
 
 def entries_from(core, index):

@@ -1,7 +1,8 @@
 """services/raft/core.py: one test per rule of the Raft paper (Ongaro & Ousterhout), in the
 manner of etcd-io/raft's raft_paper_test.go. Every cluster is founded with its configuration at
 index 1 (term 1), so the first election is in term 2. PreVote and CheckQuorum are on, as in
-production; test_dissertation.py covers them and the other extensions."""
+production; test_leadership.py, test_membership.py and test_replication.py cover them and
+the other extensions of Ongaro's dissertation, and testdata/*.txt tells scenarios as transcripts."""
 
 import pytest
 

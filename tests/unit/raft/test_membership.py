@@ -9,7 +9,7 @@ from services.raft.core import CONF, FOLLOWER, LEADER, PRE_CANDIDATE
 from .network import BOUND, ELECTION_TICKS, Network, cluster, conf_entry, empty_node, envelope, membership, node
 
 
-# -- membership changes (§4.1-§4.4) -----------------------------------------------------------
+# -- membership changes (§4.1-§4.3) -----------------------------------------------------------
 
 
 def members(core):
@@ -185,7 +185,7 @@ def test_removed_leader_steps_down_once_the_change_commits():
         pytest.fail(f"no new leader: {net.roles()}")
     assert net.cores["a"].role == FOLLOWER
     leader = next(net.cores[n] for n in "bc" if net.cores[n].role == LEADER)
-    assert leader.term == 3 and members(leader) == (["b", "c"], [])
+    assert leader.term >= 3 and members(leader) == (["b", "c"], [])
 
 
 # -- bootstrap (§4.4) ------------------------------------------------------------------------
@@ -203,8 +203,7 @@ def test_bootstrap_writes_and_commits_entry_one_on_an_empty_log_only():
     assert a.ready().committed == [conf_entry(1, 1, "abc")]
     assert a.bootstrap(membership("abc")) is False
     assert node("b", "abc").bootstrap(membership("abc")) is False
-    voted = empty_node("c")
-    voted.term = 3  # voted in some election, yet holds no entry
+    voted = empty_node("c", hard_state=(3, "b", 0))  # voted in some election, yet holds no entry
     assert voted.bootstrap(membership("abc")) is False
 
 
