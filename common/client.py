@@ -109,21 +109,31 @@ class Client:
 
     def _addr(self, role, *, leader=False):
         info = self.node_info()
-        if leader:
-            if not info.get("leader"):
-                info = self.node_info(refresh=True)
-            if not info.get("leader"):
-                raise errors.NotLeader("the cluster has no leader")
-            return info["leader"]["addrs"][role]
-        return info["addrs"][role]
+        if not leader:
+            return info["addrs"][role]
+        addrs = (info.get("leader") or {}).get("addrs") or {}
+        if role not in addrs:
+            info = self.node_info(refresh=True)
+            addrs = (info.get("leader") or {}).get("addrs") or {}
+        if role not in addrs:
+            # No leader yet, or one whose addresses are not in the replicated state yet.
+            raise errors.NotLeader("the cluster has no leader that can be reached yet")
+        return addrs[role]
 
     def _leader_call(self, role, msg, **kw):
-        """A call to the leader's service; on not_leader or silence, re-learn the leader once."""
-        try:
-            return self.call(self._addr(role, leader=True), msg, **kw)
-        except (errors.NotLeader, errors.Unavailable):
-            self.node_info(refresh=True)
-            return self.call(self._addr(role, leader=True), msg, **kw)
+        """A call to the leader's service; while the leader is unknown or moving, retried with
+        backoff within the timeout (the first answer names where to go next)."""
+        deadline = time.monotonic() + self.timeout_ms / 1000
+        pause = 0.05
+        while True:
+            try:
+                return self.call(self._addr(role, leader=True), msg, **kw)
+            except (errors.NotLeader, errors.Unavailable):
+                if time.monotonic() + pause > deadline:
+                    raise
+                self.node_info(refresh=True)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     # -- verbs -------------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ Usage:
   pykronctl [options] export FILE
   pykronctl [options] import FILE
   pykronctl [options] keyring (--list | --install=KEY | --use=KEY | --remove=KEY)
-  pykronctl keygen
+  pykronctl [options] keygen
   pykronctl [options] raft list-peers
   pykronctl [options] raft remove-peer ID
   pykronctl [options] raft transfer-leader [ID]
@@ -212,6 +212,7 @@ class Ctl:
         return self.follow(name, executions)
 
     def do_kill(self):
+        self.client.job(self.args["NAME"])  # an unknown job is "not found", not "nothing running"
         done = self.client.kill(self.args["NAME"], self.args["ID"])
         if self.json:
             return self.p.dump(done)

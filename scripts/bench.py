@@ -4,7 +4,9 @@ is measured.
 
   raft   3 servers on loopback, fsync on: commits/s and commit latency at 1, 16 and 128
          concurrent proposers, fsyncs per commit, leader changes, and failover time after
-         kill -9 of the leader; beside the same load with batching off (an fsync per entry)."""
+         kill -9 of the leader; beside the same load with batching off (an fsync per entry).
+  api    one node: POST /v1/jobs (10,000 creates) and GET /v1/jobs paged over them, req/s and
+         p99; beside a fixed-body Falcon app under the same gunicorn settings (scripts/bench_api.py)."""
 
 from __future__ import annotations
 
@@ -23,10 +25,12 @@ from scripts.cluster import Cluster  # noqa: E402
 
 USAGE = """Usage:
   bench raft [--seconds S] [--failovers N]
+  bench api [--jobs N] [--seconds S]
 
 Options:
   --seconds S     How long each load runs [default: 5].
   --failovers N   Leader kills to time [default: 10].
+  --jobs N        Jobs the api bench creates, then lists [default: 10000].
 """
 
 PROPOSERS = (1, 16, 128)
@@ -134,6 +138,9 @@ def main(argv=None):
     args = docopt(USAGE, argv=argv)
     if args["raft"]:
         bench_raft(int(args["--seconds"]), int(args["--failovers"]))
+    if args["api"]:
+        from scripts.bench_api import bench_api
+        bench_api(int(args["--jobs"]), int(args["--seconds"]))
     return 0
 
 

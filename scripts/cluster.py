@@ -67,6 +67,8 @@ class Cluster:
         self.env = {**os.environ, **(env or {})}
         self.extra = conf or {}
         self.node_extra = node_conf or {}
+        self.ctl_error = None
+        self.paused = {}
         self.keep = keep
         self.nodes = {}
 
@@ -205,10 +207,11 @@ class Cluster:
         pids = process_tree(self.nodes[name].pid) if service is None else [self.service_pid(name, service)]
         for pid in pids:
             kill_quietly(pid, signal.SIGSTOP)
+        self.paused[(name, service)] = pids  # a stopped service cannot tell its pid any more
         return pids
 
     def resume(self, name, service=None):
-        pids = process_tree(self.nodes[name].pid) if service is None else [self.service_pid(name, service)]
+        pids = self.paused.pop((name, service), None) or process_tree(self.nodes[name].pid)
         for pid in pids:
             kill_quietly(pid, signal.SIGCONT)
         return pids
@@ -233,7 +236,10 @@ class Cluster:
         if service == "api":
             children = [p for p in process_tree(node.pid) if "gunicorn" in cmdline(p)]
             return min(children) if children else 0
-        return self.ctl(name, service)["pid"]
+        status = self.ctl(name, service)
+        if "pid" not in status:
+            raise ClusterError(f"{name}/{service} does not answer on its ctl socket: {self.ctl_error}")
+        return status["pid"]
 
     # -- inspection --------------------------------------------------------------------------
 
@@ -243,7 +249,8 @@ class Cluster:
         client = Client(config.ipc(node.conf, service, "ctl"), timeout_ms=timeout_ms)
         try:
             return client.call(client.endpoint, m.CtlStatus(), timeout_ms=timeout_ms)
-        except errors.Error:
+        except errors.Error as err:
+            self.ctl_error = err
             return {}
         finally:
             client.close()
@@ -296,7 +303,7 @@ class Cluster:
         state = json.loads(path.read_text())
         self = cls.__new__(cls)
         self.dir, self.run_root, self.env, self.keep = Path(dir), Path(state["run_root"]), dict(os.environ), False
-        self.extra, self.node_extra = {}, {}
+        self.extra, self.node_extra, self.ctl_error, self.paused = {}, {}, None, {}
         self.nodes = {name: Node(name, n["role"], n["conf"], config.load(n["conf"], env={}), n["pid"])
                       for name, n in state["nodes"].items()}
         return self
@@ -327,9 +334,16 @@ def to_toml(sections):
     for section, values in sections.items():
         lines.append(f"[{section}]")
         for key, value in values.items():
-            lines.append(f"{key} = {json.dumps(value)}")
+            lines.append(f"{key} = {toml_value(value)}")
         lines.append("")
     return "\n".join(lines)
+
+
+def toml_value(value):
+    """JSON's strings, numbers, booleans and lists are TOML too; tables are written inline."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
 
 
 def free_ports(count):
@@ -353,6 +367,8 @@ def port_free(port):
 
 def process_tree(root):
     """root and every descendant, read from /proc (supervisord gives each child its own group)."""
+    if not root or root == 1 or root == os.getpid():
+        return []  # a node that never started: nothing of it to signal (and never pid 0: everyone)
     children = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():

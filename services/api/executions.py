@@ -1,7 +1,6 @@
-"""Dkron's execution resources: a job's executions (newest first, X-Total-Count,
-`output_size_limit` keeping the tail; DELETE clears them), one execution with its full output
-(fetched from the node that ran it when the replicated record holds only the tail), the running
-ones (busy), and pykron's kill of one running execution or of all of a job's."""
+"""Dkron's execution resources: a job's executions (list with X-Total-Count and
+`output_size_limit`; delete), one execution with its full output (from the node that ran it),
+the running ones (busy), and pykron's kill of one running execution or all of a job's."""
 
 from __future__ import annotations
 
@@ -67,6 +66,7 @@ class Kill:
         self.node = node
 
     def on_post(self, req, resp, job_name, execution=None):
+        self.node.client.job(job_name)  # an unknown job is a 404, not an empty kill
         done = self.node.client.kill(job_name, execution)
         dkron.render(req, resp, {"killed": list(done.get("killed", []))}, falcon.HTTP_202)
 

@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 STATUS = {"bad_request": falcon.HTTP_400, "not_found": falcon.HTTP_404, "conflict": falcon.HTTP_409,
           "not_leader": falcon.HTTP_503, "unavailable": falcon.HTTP_503, "timeout": falcon.HTTP_503}
-OPEN_PATHS = ("/health",)  # probes (supervisord, load balancers, the tests) carry no token
+# Probes (supervisord, load balancers, the tests) carry no token; "/" only redirects browsers.
+OPEN_PATHS = ("/health", "/")
 # The UI's own files and the API's description hold no data, and the UI must load before it can
 # ask for a token; every /v1 call it then makes carries the token.
 OPEN_PREFIXES = ("/ui", "/v1/openapi.yaml")

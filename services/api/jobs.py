@@ -22,9 +22,7 @@ class Jobs:
         self.node = node
 
     def on_get(self, req, resp):
-        now = now_ms()
-        docs = [dkron.job_json(j, now) for j in self.node.client.jobs(stale="stale" in req.params)]
-        page, total = dkron.filter_jobs(req, docs)
+        page, total = dkron.filter_jobs(req, self.node.client.jobs(stale="stale" in req.params), now_ms())
         resp.set_header("X-Total-Count", str(total))
         dkron.render(req, resp, page)
 

@@ -99,16 +99,18 @@ class ExecutorShell:
         self.servers[member["name"]] = Server(member["name"], peer)
 
     def dispatcher(self):
-        """The dispatcher with the highest term heard: the one that leads now."""
+        """The dispatcher with the highest term heard: the one that leads now (None: none heard)."""
         heard = [s for s in self.servers.values() if s.term >= 0]
         if heard:
             return max(heard, key=lambda s: s.term).peer
         return next(iter(self.servers.values())).peer if len(self.servers) == 1 else None
 
     def send(self, msg):
+        """To the active dispatcher; before its first heartbeat is heard, to every server (the
+        others refuse), so an ack right after a start is not lost."""
         peer = self.dispatcher()
-        if peer is not None:
-            peer.send(msg)
+        for target in [peer] if peer is not None else [s.peer for s in self.servers.values()]:
+            target.send(msg)
 
     def heartbeat(self):
         if self.running:
@@ -151,14 +153,18 @@ class ExecutorShell:
                                                   tail_bytes=self.conf.executor.output_tail_bytes), self.loop.now())
         self.running[execution["id"]] = run
         self.ack(run)
-        limit = self.conf.executor.max_concurrent_executions
-        if limit and sum(1 for r in self.running.values() if r.process) >= limit:
+        if not self.has_slot():
             if len(self.queue) >= self.conf.executor.queue_size:
-                return self.finish(run, None, reason=f"node {self.name} full: {limit} running and "
+                return self.finish(run, None, reason=f"node {self.name} full: "
+                                                     f"{self.conf.executor.max_concurrent_executions} running and "
                                                      f"{len(self.queue)} waiting", status="skipped")
             self.queue.append(run)
             return
         self.launch(run)
+
+    def has_slot(self):
+        limit = self.conf.executor.max_concurrent_executions
+        return not limit or sum(1 for r in self.running.values() if r.process) < limit
 
     def launch(self, run):
         execution, job = run.execution, run.job
@@ -224,7 +230,7 @@ class ExecutorShell:
         del self.running[run.execution["id"]]
         log.info("finished id=%s status=%s exit_code=%s", record["id"], record["status"], exit_code)
         self.send_result(record)
-        if self.queue and not self.loop.draining:
+        while self.queue and self.has_slot() and not self.loop.draining:
             self.launch(self.queue.popleft())
         if self.loop.draining and not self.running:
             self.loop.after(self.conf.executor.result_retry_ms, lambda: self.loop.stop(0))

@@ -88,6 +88,8 @@ class RaftShell:
             self.core.advance(rd)
             if rd.soft_state:
                 log.info("raft state role=%s leader=%s term=%d", *rd.soft_state)
+                if rd.soft_state[1]:
+                    self.loop.after(0, self.maybe_register)  # clients find this server's services at once
                 self.loop.metrics.add(metrics.RAFT_TERM).set(rd.soft_state[2])
         self.sync_peers()
         self.maybe_snapshot()

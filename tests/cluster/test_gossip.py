@@ -9,6 +9,8 @@ import os
 import signal
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -16,9 +18,9 @@ import tomllib
 import pytest
 import requests
 
-from common import ctl, messages as m
+from common import messages as m
 from common.client import Client
-from scripts.cluster import PORT_KEYS, Cluster, free_ports, to_toml, wait_until
+from scripts.cluster import PORT_KEYS, ROOT, Cluster, free_ports, to_toml, wait_until
 from services.gossip.keyring import Keyring, decode_key
 
 KEY = base64.b64encode(os.urandom(32)).decode()
@@ -202,14 +204,16 @@ def test_a_node_with_the_wrong_key_cannot_join(cluster):
         del cluster.nodes["x1"]
 
 
-def test_keys_rotate_across_the_cluster_without_downtime(cluster, capfd):
+def test_keys_rotate_across_the_cluster_without_downtime(cluster):
     client, new = cluster.client("s1"), base64.b64encode(os.urandom(32)).decode()
     live = [n for n in cluster.nodes if n != "a5"]
     for verb, key in (("install", new), ("use", new), ("remove", KEY)):
         done = client.keyring(verb, key)
         assert (done["responded"], done["members"], done["failed"]) == (len(live), len(live), {}), (verb, done)
-    assert ctl.main(["--server", cluster.nodes["s1"].server, "keyring", "--list"]) == 0
-    rows = [line.split() for line in capfd.readouterr().out.splitlines()[1:]]
+    listed = subprocess.run([sys.executable, "-m", "common.ctl", "--server", cluster.nodes["s1"].server, "keyring",
+                             "--list"], capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split() for line in listed.stdout.splitlines()[1:]]
     assert rows == [[new, f"{len(live)}/{len(live)}", str(len(live))]]
     set_tags(cluster, "a1", {"rotated": "yes"})  # gossip still flows, under the new key only
     wait_until(lambda: everyone_sees(cluster, "a1", lambda x: x["tags"].get("rotated") == "yes",

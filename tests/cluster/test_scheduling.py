@@ -13,13 +13,15 @@ FINISHED = ("success", "failed", "lost", "killed", "interrupted", "skipped")
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(request):
     agents = {"pool": "batch"}
     with Cluster(servers=3, agents=2, conf={"dispatcher": {"lease_ms": LEASE_MS}, "executor": {"heartbeat_ms": 500}},
                  node_conf={"a1": {"node": {"tags": {**agents, "box": "one"}},
                                    "executor": {"max_concurrent_executions": 1, "queue_size": 1}},
                             "a2": {"node": {"tags": {**agents, "box": "two"}}}}) as c:
         yield c
+        if request.session.testsfailed:
+            c.print_logs(60)
 
 
 def put(cluster, name, command, **fields):

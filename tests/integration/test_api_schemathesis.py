@@ -1,7 +1,6 @@
-"""schemathesis against our OpenAPI document and a real node: generated requests for every
-operation (a bounded number each) must get no 5xx, only statuses and content types the spec
-lists, and bodies that match its schemas. Left out: POST /leave (the node would leave) and
-POST /pause (every later job write would get its documented 503)."""
+"""schemathesis against our OpenAPI document on a real node: bounded generated requests per
+operation get no 5xx and only documented statuses, content types and bodies. Left out: POST
+/leave (the node would leave) and POST /pause (later job writes would get its documented 503)."""
 
 from pathlib import Path
 

@@ -1,8 +1,6 @@
-"""The web UI in Debian's chromium (Playwright driving /usr/bin/chromium; nothing downloads a
-browser) against a real node: the dashboard, the job form with the API's validation message, a
-run with its live output, kill, toggle and delete; screenshots under the test's tmp dir; and
-no error in the browser console. The one line the browser itself logs for the 400 the test
-provokes on purpose (an invalid job) is the only console error allowed, and only then."""
+"""The web UI in Debian's chromium (Playwright, /usr/bin/chromium) against a real node: dashboard,
+form and validation message, live output, kill, toggle, delete, screenshots, and a clean console
+(but for the browser's own log line of the one 400 the test provokes on purpose)."""
 
 import shutil
 import time
@@ -127,6 +125,17 @@ def test_a_long_run_is_killed_from_its_page(node, page):
     page.locator("#live-status .badge.killed").wait_for()
     assert time.monotonic() - started < 50  # ended by the kill, not by the 60 s sleep
     page.locator("#execution-table tr[data-status='killed']").wait_for()
+
+
+def test_edit_keeps_the_name_and_saves_through_put(node, page):
+    page.goto(f"{node.api()}/ui/#/jobs/ui-hello")
+    page.click("#edit")
+    page.locator("#f-name[readonly]").wait_for()
+    page.wait_for_function("document.querySelector('#f-displayname').value === 'Hello from the UI test'")
+    page.fill("#f-displayname", "Edited in the browser")
+    page.click("#save")
+    page.locator("dd[data-field='displayname']", has_text="Edited in the browser").wait_for()
+    assert requests.get(f"{node.api()}/v1/jobs/ui-hello", timeout=10).json()["displayname"] == "Edited in the browser"
 
 
 def test_toggle_then_delete(node, page):
