@@ -21,27 +21,23 @@ from docopt import docopt
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import errors  # noqa: E402
+from scripts.bench_common import percentile  # noqa: E402
 from scripts.cluster import Cluster  # noqa: E402
 
 USAGE = """Usage:
   bench raft [--seconds S] [--failovers N]
+  bench schedule [--quick]
   bench api [--jobs N] [--seconds S]
 
 Options:
   --seconds S     How long each load runs [default: 5].
   --failovers N   Leader kills to time [default: 10].
+  --quick         Smaller and shorter (schedule: 2,000 jobs in case b).
   --jobs N        Jobs the api bench creates, then lists [default: 10000].
 """
 
 PROPOSERS = (1, 16, 128)
 UNBATCHED = {"raft": {"batching": False, "max_batch_entries": 1}}
-
-
-def percentile(values, q):
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def load(cluster, proposers, seconds):
@@ -138,6 +134,9 @@ def main(argv=None):
     args = docopt(USAGE, argv=argv)
     if args["raft"]:
         bench_raft(int(args["--seconds"]), int(args["--failovers"]))
+    if args["schedule"]:
+        from scripts.bench_schedule import bench_schedule
+        bench_schedule(quick=args["--quick"])
     if args["api"]:
         from scripts.bench_api import bench_api
         bench_api(int(args["--jobs"]), int(args["--seconds"]))

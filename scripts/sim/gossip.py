@@ -324,7 +324,8 @@ def summarize(sim, name, slowed, end, wall):
         "simulated_s": seconds, "wall_s": round(wall, 1),
         "kills": len(sim.killed), "undetected": missed,
         "detect_median_s": _q(detect, 0.5) / 1000, "detect_p99_s": _q(detect, 0.99) / 1000,
-        "detect_median_periods": _q(detect, 0.5) / 1000 / probe_s, "detect_p99_periods": _q(detect, 0.99) / 1000 / probe_s,
+        "detect_median_periods": _q(detect, 0.5) / 1000 / probe_s,
+        "detect_p99_periods": _q(detect, 0.99) / 1000 / probe_s,
         "detect_median_gossip_rounds": _q(detect, 0.5) / 1000 / gossip_s,
         "detect_p99_gossip_rounds": _q(detect, 0.99) / 1000 / gossip_s,
         "detect_healthy_median_s": _q(healthy, 0.5) / 1000, "detect_healthy_p99_s": _q(healthy, 0.99) / 1000,
@@ -358,7 +359,8 @@ def report(fig):
                else "") + "\n"
             f"  false failure declarations: {fig['false_declarations']} in the window = "
             f"{fig['false_declarations_per_hour']:.0f}/h extrapolated (about healthy members "
-            f"{fig['false_about_healthy_per_hour']:.0f}/h, about slowed ones {fig['false_about_slowed_per_hour']:.0f}/h; "
+            f"{fig['false_about_healthy_per_hour']:.0f}/h, about slowed ones "
+            f"{fig['false_about_slowed_per_hour']:.0f}/h; "
             f"distinct member+incarnation {fig['false_failures_per_hour']:.0f}/h)\n"
             f"  bytes per member per second: {fig['udp_bytes_per_member_s']:.0f} UDP "
             f"({fig['datagrams_per_member_s']:.1f} datagrams) + {fig['tcp_bytes_per_member_s']:.0f} TCP push-pull")

@@ -172,6 +172,8 @@ class ExecutorShell:
         try:
             plan = plans.plan(self.offered, job)
             run.process = ChildProcess(plan)
+            # The fork's own cost, apart from the scheduling lateness (started_at - scheduled_at).
+            run.execution["spawn_ms"] = self.loop.now() - run.started_at
         except (errors.Error, OSError, ValueError) as exc:
             log.warning("execution failed to start id=%s: %s", execution["id"], exc)
             return self.finish(run, None, reason=f"failed to start: {exc}")

@@ -226,7 +226,8 @@ class Gossip:
         msg = env.msg
         seq = self.next_seq()
         self.relays[seq] = (msg.addr, msg.port, msg.seq, msg.nack)
-        self.send(msg.target_addr, msg.target_port, m.GossipPing, seq=seq, node=msg.node, addr=self.addr, port=self.port)
+        self.send(msg.target_addr, msg.target_port, m.GossipPing, seq=seq, node=msg.node, addr=self.addr,
+                  port=self.port)
         self.at(now + self.cfg.probe_timeout_ms, "relay", seq)
 
     def on_ack(self, env, now):

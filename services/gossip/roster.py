@@ -262,7 +262,8 @@ def parse_update(update):
             raise _bad("update origin is not a string")
         return update
     if kind == "e" and len(update) == 4:
-        if not (type(update[1]) is int and update[1] >= 0 and isinstance(update[2], str) and isinstance(update[3], bytes)):
+        ltime, name, payload = update[1:]
+        if not (type(ltime) is int and ltime >= 0 and isinstance(name, str) and isinstance(payload, bytes)):
             raise _bad("user event is not [e, ltime, name, payload]")
         return update
     raise _bad(f"unknown update {kind!r} of {len(update)} items")

@@ -127,7 +127,9 @@ class GossipShell:
     def unsealed(self, msg, peer):
         """A stream message as received → Envelope, or None (dropped and counted)."""
         if isinstance(msg, m.GossipSealed):
-            return self.open(msg.data, peer) if self.keyring.enabled else self.drop("decrypt", peer, "sealed, no keyring")
+            if not self.keyring.enabled:
+                return self.drop("decrypt", peer, "sealed, and we have no keyring")
+            return self.open(msg.data, peer)
         if self.keyring.enabled:
             return self.drop("decrypt", peer, f"{msg.TYPE} in plaintext while encryption is on")
         return wire.Envelope(msg.TYPE, "", b"", b"", 0, msg)

@@ -112,13 +112,26 @@ class StateMachine(RunLedger):
         if client and seq:
             session = self._one("SELECT seq, result FROM sessionrow WHERE client = ?", (client,))
             if session is not None and seq <= session[0]:
-                return json.loads(session[1]) if seq == session[0] else failure(
+                return self._replay(json.loads(session[1])) if seq == session[0] else failure(
                     "conflict", f"request {seq} of client {client} is older than its last one ({session[0]})")
             result = self._handle(term, command)
             self._run("INSERT OR REPLACE INTO sessionrow (client, seq, result, applied) VALUES (?, ?, ?, ?)",
-                      (client, seq, json.dumps(result), index))
+                      (client, seq, json.dumps(self._remembered(command, result)), index))
             return result
         return self._handle(term, command)
+
+    @staticmethod
+    def _remembered(command, result):
+        """What a session keeps of a result: a stored job by name (the job row has it already;
+        encoding it twice per write showed in profiles), anything else whole."""
+        if command.get("op") == "job.put" and "job" in result:
+            return {"job_name": result["job"]["name"]}
+        return result
+
+    def _replay(self, remembered):
+        if "job_name" in remembered:
+            return {"job": self.job(remembered["job_name"])}
+        return remembered
 
     def _handle(self, term, command):
         handler = getattr(self, "apply_" + str(command.get("op", "")).replace(".", "_"), None)

@@ -32,6 +32,11 @@ class Log:
             entries.append((self.index, self.term, {"op": op, "args": args, "req": f"r{self.index}"}))
         return self.sm.apply(entries)
 
+    def command(self, command):
+        """One whole command (with a client session, say), as the raft shell proposes it."""
+        self.index += 1
+        return self.sm.apply([(self.index, self.term, command)])[0]
+
 
 def job(name, **fields):
     return models.validate_job({"name": name, "schedule": "@every 10s", "executor": "shell",
@@ -413,3 +418,16 @@ def test_unfinished_lists_claimed_and_running_runs_with_their_jobs(fsm):
     runs = fsm.unfinished()
     assert [r["execution"]["status"] for r in runs] == ["running", "claimed"]
     assert runs[0]["job"]["name"] == "backup"
+
+
+def test_a_retried_write_is_applied_once_and_answered_like_the_first(fsm):
+    log = Log(fsm)
+    put = {"op": "job.put", "args": {"job": job("backup")}, "client": "c1", "seq": 1}
+    first = log.command(put)
+    log.apply("exec.finish", execution=finished("backup"))
+    again = log.command(put)  # the client retried after a lost reply: nothing is applied twice
+    assert again["job"]["name"] == "backup" and again["job"]["success_count"] == 1
+    assert first["job"]["success_count"] == 0
+    log.command({**put, "seq": 2})
+    older = log.command(put)  # a request older than the client's last: refused, not re-applied
+    assert older["error"] == "conflict"
