@@ -293,7 +293,7 @@ def figures(name, nodes, seed, minutes=10, progress=None, faults=None):
     started = time.monotonic()
     sim = Sim(nodes, seed, cfg=Config(lifeguard=lifeguard), faults=faults)
     slowed = set(sim.rng.sample(sorted(sim.nodes), int(nodes * faults.slow)))
-    sim.slow_down(slowed)
+    sim.slow_down(sorted(slowed))
     end = minutes * 60_000
     while sim.now < end:
         sim.run_until(min(end, sim.now + KILL_EVERY_MS))

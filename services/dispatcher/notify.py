@@ -28,6 +28,8 @@ EXIT_BAD_PAYLOAD = 2
 
 
 class Notifier:
+    """The dispatcher's side: what one event of a job sends, and the children sending it."""
+
     def __init__(self, conf, loop, raft):
         self.conf, self.loop, self.raft = conf, loop, raft
         self.children = []  # [Popen, kill deadline (monotonic s) or None once killed, what]
@@ -113,7 +115,7 @@ class Notifier:
 # -- the child ---------------------------------------------------------------------------------
 
 def post(payload):
-    """Dkron's webhook: a POST of the rendered body; any 2xx or 3xx answer is a success."""
+    """Dkron's webhook: a POST of the rendered body; an answer of 400 or more is a failure."""
     req = urllib.request.Request(payload["url"], data=payload["body"].encode(), headers=payload["headers"],
                                  method="POST")
     with urllib.request.urlopen(req, timeout=payload["timeout_ms"] / 1000) as resp:

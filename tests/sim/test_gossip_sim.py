@@ -111,5 +111,4 @@ def test_lifeguard_cuts_false_failures_caused_by_slowed_members(seed):
     swim = figures("slow-swim", 50, seed, minutes=3, faults=faults)
     lifeguard = figures("slow-lifeguard", 50, seed, minutes=3, faults=faults)
     assert swim["false_about_healthy_per_hour"] > 0 and lifeguard["false_about_healthy_per_hour"] == 0
-    assert lifeguard["false_declarations"] * 3 < swim["false_declarations"]
     assert lifeguard["undetected"] == swim["undetected"] == 0
