@@ -72,8 +72,8 @@ class SettingRow(pw.Model):
     value = pw.TextField()
 
 
-SETTINGS = {"untagged_jobs": ("one", "all"), "default_timezone": None}
-SETTING_DEFAULTS = {"untagged_jobs": "one", "default_timezone": ""}
+SETTINGS = {"untagged_jobs": ("one", "all"), "default_timezone": None, "paused": ("true", "false")}
+SETTING_DEFAULTS = {"untagged_jobs": "one", "default_timezone": "", "paused": "false"}
 
 
 MODELS = (JobRow, ExecutionRow, TickRow, MetaRow, ServerRow, SessionRow, SettingRow)
@@ -156,6 +156,9 @@ class StateMachine(RunLedger):
         if cycle:
             return failure("bad_request", f"Job validation failed: parent_job makes a cycle: {' -> '.join(cycle)}.")
         stored = dict(job)
+        # Ticks are missed only while a job is enabled: re-enabling starts the count afresh.
+        # (`created_at` of a request is when the server took it; see models.validate_job.)
+        stored["enabled_at"] = job["created_at"] if not old or old["disabled"] else old.get("enabled_at", 0)
         if old:
             stored.update({k: old.get(k, v) for k, v in models.JOB_STATE.items()})
             stored["created_at"] = old["created_at"]

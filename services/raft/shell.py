@@ -238,6 +238,8 @@ class RaftShell:
         if isinstance(msg, m.LeaderGet):
             return self.loop.reply(self.client_router, env, self.leader_info())
         if isinstance(msg, m.JobPut):
+            if self.fsm.settings()["paused"] == "true":
+                raise errors.Unavailable("new job submissions are paused (pykronctl unpause)")
             job = models.validate_job(msg.job, now=self.loop.now())
             self.check_executor(job)
             return self.propose(env, "job.put", session=(msg.client, msg.seq), job=job)

@@ -161,7 +161,8 @@ class Scheduler:
         sched = self.schedule(job)
         if sched is None or job["disabled"] or job["parent_job"]:
             return [], 0
-        since = max(self.handled.get(job["name"]) or 0, job.get("last_scheduled_at") or 0, job["created_at"])
+        since = max(self.handled.get(job["name"]) or 0, job.get("last_scheduled_at") or 0, job["created_at"],
+                    job.get("enabled_at") or 0)
         if job.get("starts_at"):
             since = max(since, job["starts_at"] - 1)
         until = min(now, job["expires_at"]) if job.get("expires_at") else now

@@ -394,7 +394,7 @@ def test_delete_all_executions_resets_the_counters(fsm):
 
 def test_settings_are_checked_and_replicated(fsm):
     log = Log(fsm)
-    assert fsm.settings() == {"untagged_jobs": "one", "default_timezone": ""}
+    assert fsm.settings() == {"untagged_jobs": "one", "default_timezone": "", "paused": "false"}
     assert log.apply("settings.put", key="untagged_jobs", value="all")["settings"]["untagged_jobs"] == "all"
     assert log.apply("settings.put", key="untagged_jobs", value="some")["error"] == "bad_request"
     assert log.apply("settings.put", key="colour", value="red")["error"] == "bad_request"

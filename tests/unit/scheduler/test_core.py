@@ -180,3 +180,12 @@ def test_a_job_with_an_unparseable_schedule_is_left_out():
     s = scheduler(broken, job("b"))
     s.tick(NOW + MINUTE_MS)
     assert fires(s) == [("b", NOW + MINUTE_MS)]
+
+
+def test_ticks_while_a_job_was_disabled_are_not_missed_ticks():
+    j = job("a", "@every 10s", misfire_policy="run_all")
+    j.update(last_scheduled_at=NOW + 10_000, enabled_at=NOW + 55_000)  # disabled from 10 s to 55 s
+    s = scheduler(j, activate=False)
+    s.activate(True, NOW + 61_000)
+    assert [at for _, at in fires(s)] == [NOW + 60_000]
+    assert drain(s)[1] == []
