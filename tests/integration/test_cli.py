@@ -125,6 +125,16 @@ def test_status_in_both_forms(node):
     assert doc["agent"]["name"] == "s1" and doc["serf"]["leader"] == "s1" and doc["serf"]["alive"] == "1"
 
 
+def test_json_forms_of_apply_delete_import_and_the_leader_table(node, tmp_path):
+    applied = json.loads(ok(node, "apply", job_file(tmp_path, "jsonform", "true"), "--json").stdout)
+    assert applied["name"] == "jsonform" and applied["executor"] == "shell"
+    assert json.loads(ok(node, "delete", "jsonform", "--json").stdout)["name"] == "jsonform"
+    (tmp_path / "list.json").write_text(json.dumps([json.loads((tmp_path / "jsonform.json").read_text())]))
+    assert json.loads(ok(node, "import", str(tmp_path / "list.json"), "--json").stdout) == {"job": "jsonform", "error": None}
+    leader = dict(line.split(None, 1) for line in ok(node, "leader").stdout.splitlines())
+    assert leader["name"] == "s1" and leader["ready"] == "true"
+
+
 def test_jobs_filtered_by_tag(node, tmp_path):
     ok(node, "apply", job_file(tmp_path, "tagged", "true", tags={"role": "pykron:1"}),
        job_file(tmp_path, "untagged", "true"))
