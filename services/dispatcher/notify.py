@@ -6,22 +6,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import smtplib
-import subprocess
 import sys
-import tempfile
-import time
 import urllib.request
 from email.message import EmailMessage
 
 from common import messages as m
+from common.errands import Errands
 from services.dispatcher import notices
 
 log = logging.getLogger(__name__)
 
-REAP_MS = 100       # how often finished children are collected
 MAX_CHILDREN = 64   # notifications in flight; beyond, one is dropped with a warning (a stuck receiver
                     # must not turn into an unbounded number of processes)
 EXIT_BAD_PAYLOAD = 2
@@ -32,8 +27,7 @@ class Notifier:
 
     def __init__(self, conf, loop, raft):
         self.conf, self.loop, self.raft = conf, loop, raft
-        self.children = []  # [Popen, kill deadline (monotonic s) or None once killed, what]
-        self.reaping = False
+        self.errands = Errands(loop.after, limit=MAX_CHILDREN, timeout_ms=conf.notify.timeout_ms, kind="notification")
 
     def finished(self, job, record, status):
         """A firing is over with this group status; `record` is its last execution."""
@@ -69,47 +63,10 @@ class Notifier:
             self.spawn(payload, f"job={job['name']} event={event} {notices.target(payload)}")
 
     def spawn(self, payload, what):
-        if len(self.children) >= MAX_CHILDREN:
-            log.warning("notification dropped, %d still in flight: %s", len(self.children), what)
-            return
-        # Through an unlinked temporary file, not a pipe: writing past a pipe's 64 KiB would wait.
         try:
-            with tempfile.TemporaryFile() as stdin:
-                stdin.write(json.dumps(payload).encode())
-                stdin.seek(0)
-                proc = subprocess.Popen([sys.executable, "-m", "services.dispatcher.notify"], stdin=stdin,
-                                        stdout=subprocess.DEVNULL, start_new_session=True)
+            self.errands.send([sys.executable, "-m", "services.dispatcher.notify"], json.dumps(payload).encode(), what)
         except OSError as exc:
-            log.warning("notification not started %s: %s", what, exc)
-            return
-        log.info("notifying %s pid=%d", what, proc.pid)
-        self.children.append([proc, time.monotonic() + self.conf.notify.timeout_ms / 1000, what])
-        if not self.reaping:
-            self.reaping = True
-            self.loop.after(REAP_MS, self.reap)
-
-    def reap(self):
-        now, left = time.monotonic(), []
-        for child in self.children:
-            proc, deadline, what = child
-            code = proc.poll()
-            if code is None:
-                if deadline is not None and now > deadline:
-                    log.warning("notification timed out, killing pid=%d: %s", proc.pid, what)
-                    try:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                    child[1] = None
-                left.append(child)
-            elif code == 0:
-                log.info("notification sent exit=0 %s", what)
-            else:
-                log.warning("notification failed exit=%d %s", code, what)
-        self.children = left
-        self.reaping = bool(left)
-        if left:
-            self.loop.after(REAP_MS, self.reap)
+            log.warning("notification not sent %s: %s", what, exc)
 
 
 # -- the child ---------------------------------------------------------------------------------

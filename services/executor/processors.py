@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from importlib import metadata
+
+from common.errands import Errands
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +23,6 @@ SYSLOG_MAX_BYTES = 8192  # rsyslog's default message limit: a longer output keep
 FACILITY_CRON = 9        # Dkron logs to syslog's cron facility
 SEVERITY_INFO, SEVERITY_ERR = 6, 3
 FLUENT_PORT = 24224      # Fluent Bit's and Fluentd's forward input
-REAP_MS = 100            # how often finished senders are collected
 MAX_SENDERS = 32         # fluent senders alive at once; a record beyond them is dropped, and said so
 
 
@@ -125,8 +123,7 @@ class Processors:
     def __init__(self, conf, after):
         self.conf, self.after = conf, after
         self.known = installed()
-        self.senders = []  # [Popen, kill deadline (monotonic s) or None once killed, what]
-        self.reaping = False
+        self.errands = Errands(after, limit=MAX_SENDERS, timeout_ms=conf.processors.timeout_ms, kind="processor")
 
     def run(self, job, record, output):
         """The record as it is sent: its output replaced by the placeholders of the processors
@@ -159,52 +156,11 @@ class Processors:
             record["reason"] = "; ".join([record["reason"], *problems] if record.get("reason") else problems)
         return record
 
+    def spawn(self, argv, data, what):
+        self.errands.send(argv, data, what)
+
     def load(self, name):
         found = self.known.get(name)
         if isinstance(found, metadata.EntryPoint):
             found = self.known[name] = found.load()
         return found
-
-    # -- senders ---------------------------------------------------------------------------
-
-    def spawn(self, argv, data, what):
-        """Start a child with data on its stdin. The data goes through an unlinked temporary
-        file, not a pipe: a pipe holds 64 KiB, and writing more would wait for the child."""
-        if len(self.senders) >= MAX_SENDERS:
-            raise OSError(f"{MAX_SENDERS} senders still running; this one is dropped")
-        with tempfile.TemporaryFile() as stdin:
-            stdin.write(data)
-            stdin.seek(0)
-            proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.DEVNULL, start_new_session=True)
-        self.senders.append([proc, time.monotonic() + self.conf.processors.timeout_ms / 1000, what])
-        log.debug("started %s pid=%d", what, proc.pid)
-        if not self.reaping:
-            self.reaping = True
-            self.after(REAP_MS, self.reap)
-
-    def reap(self):
-        now, left = time.monotonic(), []
-        for sender in self.senders:
-            proc, deadline, what = sender
-            code = proc.poll()
-            if code is None:
-                if deadline is not None and now > deadline:
-                    log.warning("%s timed out; killing pid=%d", what, proc.pid)
-                    _kill_group(proc.pid)
-                    sender[1] = None
-                left.append(sender)
-            elif code == 0:
-                log.info("%s done", what)
-            else:
-                log.warning("%s failed exit=%d", what, code)
-        self.senders = left
-        self.reaping = bool(left)
-        if left:
-            self.after(REAP_MS, self.reap)
-
-
-def _kill_group(pid):
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

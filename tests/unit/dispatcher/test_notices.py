@@ -320,14 +320,14 @@ def notifier(http_server, replies, **notify_settings):
 
 
 def reap_all(n):
-    for proc, _, _ in n.children:
+    for proc, _, _ in n.errands.running:
         proc.wait(30)
     while n.loop.timers:
         n.loop.timers.pop()()
 
 
 def test_a_success_after_a_failure_is_sent_as_a_recovery(http_server, caplog):
-    caplog.set_level(logging.INFO, logger="services.dispatcher.notify")
+    caplog.set_level(logging.INFO)
     base = f"http://127.0.0.1:{http_server.server_port}"
     history = [execution(300), execution(200, success=False)]
     n = notifier(http_server, {"ExecList": ({"executions": history}, None)})
@@ -336,8 +336,8 @@ def test_a_success_after_a_failure_is_sent_as_a_recovery(http_server, caplog):
     assert n.raft.calls[0].job == "backup" and n.raft.calls[0].limit == notices.HISTORY_LIMIT
     reap_all(n)
     assert [(p, b) for p, _, b in http_server.received] == [("/recovered", "backup recovery")]
-    assert "notification sent exit=0 job=backup event=recovery webhook " in caplog.text
-    assert n.children == [] and not n.reaping
+    assert "notification done exit=0 job=backup event=recovery webhook " in caplog.text
+    assert n.errands.running == [] and not n.errands.reaping
 
 
 def test_skipped_ticks_named_by_job_fetch_the_job_then_notify_once(http_server):
@@ -352,21 +352,21 @@ def test_skipped_ticks_named_by_job_fetch_the_job_then_notify_once(http_server):
 
 
 def test_a_stuck_notification_is_killed_at_its_timeout(http_server, caplog):
-    caplog.set_level(logging.INFO, logger="services.dispatcher.notify")
+    caplog.set_level(logging.INFO)
     n = notifier(http_server, {})
     with socket.create_server(("127.0.0.1", 0)) as silent:  # connects, never answers
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
         n.spawn({"kind": "webhook", "url": url, "headers": {}, "body": "", "timeout_ms": 60_000}, "stuck")
-        n.children[0][1] = 0  # its deadline has passed
+        n.errands.running[0][1] = 0  # its deadline has passed
         n.loop.timers.pop()()
-        assert "notification timed out, killing" in caplog.text and n.children[0][1] is None
-        n.children[0][0].wait(30)
+        assert "notification timed out, killing" in caplog.text and n.errands.running[0][1] is None
+        n.errands.running[0][0].wait(30)
         n.loop.timers.pop()()
-    assert "notification failed exit=-9 stuck" in caplog.text and n.children == [] and not n.loop.timers
+    assert "notification failed exit=-9 stuck" in caplog.text and n.errands.running == [] and not n.loop.timers
 
 
-def test_too_many_notifications_in_flight_drop_one_with_a_warning(http_server, caplog, monkeypatch):
-    monkeypatch.setattr(notify, "MAX_CHILDREN", 0)
+def test_too_many_notifications_in_flight_drop_one_with_a_warning(http_server, caplog):
     n = notifier(http_server, {})
+    n.errands.limit = 0
     n.spawn({"kind": "webhook"}, "test")
-    assert n.children == [] and "notification dropped, 0 still in flight: test" in caplog.text
+    assert n.errands.running == [] and "notification not sent test: 0 notification errands still running" in caplog.text

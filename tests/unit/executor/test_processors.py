@@ -58,9 +58,11 @@ def finished(data=b"hello\nworld\n", exit_code=0, id_="17-web1"):
     return final_record(execution, started_at=NOW, finished_at=NOW + 5, exit_code=exit_code, output=output), output
 
 
-def run(conf, procs, data=b"hello\nworld\n", exit_code=0, spawn=None):
+def run(conf, procs, data=b"hello\nworld\n", exit_code=0, spawn=None, limit=None):
     record, output = finished(data, exit_code)
     chain = processors.Processors(conf, Timers().after)
+    if limit is not None:
+        chain.errands.limit = limit
     if spawn is not None:
         chain.spawn = spawn
     return chain.run({"name": "backup", "processors": procs}, record, output.head)
@@ -274,26 +276,7 @@ def test_the_fluent_sender_fails_with_a_message_when_nobody_listens():
 
 # -- senders: timed out and reaped by timers ----------------------------------------------------
 
-def test_senders_are_reaped_by_timers_and_killed_past_their_timeout(conf, caplog):
-    caplog.set_level(logging.INFO, logger="services.executor.processors")
-    timers = Timers()
-    chain = processors.Processors(conf, timers.after)
-    chain.spawn([sys.executable, "-c", "import sys; sys.stdin.read()"], b"x" * 200_000, "quick")
-    chain.spawn([sys.executable, "-c", "import time; time.sleep(60)"], b"", "stuck")
-    assert len(timers.pending) == 1  # one reaping timer for all
-    quick, stuck = (s[0] for s in chain.senders)
-    quick.wait(30)
-    chain.senders[1][1] = 0  # its deadline has passed
-    timers.pending.pop()()
-    assert [s[2] for s in chain.senders] == ["stuck"] and chain.senders[0][1] is None
-    stuck.wait(30)
-    timers.pending.pop()()
-    assert chain.senders == [] and not timers.pending and not chain.reaping
-    assert "quick done" in caplog.text and "stuck timed out" in caplog.text and "stuck failed exit=-9" in caplog.text
-
-
-def test_too_many_senders_drop_the_record_and_say_so(conf, monkeypatch):
-    monkeypatch.setattr(processors, "MAX_SENDERS", 0)
-    got = run(conf, {"fluent": {}})
-    assert "processor 'fluent' failed: 0 senders still running" in got["reason"]
+def test_too_many_senders_drop_the_record_and_say_so(conf):
+    got = run(conf, {"fluent": {}}, limit=0)
+    assert "processor 'fluent' failed: 0 processor errands still running" in got["reason"]
     assert got["output"] != "Output sent to Fluent"
