@@ -48,6 +48,17 @@ SERVICE_UP = Spec("gauge", "pykron_service_up",
                   "1 when the service answered the api's status request in time, else 0.", ("service",))
 
 
+SKIP_REASONS = (("concurrency forbid", "forbid"), ("misfire policy", "misfire"),
+                ("missed by more than the catch-up window", "catchup_window"), ("no alive node", "no_node"),
+                ("full", "node_full"))
+
+
+def skip_reason(text):
+    """A skipped tick's reason as a label: a few fixed words, not the free text (ids and times
+    in a label would make a new series per tick)."""
+    return next((label for prefix, label in SKIP_REASONS if prefix in text), "other")
+
+
 class Metric:
     def __init__(self, spec):
         self.spec = spec

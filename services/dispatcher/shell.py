@@ -13,7 +13,7 @@ import sys
 
 import zmq
 
-from common import config, errors, messages as m, models, wire
+from common import config, errors, messages as m, metrics, models, wire
 from common.loop import Loop
 from services.dispatcher.core import Dispatcher
 from services.dispatcher.notify import Notifier
@@ -53,6 +53,8 @@ class DispatcherShell:
         loop.every(dc.heartbeat_ms, self.heartbeat)
         loop.every(dc.members_refresh_ms, self.refresh_members)
         loop.every(SETTINGS_REFRESH_MS, self.refresh_settings)
+        for spec in (metrics.JOB_EXECUTIONS, metrics.TICKS_SKIPPED):
+            loop.metrics.add(spec)  # exported from the start
         loop.status = self.status
         self.refresh_members()
         loop.ready = True
@@ -126,8 +128,8 @@ class DispatcherShell:
         so that their on_skipped notifications go out; recorded even when this one is not active."""
         def done(result, err):
             self.answer((self.tick_router, env), result, err)
-            if err is None and self.active:
-                self.notifier.skipped(env.msg.job, result["executions"])
+            if err is None:
+                self.skips_recorded(env.msg.job, result["executions"])
         self.raft.call(env.msg, done)
 
     def enqueue(self, job, scheduled_at, *, manual=False, reply=None, request="", execution=None):
@@ -163,7 +165,7 @@ class DispatcherShell:
         elif "skipped" in result:
             log.info("tick skipped job=%s scheduled_at=%d: %s", name, scheduled_at, result["skipped"])
             self.answer(reply, {"executions": result["executions"], "skipped": result["skipped"]})
-            self.notifier.skipped(job, result["executions"])
+            self.skips_recorded(name, result["executions"])
         else:
             self.core.claimed(job, result["executions"], self.loop.now())
             for victim in result.get("replace", []):
@@ -185,10 +187,17 @@ class DispatcherShell:
         else:
             def recorded(result, err):
                 self.answer(reply, result, err)
-                if err is None and self.active:
-                    self.notifier.skipped(job, result["executions"])
+                if err is None:
+                    self.skips_recorded(job["name"], result["executions"])
             self.raft.call(m.TickSkip(job=job["name"], ticks=[scheduled_at], reason=reason), recorded)
         self.claim_next(job["name"])
+
+    def skips_recorded(self, job, rows):
+        """Ticks now recorded as skipped: counted by reason, and told to whoever asked."""
+        for row in rows:
+            self.loop.metrics.add(metrics.TICKS_SKIPPED).inc(job=job, reason=metrics.skip_reason(row["reason"]))
+        if self.active:
+            self.notifier.skipped(job, rows)
 
     def answer(self, reply, result=None, error=None):
         if reply is None:
@@ -297,10 +306,13 @@ class DispatcherShell:
             record = result["execution"]
             self.loop.send(self.output_pub, m.ExecResult(execution=record),
                            topic=wire.output_topic(record["job"], record["id"]))
-            if result.get("group_done") and not result.get("duplicate"):
+            if result.get("duplicate"):
+                return
+            self.loop.metrics.add(metrics.JOB_EXECUTIONS).inc(job=record["job"], status=record["status"])
+            if result.get("group_done"):
                 self.group_done(record, result["group_status"])
-            elif record["status"] == "skipped" and not result.get("duplicate") and self.active:
-                self.notifier.skipped(record["job"], [record])  # a full node skipped it
+            elif record["status"] == "skipped":
+                self.skips_recorded(record["job"], [record])  # a full node skipped it
         return done
 
     def group_done(self, record, status):
