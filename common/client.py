@@ -14,6 +14,9 @@ import zmq
 from common import config, errors, messages as m, models, wire
 
 
+JOB_PAGE = 1000
+
+
 def parse_server(server):
     """"HOST", "HOST:PORT" (raft client port) or a full tcp:// or ipc:// endpoint."""
     server = (server or "localhost").strip()
@@ -138,7 +141,14 @@ class Client:
     # -- verbs -------------------------------------------------------------------------------
 
     def jobs(self, stale=False):
-        return self.call(self.endpoint, m.JobList(stale=stale))["jobs"]
+        """Every job, read a page at a time (a busy cluster may change between pages)."""
+        found, after = [], ""
+        while True:
+            page = self.call(self.endpoint, m.JobList(stale=stale, after=after, limit=JOB_PAGE))
+            found.extend(page["jobs"])
+            if not page["more"]:
+                return found
+            after = page["jobs"][-1]["name"]
 
     def job(self, name, stale=False):
         return self.call(self.endpoint, m.JobGet(name=name, stale=stale))["job"]

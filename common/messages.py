@@ -70,7 +70,12 @@ class JobGet:
 
 @message("job.list")
 class JobList:
+    """A page of jobs by name, after `after`: → ok {jobs, more, seq, settings}. Pages keep each
+    reply well under the frame limit; `seq` is the job feed's sequence the page was read at."""
+
     stale: bool = False
+    after: str = ""
+    limit: int = 1000
 
 
 @message("exec.list")

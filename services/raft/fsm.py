@@ -15,6 +15,14 @@ from services.raft.runs import RunLedger, failure
 
 
 
+class JobStateRow(pw.Model):
+    """What runs change about a job (counters, last tick, status), apart from its definition,
+    so that a run does not rewrite the job or stir the scheduler's job feed."""
+
+    name = pw.TextField(primary_key=True)
+    body = pw.TextField()
+
+
 class JobRow(pw.Model):
     name = pw.TextField(primary_key=True)
     parent = pw.TextField(index=True, default="")
@@ -76,7 +84,8 @@ SETTINGS = {"untagged_jobs": ("one", "all"), "default_timezone": None, "paused":
 SETTING_DEFAULTS = {"untagged_jobs": "one", "default_timezone": "", "paused": "false"}
 
 
-MODELS = (JobRow, ExecutionRow, TickRow, MetaRow, ServerRow, SessionRow, SettingRow)
+MODELS = (JobRow, JobStateRow, ExecutionRow, TickRow, MetaRow, ServerRow, SessionRow, SettingRow)
+JOB_QUERY = ("SELECT j.body, s.body FROM jobrow j LEFT JOIN jobstaterow s ON s.name = j.name")
 SESSIONS_KEPT = 10_000
 SESSION_TRIM_EVERY = 1000  # applied entries between trims of the session table
 
@@ -182,6 +191,7 @@ class StateMachine(RunLedger):
         if job["parent_job"]:
             self._edit_dependents(job["parent_job"], remove=name)
         JobRow.delete().where(JobRow.name == name).execute()
+        JobStateRow.delete().where(JobStateRow.name == name).execute()
         ExecutionRow.delete().where(ExecutionRow.job == name).execute()
         TickRow.delete().where(TickRow.job == name).execute()
         self._changed(name, None)
@@ -207,11 +217,14 @@ class StateMachine(RunLedger):
     # -- reading ---------------------------------------------------------------------------
 
     def job(self, name):
-        row = self._one("SELECT body FROM jobrow WHERE name = ?", (name,))
-        return json.loads(row[0]) if row else None
+        """A job as clients see it: its definition with its run state."""
+        row = self._one(JOB_QUERY + " WHERE j.name = ?", (name,))
+        return _merged(row) if row else None
 
-    def jobs(self):
-        return [json.loads(r.body) for r in JobRow.select().order_by(JobRow.name)]
+    def jobs(self, after="", limit=-1):
+        """Jobs by name after `after`, at most `limit` (-1: all), each with its run state."""
+        rows = self.db.execute_sql(JOB_QUERY + " WHERE j.name > ? ORDER BY j.name LIMIT ?", (after, limit))
+        return [_merged(row) for row in rows]
 
     def server(self, name):
         row = ServerRow.get_or_none(ServerRow.name == name)
@@ -232,9 +245,17 @@ class StateMachine(RunLedger):
     # -- plumbing --------------------------------------------------------------------------
 
     def _save_job(self, job):
+        """A definition change: stored, and published on the job feed."""
+        definition = {k: v for k, v in job.items() if k not in models.JOB_STATE}
         self._run("INSERT OR REPLACE INTO jobrow (name, parent, body) VALUES (?, ?, ?)",
-                  (job["name"], job["parent_job"], json.dumps(job)))
+                  (job["name"], job["parent_job"], json.dumps(definition)))
+        self._save_state(job)
         self._changed(job["name"], job)
+
+    def _save_state(self, job):
+        """A run changed the job's counters or last tick: stored, not published."""
+        state = {k: job.get(k, v) for k, v in models.JOB_STATE.items()}
+        self._run("INSERT OR REPLACE INTO jobstaterow (name, body) VALUES (?, ?)", (job["name"], json.dumps(state)))
 
     def _changed(self, name, job):
         self.job_seq += 1
@@ -285,3 +306,8 @@ class StateMachine(RunLedger):
 
     def close(self):
         self.db.close()
+
+
+def _merged(row):
+    definition, state = row
+    return {**json.loads(definition), **(json.loads(state) if state else models.JOB_STATE)}

@@ -16,7 +16,7 @@ def failure(code, message):
 
 
 class RunLedger:
-    """Mixed into StateMachine: uses its _one/_run SQL helpers, job() and _save_job()."""
+    """Mixed into StateMachine: uses its _one/_run SQL helpers, job() and _save_state()."""
 
     def apply_tick_claim(self, entry_term, job, scheduled_at, group, term, executions, manual=False):
         # A claim made by a leader of an older term may reach the log through a newer leader;
@@ -37,7 +37,7 @@ class RunLedger:
             self._run("INSERT INTO tickrow (job, scheduled_at, grp, term) VALUES (?, ?, ?, ?)",
                       (job, scheduled_at, group, entry_term))
             stored["last_scheduled_at"] = max(stored.get("last_scheduled_at") or 0, scheduled_at)
-            self._save_job(stored)
+            self._save_state(stored)
         for execution in executions:
             self._save_execution(execution)
         result = {"executions": executions}
@@ -85,7 +85,7 @@ class RunLedger:
         done, status = self.group_outcome(execution["job"], execution["group"])
         if done:
             job["status"] = status
-        self._save_job(job)
+        self._save_state(job)
         self._trim(job)
         return {"execution": execution, "group_done": done, "group_status": status}
 
@@ -95,7 +95,7 @@ class RunLedger:
             return failure("not_found", f"job {job!r} not found")
         self._run("DELETE FROM executionrow WHERE job = ?", (job,))
         stored.update(success_count=0, error_count=0, last_success_at=None, last_error_at=None, status="")
-        self._save_job(stored)
+        self._save_state(stored)
         return {"job": stored}
 
     # -- reading ---------------------------------------------------------------------------
@@ -156,7 +156,7 @@ class RunLedger:
             f" (and {hidden} earlier ticks)" if hidden and i == 0 else "")) for i, tick in enumerate(shown)]
         if ticks:
             job["last_scheduled_at"] = max(job.get("last_scheduled_at") or 0, max(ticks))
-            self._save_job(job)
+            self._save_state(job)
         return rows
 
     def _skipped_row(self, job, group, tick, reason):

@@ -29,6 +29,7 @@ FEED_HEARTBEAT_MS = 500   # subscribers treat a second of silence as "no leader 
 REGISTER_CHECK_MS = 2000  # how often a server checks that its addresses are in the state
 JOIN_MS = 300             # how often a server with an empty log knocks, and the leader reconciles
 MAX_READY_ROUNDS = 4
+MAX_PAGE = 2000           # jobs in one job.list reply (about 1 MiB: well under the frame limit)
 
 
 class RaftShell:
@@ -269,8 +270,7 @@ class RaftShell:
         if isinstance(msg, m.JobGet):
             return self.read(env, msg.stale, lambda: {"job": _found(self.fsm.job(msg.name), "job", msg.name)})
         if isinstance(msg, m.JobList):
-            return self.read(env, msg.stale, lambda: {"jobs": self.fsm.jobs(), "seq": self.fsm.job_seq,
-                                                      "settings": self.fsm.settings()})
+            return self.read(env, msg.stale, lambda: self._job_page(msg.after, msg.limit))
         if isinstance(msg, m.ExecList):
             return self.read(env, msg.stale, lambda: self._executions(msg.job, msg.limit))
         if isinstance(msg, m.ExecGet):
@@ -345,6 +345,11 @@ class RaftShell:
         return {"term": self.core.term, "leader": self.core.leader,
                 "peers": [describe(n, "voter") for n in sorted(membership.voters)]
                 + [describe(n, "learner") for n in sorted(membership.learners)]}
+
+    def _job_page(self, after, limit):
+        limit = min(max(limit, 1), MAX_PAGE)
+        jobs = self.fsm.jobs(after, limit)
+        return {"jobs": jobs, "more": len(jobs) == limit, "seq": self.fsm.job_seq, "settings": self.fsm.settings()}
 
     def _executions(self, job, limit):
         if self.fsm.job(job) is None:

@@ -15,6 +15,9 @@ from services.scheduler.core import Scheduler
 
 log = logging.getLogger(__name__)
 
+PAGE = 1000              # jobs per job.list request while loading
+RELOAD_RETRY_MS = 500
+
 FEED_SILENCE_MS = 1500  # the raft feed heartbeats every 500 ms; silence means no leadership here
 
 
@@ -24,6 +27,7 @@ class SchedulerShell:
         self.core = Scheduler()
         self.leading = False
         self.loaded = False
+        self.loading = None  # a snapshot being read a page at a time
         self.heard_at = 0
         self.raft = loop.peer("raft", [config.ipc(conf, "raft", "client")])
         self.dispatcher = loop.peer("dispatcher", [config.ipc(conf, "dispatcher", "tick")])
@@ -43,10 +47,17 @@ class SchedulerShell:
         if isinstance(msg, m.RaftLeader):
             self.heard_at = mono_ms()
             self.set_leading(msg.ready and msg.leader == msg.node)
+        elif isinstance(msg, m.JobChanged) and self.loading is not None:
+            self.loading["feed"].append(env)  # applied on top of the snapshot once it is whole
         elif isinstance(msg, m.JobChanged) and self.loaded:
-            if not self.core.step(env, self.loop.now()):
-                log.info("job feed asks for a reload seq=%d got=%d name=%r", self.core.seq, msg.index, msg.name)
-                self.reload()
+            self.step(env)
+
+    def step(self, env):
+        if not self.core.step(env, self.loop.now()):
+            log.info("job feed asks for a reload seq=%d got=%d name=%r", self.core.seq, env.msg.index, env.msg.name)
+            self.reload()
+            return False
+        return True
 
     def set_leading(self, leading):
         if leading == self.leading:
@@ -65,20 +76,36 @@ class SchedulerShell:
             self.set_leading(False)
 
     def reload(self):
-        if self.leading:
-            # This node leads and has applied everything, so its local state is current.
-            self.raft.call(m.JobList(stale=True), self._loaded)
-
-    def _loaded(self, result, err):
-        if err is not None:
-            log.warning("job snapshot failed: %s", err)
+        """Read every job, a page at a time, from this node's state: it leads and has applied
+        everything, so the local copy is current. The feed's changes meanwhile are kept and
+        applied on top (a page may already hold some of them: applying a change twice is harmless)."""
+        if not self.leading or self.loading is not None:
             return
-        if not self.leading:
+        self.loading = {"jobs": [], "seq": None, "settings": None, "feed": []}
+        self.raft.call(m.JobList(stale=True, limit=PAGE), self._paged)
+
+    def _paged(self, result, err):
+        snapshot, self.loading = self.loading, None
+        if snapshot is None or not self.leading:
+            return
+        if err is not None:
+            log.warning("job snapshot failed, trying again: %s", err)
+            self.loop.after(RELOAD_RETRY_MS, self.reload)
+            return
+        snapshot["jobs"].extend(result["jobs"])
+        if snapshot["seq"] is None:
+            snapshot["seq"], snapshot["settings"] = result["seq"], result["settings"]
+        if result["more"]:
+            self.loading = snapshot
+            self.raft.call(m.JobList(stale=True, after=result["jobs"][-1]["name"], limit=PAGE), self._paged)
             return
         now = self.loop.now()
-        self.core.load(result["jobs"], result["seq"], now, result.get("settings"))
+        self.core.load(snapshot["jobs"], snapshot["seq"], now, snapshot["settings"])
         self.loaded = True
         self.core.activate(True, now)  # catches up what was missed, by each job's policy
+        for env in snapshot["feed"]:
+            if not self.step(env):
+                break
 
     def process(self):
         rd = self.core.ready()
