@@ -310,7 +310,9 @@ class Loop:
         log.warning("dropped malformed message socket=%s peer=%s code=%s detail=%s",
                     self.roles.get(sock), peer, exc.code, exc.detail)
         if kind == zmq.ROUTER and len(frames) > 2:
-            self.send(sock, m.Error(code="bad_request", message=f"malformed message: {exc}"), route=(frames[0],))
+            # With the request's id when its header was sound, so the caller need not wait out its timeout.
+            self.send(sock, m.Error(code="bad_request", message=f"malformed message: {exc}"), route=(frames[0],),
+                      re=exc.msg_id)
 
     # -- control and signals -------------------------------------------------------------
 

@@ -29,6 +29,7 @@ class WireError(Exception):
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
         self.detail = detail
+        self.msg_id = b""  # set when the header decoded, so that a reply can name the request
 
 
 def set_max_frame_bytes(limit):
@@ -163,7 +164,11 @@ def _envelope(head, body, route, tpc):
         raise WireError("type", f"unknown message type {name!r}")
     if not isinstance(body, dict):
         raise WireError("format", f"{name}: body is not a map")
-    return Envelope(name, sender, msg_id, re, term, _build(cls, body), route, tpc)
+    try:
+        return Envelope(name, sender, msg_id, re, term, _build(cls, body), route, tpc)
+    except WireError as exc:
+        exc.msg_id = msg_id  # the header was sound: the sender can be told which request failed
+        raise
 
 
 def _build(cls, body):

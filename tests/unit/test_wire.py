@@ -243,3 +243,14 @@ def test_declaring_a_type_twice_is_refused():
         @wire.message("job.delete")
         class Again:
             name: str
+
+
+def test_a_body_error_carries_the_request_id_so_a_reply_can_name_it():
+    frames = wire.encode(m.JobGet(name="x"), "c", msg_id=b"r" * 16)
+    frames[-1] = wire.pack({"name": 42})
+    with pytest.raises(wire.WireError) as err:
+        wire.decode(frames)
+    assert err.value.code == "field" and err.value.msg_id == b"r" * 16
+    with pytest.raises(wire.WireError) as err:
+        wire.decode([b"garbage", b"more"])
+    assert err.value.msg_id == b""
