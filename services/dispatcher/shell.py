@@ -14,7 +14,7 @@ import sys
 import zmq
 
 from common import config, errors, messages as m, metrics, models, wire
-from common.loop import Loop
+from common.loop import Loop, mono_ms
 from services.dispatcher.core import Dispatcher
 from services.dispatcher.notify import Notifier
 
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 MANUAL_RUNS_KEPT = 1000
 SETTINGS_REFRESH_MS = 2000
+FEED_SILENCE_MS = 1500  # as the scheduler: three missed beats of the raft state feed
 
 
 class DispatcherShell:
@@ -30,7 +31,7 @@ class DispatcherShell:
         dc = conf.dispatcher
         self.core = Dispatcher(self.name, rng=random.Random(), ack_timeout_ms=dc.ack_timeout_ms,
                                run_attempts=dc.run_attempts, lease_ms=dc.lease_ms)
-        self.active, self.term = False, 0
+        self.active, self.term, self.heard_at = False, 0, 0
         self.confirm = {}        # execution id → executor requests waiting for the commit of their result
         self.manual_runs = {}    # request id → executions it started, so a retried request starts none
         self.claims = collections.defaultdict(collections.deque)  # job → claims waiting their turn
@@ -53,6 +54,7 @@ class DispatcherShell:
         loop.every(dc.heartbeat_ms, self.heartbeat)
         loop.every(dc.members_refresh_ms, self.refresh_members)
         loop.every(SETTINGS_REFRESH_MS, self.refresh_settings)
+        loop.every(FEED_SILENCE_MS // 3, self.check_silence)
         for spec in (metrics.JOB_EXECUTIONS, metrics.TICKS_SKIPPED):
             loop.metrics.add(spec)  # exported from the start
         loop.status = self.status
@@ -63,15 +65,25 @@ class DispatcherShell:
 
     def on_state(self, env):
         msg = env.msg
-        active = msg.ready and msg.leader == msg.node
-        if active != self.active or msg.term != self.term:
-            log.info("dispatcher active=%s term=%d", active, msg.term)
-        was, self.active, self.term = self.active, active, msg.term
+        self.heard_at = mono_ms()
+        self.set_active(msg.ready and msg.leader == msg.node, msg.term)
+
+    def set_active(self, active, term):
+        if active != self.active or term != self.term:
+            log.info("dispatcher active=%s term=%d", active, term)
+        was, self.active, self.term = self.active, active, term
         if active and not was:
             self.take_over()
         elif was and not active:
             self.core.runs.clear()
             self.claims.clear()
+
+    def check_silence(self):
+        """The raft feed beats every half second; a dispatcher that stops hearing it (its raft
+        process died or stalled) must stop acting as the leader's."""
+        if self.active and mono_ms() - self.heard_at > FEED_SILENCE_MS:
+            log.warning("raft state feed silent for %d ms: stopping", mono_ms() - self.heard_at)
+            self.set_active(False, self.term)
 
     def take_over(self):
         """A new leader re-sends every claimed run with no ack (same id) and watches running ones."""
