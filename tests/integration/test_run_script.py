@@ -9,7 +9,7 @@ from pathlib import Path
 
 import requests
 
-from scripts.cluster import PORT_KEYS, free_ports, process_tree, pid_alive, to_toml
+from scripts.cluster import PORT_KEYS, free_ports, kill_quietly, pid_alive, process_tree, to_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,8 +31,9 @@ def test_scripts_run_serves_the_api_and_ctrl_c_stops_everything(tmp_path, eventu
         assert run.wait(timeout=30) == 0 or run.returncode in (-signal.SIGINT, 130)
         eventually(lambda: not any(pid_alive(p) for p in tree), timeout=20, what="every service stopped")
     finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
+        if run.poll() is None:  # the test failed half way: leave no service behind
+            for pid in process_tree(run.pid):
+                kill_quietly(pid, signal.SIGKILL)
         print(run.stdout.read(), file=sys.stderr)
 
 
