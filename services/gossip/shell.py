@@ -4,6 +4,7 @@ push-pull, joins and keyring verbs; answers member queries and publishes member 
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import random
@@ -12,7 +13,7 @@ import sys
 
 import zmq
 
-from common import config, errors, messages as m, wire
+from common import config, errors, messages as m, metrics, wire
 from common.loop import Loop
 from services.gossip import keyring as kr
 from services.gossip.core import Config, Gossip, local_meta
@@ -59,6 +60,7 @@ class GossipShell:
         loop.on_hup = self.reload
         if conf.gossip.leave_on_terminate:
             loop.on_term = self.leave_then_stop
+        loop.metrics.add(metrics.GOSSIP_MEMBERS)
         loop.status = self.status
         self.core.join(join + retry, loop.now())
         loop.ready = True
@@ -183,8 +185,13 @@ class GossipShell:
         core.advance(rd)
 
     def republish(self):
-        for member in self.core.members():
+        members = self.core.members()
+        for member in members:
             self.loop.send(self.events_pub, m.MemberEvent(kind="update", member=member), topic=wire.topic("member"))
+        gauge = self.loop.metrics.add(metrics.GOSSIP_MEMBERS)
+        gauge.clear()
+        for status, count in collections.Counter(x["status"] for x in members).items():
+            gauge.set(count, status=status)
 
     # -- local requests --------------------------------------------------------------------
 
