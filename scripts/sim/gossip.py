@@ -22,6 +22,7 @@ CHECK_EVERY_MS = 500
 SERVICE_PORTS = {"raft": 8191, "peer": 8190, "state": 8192, "gossip": 8947, "run": 6868,
                  "dispatcher": 6869, "output": 6870, "executor": 6871}
 _FIELDS = {}
+_SIZES = {}   # id(update) → (update, packed size); the update is kept so its id is not reused
 _ID = bytes(16)
 
 
@@ -77,6 +78,7 @@ class Sim:
         meta = local_meta("server" if i < 3 else "agent", addrs, {"dc": "dc1", "rack": f"r{i % 8}"}, ["shell"])
         core = Gossip(self.cfg, name=name, addr=addr, port=PORT, meta=meta, rng=random.Random(self.seed * 7919 + i),
                       now=self.now)
+        core.event_maps = False
         node = self.nodes[name] = Node(name, addr, core)
         self.by_addr[addr, PORT] = node
         if join:
@@ -265,12 +267,22 @@ class Sim:
 
 
 def datagram_size(msg, sender):
-    """The bytes wire.encode_datagram would produce, without building the envelope twice."""
+    """The bytes wire.encode_datagram would produce: the message without its updates, plus
+    each update's size (cached: a queued update is sent many times), plus the array header."""
     cls = type(msg)
     names = _FIELDS.get(cls)
     if names is None:
-        names = _FIELDS[cls] = [f.name for f in dataclasses.fields(cls)]
-    return len(wire.pack([[1, msg.TYPE, sender, _ID, b"", 0], {f: getattr(msg, f) for f in names}]))
+        names = _FIELDS[cls] = [f.name for f in dataclasses.fields(cls) if f.name != "updates"]
+    size = len(wire.pack([[1, msg.TYPE, sender, _ID, b"", 0], {"updates": [], **{f: getattr(msg, f) for f in names}}]))
+    for update in msg.updates:
+        known = _SIZES.get(id(update))
+        if known is None or known[0] is not update:
+            if len(_SIZES) > 500_000:
+                _SIZES.clear()
+            known = _SIZES[id(update)] = (update, len(wire.pack(update)))
+        size += known[1]
+    count = len(msg.updates)
+    return size + (0 if count < 16 else 2 if count < 65536 else 4)  # msgpack fixarray → array16 → array32
 
 
 # -- the figures of issue 4 -----------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 from common import wire
 
 MIN_UPDATE_BYTES = 16  # below this much room left, no update can fit: stop looking
-MAX_MISFITS = 32       # updates passed over for size before giving up: bounds the cost of one take
+MAX_MISFITS = 8        # updates passed over for size before giving up: bounds the cost of one take
 
 
 class Broadcasts:
@@ -39,30 +39,35 @@ class Broadcasts:
 
     def take(self, budget, limit):
         """Updates that fit in `budget` bytes; each counts as one transmission, and one sent
-        `limit` times leaves the queue."""
-        if not self.level_of or budget < MIN_UPDATE_BYTES:
+        `limit` times leaves the queue. Hot (every datagram), hence the plain loops."""
+        level_of = self.level_of
+        if not level_of or budget < MIN_UPDATE_BYTES:
             return []
-        chosen, misfits = [], 0
-        for level, entries in enumerate(self.levels):
-            for key in reversed(entries):
-                size = entries[key][0]
-                if size <= budget:
-                    budget -= size
-                    chosen.append((level, key))
+        levels, updates, moved, misfits = self.levels, [], [], 0
+        for level, entries in enumerate(levels):
+            if not entries:
+                continue
+            for key, entry in reversed(entries.items()):
+                if entry[0] <= budget:
+                    budget -= entry[0]
+                    updates.append(entry[1])
+                    moved.append((level, key, entry))
+                    if budget < MIN_UPDATE_BYTES:
+                        break
                 else:
                     misfits += 1
-                if budget < MIN_UPDATE_BYTES or misfits > MAX_MISFITS:
-                    break
+                    if misfits > MAX_MISFITS:
+                        break
             if budget < MIN_UPDATE_BYTES or misfits > MAX_MISFITS:
                 break
-        updates = [self.levels[level][key][1] for level, key in chosen]
-        for level, key in reversed(chosen):  # oldest first: the next level keeps newest last
-            entry = self.levels[level].pop(key)
-            if level + 1 >= limit:
-                del self.level_of[key]
+        for level, key, entry in reversed(moved):  # oldest first: the next level keeps newest last
+            del levels[level][key]
+            level += 1
+            if level >= limit:
+                del level_of[key]
                 continue
-            if level + 1 == len(self.levels):
-                self.levels.append({})
-            self.levels[level + 1][key] = entry
-            self.level_of[key] = level + 1
+            if level == len(levels):
+                levels.append({})
+            levels[level][key] = entry
+            level_of[key] = level
         return updates

@@ -12,6 +12,7 @@ from common import messages as m
 from common import wire
 from services.gossip.broadcasts import Broadcasts
 from services.gossip.events import UserEvents
+from services.gossip.order import ProbeOrder
 from services.gossip.roster import (ALIVE, DEAD, LIVE, SUSPECT, Roster, local_member, local_meta,
                                     member_map, parse_update)
 from services.gossip.suspicion import Awareness, retransmit_limit
@@ -88,13 +89,14 @@ class Gossip:
         self.timers, self.tseq = [], 0
         self.roster = Roster(name, addr, port, meta, cfg=cfg, awareness=self.awareness,
                              broadcasts=self.broadcasts, schedule=self.at, now=now)
-        self.roster.on_new = self.add_to_order
-        self.order, self.index = [], 0
+        self.order = ProbeOrder(self.roster, rng)
+        self.roster.on_new = self.order.add
         self.probe, self.relays, self.seq = None, {}, 0
         self.events = UserEvents(self.broadcasts)
         self.out, self.syncs = [], []
         self.tokens, self.joining, self.join_waiting, self.join_attempt = 0, [], set(), 0
         self.retry_join = list(retry_join)
+        self.event_maps = True  # off in the simulator, which reads only names and statuses
         self.budget = cfg.packet_bytes - cfg.overhead - HEADROOM_BYTES - 2 * len(name) - len(addr)
         self.roster.broadcast_alive(self.roster.local)
         self.at(now + rng.randrange(cfg.probe_interval_ms), "probe")  # staggered, as memberlist does
@@ -115,8 +117,7 @@ class Gossip:
                 # Whoever did not hear of our leave learns it here instead of suspecting us.
                 self.out.append((msg.addr, msg.port, m.GossipAck(seq=msg.seq, updates=[self.leave_update()])))
             return
-        for update in msg.updates:
-            self.apply(parse_update(update), now)
+        self.apply_all(msg.updates, now)
         handler = self.HANDLERS.get(type(msg))
         if handler is not None:
             handler(self, env, now)
@@ -134,8 +135,11 @@ class Gossip:
 
     def ready(self):
         """Hands the pending effects over (the buffers start empty again)."""
-        rd = Ready(self.out, self.syncs, [(k, self.roster.member_map(x, s)) for k, x, s in self.roster.events],
-                   self.events.delivered)
+        if self.event_maps:
+            events = [(k, self.roster.member_map(x, s)) for k, x, s in self.roster.events]
+        else:
+            events = [(k, {"name": x.name, "status": s}) for k, x, s in self.roster.events]
+        rd = Ready(self.out, self.syncs, events, self.events.delivered)
         self.out, self.syncs, self.roster.events, self.events.delivered = [], [], [], []
         return rd
 
@@ -198,6 +202,22 @@ class Gossip:
         return sorted((roster.member_map(x) for x in roster.members.values()), key=lambda x: x["name"])
 
     # -- datagrams -------------------------------------------------------------------------
+
+    def apply_all(self, updates, now):
+        """Old news (most of what arrives) is passed over here, before any further checks:
+        nothing in it would be used. The rest is checked in full, then applied."""
+        members, local, suspicions = self.roster.members, self.roster.local, self.roster.suspicions
+        for update in updates:
+            if type(update) is list and len(update) in (4, 6):
+                mem = members.get(update[1])
+                if mem is not None and mem is not local and type(update[2]) is int:
+                    kind = update[0]
+                    if kind == ALIVE and update[2] <= mem.inc:
+                        continue
+                    if kind == SUSPECT and mem.state != ALIVE and (update[2] < mem.inc or not suspicions.get(update[1])
+                                                                   or suspicions[update[1]].knows(update[3])):
+                        continue
+            self.apply(parse_update(update), now)
 
     def apply(self, update, now):
         roster, kind = self.roster, update[0]
@@ -263,7 +283,7 @@ class Gossip:
         if self.roster.leaving:
             return
         self.at(now + self.awareness.scale(self.cfg.probe_interval_ms), "probe")
-        target = self.next_target()
+        target = self.order.next_target()
         if target is None:
             return
         self.probe = Probe(self.next_seq(), target.name)
@@ -282,7 +302,7 @@ class Gossip:
         if target is None:
             return
         probe.indirect = True
-        peers = self.random_members(self.cfg.indirect_checks, lambda x: x.state == ALIVE and x is not target)
+        peers = self.order.pick(self.cfg.indirect_checks, lambda x: x.state == ALIVE and x is not target)
         for peer in peers:
             self.send(peer.addr, peer.port, m.GossipPingReq, seq=seq, node=target.name, target_addr=target.addr,
                       target_port=target.port, addr=self.addr, port=self.port, nack=self.cfg.lifeguard)
@@ -310,7 +330,7 @@ class Gossip:
             return
         recent = self.cfg.gossip_to_dead_ms
         limit = self.limit()
-        for peer in self.random_members(self.cfg.gossip_nodes,
+        for peer in self.order.pick(self.cfg.gossip_nodes,
                                         lambda x: x.state in LIVE or now - x.since <= recent):
             updates = self.broadcasts.take(self.budget, limit)
             if not updates:
@@ -320,7 +340,7 @@ class Gossip:
     def tick_push_pull(self, now, _):
         self.at(now + push_pull_interval(self.cfg.push_pull_interval_ms, self.roster.live), "push_pull")
         if not self.roster.leaving:
-            for peer in self.random_members(1, lambda x: x.state == ALIVE):
+            for peer in self.order.pick(1, lambda x: x.state == ALIVE):
                 self.sync_to(peer.addr, peer.port)
 
     def tick_reconnect(self, now, _):
@@ -380,37 +400,3 @@ class Gossip:
     def next_seq(self):
         self.seq += 1
         return self.seq
-
-    def next_target(self):
-        roster = self.roster
-        for _ in range(len(self.order) + 1):
-            if self.index >= len(self.order):
-                self.order = [x for x in roster.members if x != self.name]
-                self.rng.shuffle(self.order)
-                self.index = 0
-                if not self.order:
-                    return None
-            mem = roster.members.get(self.order[self.index])
-            self.index += 1
-            if mem is not None and mem.state in LIVE:
-                return mem
-        return None
-
-    def add_to_order(self, name):
-        """memberlist puts a new member at a random place, so it is probed within one pass."""
-        self.order.insert(self.rng.randrange(len(self.order) + 1), name)
-
-    def random_members(self, k, accept):
-        names, found, tried = self.order, [], set()
-        count = len(names)
-        for _ in range(3 * count):
-            if len(found) >= k or len(tried) >= count:
-                break
-            name = names[self.rng.randrange(count)]
-            if name in tried:
-                continue
-            tried.add(name)
-            mem = self.roster.members.get(name)
-            if mem is not None and accept(mem):
-                found.append(mem)
-        return found

@@ -249,21 +249,22 @@ def parse_state(entry):
 
 
 def parse_update(update):
-    """An update as a tuple the core applies; WireError('field') for anything else."""
-    if not isinstance(update, list) or not update:
+    """An update as a list the core applies; WireError('field') for anything else. Hot: every
+    datagram carries several, so the common shapes are checked inline."""
+    if type(update) is not list or not update:
         raise _bad("update is not a list")
-    kind = update[0]
-    if kind == ALIVE and len(update) == 6:
+    kind, size = update[0], len(update)
+    if (kind == SUSPECT or kind == DEAD) and size == 4:
+        name, inc, origin = update[1], update[2], update[3]
+        if type(name) is str and name and type(inc) is int and inc >= 0 and type(origin) is str:
+            return update
+        raise _bad("suspect or dead update is not [kind, name, inc, origin]")
+    if kind == ALIVE and size == 6:
         _member_fields(update[1], update[2], update[3], update[4])
         return update  # the meta is checked if the update is news (Roster.on_alive): most are not
-    if kind in (SUSPECT, DEAD) and len(update) == 4:
-        _member_fields(update[1], update[2], "", 0)
-        if not isinstance(update[3], str):
-            raise _bad("update origin is not a string")
-        return update
-    if kind == "e" and len(update) == 4:
+    if kind == "e" and size == 4:
         ltime, name, payload = update[1:]
         if not (type(ltime) is int and ltime >= 0 and isinstance(name, str) and isinstance(payload, bytes)):
             raise _bad("user event is not [e, ltime, name, payload]")
         return update
-    raise _bad(f"unknown update {kind!r} of {len(update)} items")
+    raise _bad(f"unknown update {kind!r} of {size} items")

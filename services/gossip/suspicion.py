@@ -47,6 +47,10 @@ class Suspicion:
         self.due = start + (max_ms if k >= 1 else min_ms)
         self.confirmed = {origin}  # our own suspicion gossiped back to us is no confirmation
 
+    def knows(self, origin):
+        """True when a confirmation from `origin` would change nothing."""
+        return self.n >= self.k or origin in self.confirmed
+
     def confirm(self, origin):
         """True when this is new information (then the suspicion is passed on)."""
         if self.n >= self.k or origin in self.confirmed:
