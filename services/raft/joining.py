@@ -1,7 +1,9 @@
 """How servers become members: founders whose logs are empty compare notes (raft.join) and
 found the cluster only when every founder is fresh, so a server that lost its data never
 founds a second cluster; the leader adds any server it does not know, or whose storage was
-wiped, as a learner, and promotes it to voter once it has caught up (Raft dissertation §4.2.1)."""
+wiped, as a learner, and promotes it to voter once it has caught up (Raft dissertation §4.2.1).
+Gossip reconciles too, as Dkron does through Serf: a server that left is removed, an alive one
+that is not a member is added; a failed one stays, since it may come back."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from services.raft.core import LEADER, Membership
 log = logging.getLogger(__name__)
 
 CATCH_UP_SLACK = 16  # a learner this close to the leader's commit index is promoted
+LEAVING = ("leaving", "left")
 
 
 class Joining:
@@ -95,6 +98,9 @@ class Joining:
         if core.role != LEADER or core.log.pending_conf(core.commit):
             return
         membership = core.log.membership()
+        if self.remove_left(membership):
+            return
+        self.adopt_alive(membership)
         for name, (store, addrs) in list(self.joiners.items()):
             known = self.shell.fsm.server(name) or {}
             member = name in membership.voters or name in membership.learners
@@ -118,6 +124,43 @@ class Joining:
                 self.promote.discard(name)
                 voters = {**membership.voters, name: membership.learners[name]}
                 return self.change(voters, {k: v for k, v in membership.learners.items() if k != name})
+
+    def gossip_status(self, name):
+        return self.shell.members.get(name, {}).get("status")
+
+    def remove_left(self, membership):
+        """One server that gossip reports as left is taken out of the configuration. The
+        leader itself goes last: it hands leadership to the most caught-up voter that stays,
+        which then removes it."""
+        for name in sorted({**membership.voters, **membership.learners}):
+            if self.gossip_status(name) not in LEAVING:
+                continue
+            if name == self.name:
+                stay = [n for n in membership.voters if n != name and self.gossip_status(n) not in LEAVING]
+                if stay:
+                    progress = self.shell.core.progress
+                    target = max(stay, key=lambda n: (progress[n].match if n in progress else 0, n))
+                    log.info("this server left: handing leadership to %s", target)
+                    self.shell.core.transfer_leader(target)
+                    return True
+                continue
+            log.info("server %s left the cluster: removing it from the configuration", name)
+            self.promote.discard(name)
+            self.added.pop(name, None)
+            self.change({k: v for k, v in membership.voters.items() if k != name},
+                        {k: v for k, v in membership.learners.items() if k != name})
+            return True
+        return False
+
+    def adopt_alive(self, membership):
+        """An alive server that is no member (one that left and came back with its data, so it
+        does not knock) joins as if it had knocked; its storage id is learnt from its knock, if any."""
+        for name, member in self.shell.members.items():
+            peer = member.get("addrs", {}).get("peer")
+            if (member.get("role") == "server" and member.get("status") == "alive" and peer
+                    and name not in membership.voters and name not in membership.learners
+                    and name not in self.joiners):
+                self.joiners[name] = (None, member["addrs"])
 
     def change(self, voters, learners):
         error = self.shell.core.propose_membership(Membership(voters, learners))

@@ -1,8 +1,11 @@
 """Raft on a real 3-server cluster (every service a real process under supervisord): kill -9
 of the leader, a paused leader, a minority partition, acknowledged writes through kills of a
-minority and of the whole cluster, and a wiped server that comes back through a snapshot."""
+minority and of the whole cluster, a wiped server that comes back through a snapshot, and a
+server that leaves through gossip, removed from the configuration and added again when it returns."""
 
 import shutil
+
+import requests
 
 import pytest
 
@@ -127,3 +130,24 @@ def test_a_wiped_server_rejoins_through_a_snapshot(cluster):
     assert "installing snapshot" in cluster.log(victim, "raft")
     wait_until(lambda: {f"bulk-{i}" for i in range(SNAPSHOT_ENTRIES + 10)} <= names_on(cluster, victim, stale=True),
                what="every job on the wiped server")
+
+
+def test_a_leader_that_leaves_hands_over_is_removed_and_is_added_again_when_it_returns(cluster):
+    left = cluster.leader()
+    requests.post(f"{cluster.api(left)}/v1/leave", timeout=5).raise_for_status()
+    rest = others(cluster, left)
+
+    def removed():
+        leader = cluster.leader()
+        status = cluster.ctl(leader, "raft")
+        print(f"leader={leader} voters={status.get('voters')} learners={status.get('learners')}")
+        return leader != left and left not in status["voters"] + status.get("learners", [])
+
+    wait_until(removed, timeout=30, what=f"{left} out of the configuration under a new leader")
+    cluster.client(rest[0]).put_job(job("after-leave"))
+    assert "after-leave" in names_on(cluster, rest[1])
+
+    cluster.restart(left)  # back with its data: it does not knock, gossip shows it alive
+    wait_until(lambda: left in cluster.ctl(cluster.leader(), "raft")["voters"], timeout=30,
+               what=f"{left} a voter again")
+    wait_until(lambda: "after-leave" in names_on(cluster, left, stale=True), what="the returned server caught up")
