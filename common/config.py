@@ -110,6 +110,7 @@ class Raft:
 
 @dataclass(frozen=True)
 class Scheduler:
+    lead_ms: int = _spec(lo=0, hi=60_000)
     resync_ms: int = _spec(lo=100)
 
 

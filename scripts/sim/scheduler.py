@@ -1,8 +1,9 @@
 """A deterministic, seeded simulator of scheduling through failover: the pure scheduler and
 dispatcher cores of each successive leader, the real state machine (in-memory SQLite),
 executors that start an execution id at most once, and lossy, delayed messages between them.
-It checks after every step that no tick ran twice, and at the end that every tick of the window
-either ran once or was recorded as skipped. `scripts/simulate scheduler --seed N`."""
+It checks after every step that no tick ran twice and none started before its time (each seed
+fires ticks with its own lead), and at the end that every tick of the window either ran once or
+was recorded as skipped. `scripts/simulate scheduler --seed N`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from services.scheduler.core import Scheduler
 
 START = 1_767_225_600_000
 NODES = ("n1", "n2", "n3")
+LEADS_MS = (0, 300, 1000, 2500)  # how early ticks are fired and claimed, one per seed
 SCHEDULES = ("@every 1s", "@every 2s", "@every 3s", "*/2 * * * * *", "0,15,30,45 * * * * *")
 
 
@@ -39,7 +41,7 @@ class Leader:
 
     def __init__(self, sim, term):
         self.sim, self.term = sim, term
-        self.sched = sim.scheduler_class()
+        self.sched = sim.scheduler_class(lead_ms=sim.lead_ms)
         self.disp = sim.dispatcher_class("leader", rng=random.Random(sim.rng.random()), ack_timeout_ms=1000,
                                run_attempts=5, lease_ms=8000)
         self.disp.members = [{"name": n, "status": "alive", "tags": {}, "executors": ["shell"]} for n in NODES]
@@ -101,6 +103,7 @@ class Simulation:
         self.scheduler_class, self.dispatcher_class = scheduler_class, dispatcher_class
         self.executor_dedupes = executor_dedupes
         self.rng = random.Random(seed)
+        self.lead_ms = self.rng.choice(LEADS_MS)
         self.faults = faults or Faults()
         self.now = START
         self.fsm = StateMachine(":memory:")
@@ -155,6 +158,8 @@ class Simulation:
 
     def executor_start(self, execution, job):
         key = (execution["job"], execution["scheduled_at"])
+        if self.now < execution["scheduled_at"] + execution.get("jitter_ms", 0):
+            raise Violation(f"tick {key} started early, at {self.now}")
         ids = self.started.setdefault(key, [])
         if execution["id"] not in ids or not self.executor_dedupes:
             ids.append(execution["id"])

@@ -4,7 +4,10 @@ while no scheduler ran — a failover, a stall — are handled by each job's mis
 within its catch-up window, and every tick that will not run is handed out as skipped, with
 the reason. A job's ticks are fired one at a time, in order, each sent again until the
 dispatcher says it was claimed or refused: so the newest claimed tick of a job is a line
-below which every tick was settled, and a new leader catches up from there."""
+below which every tick was settled, and a new leader catches up from there. A job that may
+overlap itself is fired `lead_ms` early, as Quartz acquires triggers ahead: the claim commits
+before the tick, and the dispatcher holds the run until its time, so a run is not late by the
+claim's round trip."""
 
 from __future__ import annotations
 
@@ -33,7 +36,8 @@ class Ready:
 
 
 class Scheduler:
-    def __init__(self):
+    def __init__(self, lead_ms=0):
+        self.lead_ms = lead_ms
         self.jobs, self.settings = {}, {}
         self.next_at, self.heap = {}, []
         self.handled = {}     # job → the newest tick fired or skipped
@@ -98,10 +102,15 @@ class Scheduler:
         self.fires.append((self.jobs[name], self.pending[name][0]))
         self.resend_at[name] = now + FIRE_RESEND_MS
 
+    def lead(self, job):
+        """Early only when the claim cannot be refused for a run still going: under forbid (or
+        replace) a tick claimed before its time could find the previous run not yet ended."""
+        return self.lead_ms if job.get("concurrency", "allow") == "allow" else 0
+
     def tick(self, now):
         while self.heap and self.heap[0][0] <= now:
-            at, name = heapq.heappop(self.heap)
-            if self.next_at.get(name) == at:
+            due, name = heapq.heappop(self.heap)
+            if self.armed(due, name):
                 self.due(name, now)
         for name, again in list(self.resend_at.items()):
             if again <= now and name in self.jobs:
@@ -110,11 +119,14 @@ class Scheduler:
     # -- outputs ---------------------------------------------------------------------------
 
     def deadline(self):
-        while self.heap and self.next_at.get(self.heap[0][1]) != self.heap[0][0]:
+        while self.heap and not self.armed(*self.heap[0]):
             heapq.heappop(self.heap)
         dues = [self.heap[0][0]] if self.heap else []
         dues += [min(self.resend_at.values())] if self.resend_at else []
         return min(dues) if dues else None
+
+    def armed(self, due, name):
+        return name in self.next_at and self.next_at[name] - self.lead(self.jobs[name]) == due
 
     def ready(self):
         return Ready(fires=list(self.fires), skips=list(self.skips))
@@ -129,11 +141,13 @@ class Scheduler:
         """Every tick of the job up to now that was neither fired nor skipped, by the policy."""
         job = self.jobs[name]
         if not self.active:
-            return self.plan(name, now)
-        ticks, more = self.missed(job, now)
+            # Nothing fires, so nothing is handled: planned past the lead, or it is due again at once.
+            return self.plan(name, now + self.lead(job))
+        ticks, more = self.missed(job, now + self.lead(job))
+        ahead = [t for t in ticks if t > now]  # fired early, never misfired
         window = max(models.duration_ms(job, "catchup_window"), GRACE_MS)
         late = [t for t in ticks if t < now - window]
-        recent = [t for t in ticks if t >= now - window]
+        recent = [t for t in ticks if now - window <= t <= now]
         if late or more:
             extra = f" and {more} more" if more else ""
             self.skips.append((name, late, f"missed by more than the catch-up window ({job['catchup_window']}){extra}"))
@@ -146,6 +160,7 @@ class Scheduler:
         elif policy == "skip" and missed:
             self.skips.append((name, missed, "misfire policy skip: missed while no scheduler ran"))
             recent = recent[len(missed):]
+        recent += ahead
         if recent:
             queue = self.pending.setdefault(name, collections.deque())
             idle = not queue
@@ -161,10 +176,7 @@ class Scheduler:
         sched = self.schedule(job)
         if sched is None or job["disabled"] or job["parent_job"]:
             return [], 0
-        since = max(self.handled.get(job["name"]) or 0, job.get("last_scheduled_at") or 0, job["created_at"],
-                    job.get("enabled_at") or 0)
-        if job.get("starts_at"):
-            since = max(since, job["starts_at"] - 1)
+        since = self.since(job)
         until = min(now, job["expires_at"]) if job.get("expires_at") else now
         ticks, t = [], since
         while len(ticks) < MAX_TICKS_PER_LOOK:
@@ -174,10 +186,19 @@ class Scheduler:
             ticks.append(t)
         return ticks, 1  # at least one more: "and more"
 
+    def since(self, job):
+        """The newest tick that needs nothing more: handled here, claimed by any leader, or
+        before the job existed, was enabled or starts."""
+        since = max(self.handled.get(job["name"]) or 0, job.get("last_scheduled_at") or 0, job["created_at"],
+                    job.get("enabled_at") or 0)
+        return max(since, job["starts_at"] - 1) if job.get("starts_at") else since
+
     def plan(self, name, now):
+        """The job's next tick after now, from the same line missed() starts at, so the tick that
+        comes due is one missed() finds (a created_at ahead of this clock would be due forever)."""
         job = self.jobs[name]
         try:
-            at = models.next_fire(job, max(now, self.handled.get(name) or 0), self.settings.get("default_timezone", ""))
+            at = models.next_fire(job, max(now, self.since(job)), self.settings.get("default_timezone", ""))
         except BadRequest as err:
             log.warning("job has no valid schedule job=%s error=%s", name, err)
             at = None
@@ -185,7 +206,7 @@ class Scheduler:
             self.next_at.pop(name, None)
             return
         self.next_at[name] = at
-        heapq.heappush(self.heap, (at, name))
+        heapq.heappush(self.heap, (at - self.lead(job), name))
 
     def schedule(self, job):
         try:

@@ -24,7 +24,7 @@ FEED_SILENCE_MS = 1500  # the raft feed heartbeats every 500 ms; silence means n
 class SchedulerShell:
     def __init__(self, conf, loop):
         self.conf, self.loop = conf, loop
-        self.core = Scheduler()
+        self.core = Scheduler(lead_ms=conf.scheduler.lead_ms)
         self.leading = False
         self.loaded = False
         self.loading = None  # a snapshot being read a page at a time

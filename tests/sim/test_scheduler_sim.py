@@ -6,7 +6,7 @@ recorded as skipped. Broken variants show the checks bite."""
 import pytest
 
 from scripts.sim.scheduler import Violation, run_seed
-from services.dispatcher.core import Dispatcher
+from services.dispatcher.core import Dispatcher, Run
 from services.scheduler.core import Scheduler
 
 SEEDS = 30
@@ -51,11 +51,21 @@ class ForgetsUnfinishedRuns(Dispatcher):
         pass
 
 
+class PublishesOnClaim(Dispatcher):
+    """Broken: publishes a run as soon as its claim commits, so a tick fired ahead starts early."""
+
+    def claimed(self, job, executions, now):
+        for execution in executions:
+            run = self.runs[execution["id"]] = Run(dict(execution), job)
+            self.publish(run, now)
+
+
 @pytest.mark.parametrize("variant", [
     {"scheduler_class": FiresOutOfOrder},
     {"dispatcher_class": ForgetsUnfinishedRuns},
+    {"dispatcher_class": PublishesOnClaim},
     {"executor_dedupes": False},
-], ids=["fires-out-of-order", "forgets-unfinished-runs", "executor-without-dedupe"])
+], ids=["fires-out-of-order", "forgets-unfinished-runs", "publishes-on-claim", "executor-without-dedupe"])
 def test_each_broken_variant_is_caught(variant):
     for seed in range(1, HUNT_SEEDS + 1):
         try:

@@ -19,8 +19,8 @@ def changed(name, job_or_none, index):
     return wire.Envelope(msg.TYPE, "raft1", wire.new_id(), b"", 0, msg)
 
 
-def scheduler(*jobs, now=NOW, activate=True, settings=None):
-    s = Scheduler()
+def scheduler(*jobs, now=NOW, activate=True, settings=None, lead_ms=0):
+    s = Scheduler(lead_ms=lead_ms)
     s.load(list(jobs), 0, now, settings)
     if activate:
         s.activate(True, now)
@@ -189,3 +189,71 @@ def test_ticks_while_a_job_was_disabled_are_not_missed_ticks():
     s.activate(True, NOW + 61_000)
     assert [at for _, at in fires(s)] == [NOW + 60_000]
     assert drain(s)[1] == []
+
+
+# -- firing ahead ---------------------------------------------------------------------------
+
+
+def test_a_job_that_may_overlap_is_fired_ahead_by_the_lead_with_its_own_time():
+    s = scheduler(job("a"), lead_ms=500)
+    assert s.deadline() == NOW + MINUTE_MS - 500
+    s.tick(NOW + MINUTE_MS - 501)
+    assert fires(s) == []
+    s.tick(NOW + MINUTE_MS - 500)
+    assert fires(s) == [("a", NOW + MINUTE_MS)]  # the scheduled time, not the time it was fired
+    s.tick(NOW + MINUTE_MS)
+    assert fires(s) == []
+
+
+def test_forbid_and_replace_are_fired_on_time_not_ahead():
+    # Claimed early, a tick of a forbid job could be refused for a run that ends before its time.
+    s = scheduler(job("f", concurrency="forbid"), job("r", concurrency="replace"), lead_ms=500)
+    s.tick(NOW + MINUTE_MS - 1)
+    assert fires(s) == []
+    s.tick(NOW + MINUTE_MS)
+    assert sorted(fires(s)) == [("f", NOW + MINUTE_MS), ("r", NOW + MINUTE_MS)]
+
+
+def test_a_lead_longer_than_the_period_coalesces_nothing():
+    s = scheduler(job("a", "@every 1s"), lead_ms=2500)
+    seen, skipped = [], []
+    for t in range(NOW, NOW + 5000, 100):
+        s.tick(t)
+        while True:
+            batch, skips = drain(s)
+            skipped += skips
+            if not batch:
+                break
+            for name, at in batch:
+                seen.append(at)
+                s.resolved(name, at, t)
+    assert skipped == []
+    assert seen == [NOW + i * 1000 for i in range(1, 8)]  # up to 2.5 s ahead of the last tick looked at
+
+
+def test_after_a_gap_run_once_coalesces_the_missed_ticks_and_still_fires_the_one_ahead():
+    s = scheduler(job("a", "@every 1s", misfire_policy="run_once", catchup_window="30s"), activate=False,
+                  lead_ms=500)
+    s.activate(True, NOW + 5_600)
+    batch, skips = drain(s)
+    assert skips == [("a", [NOW + i * 1000 for i in range(1, 5)],
+                      f"misfire policy run_once: coalesced into the tick at {models.rfc3339(NOW + 5000)}")]
+    assert batch == [("a", NOW + 5000)]
+    s.resolved("a", NOW + 5000, NOW + 5_600)
+    assert drain(s)[0] == [("a", NOW + 6000)]  # ahead, at its own time
+
+
+def test_an_inactive_scheduler_with_a_lead_plans_past_it_instead_of_coming_due_forever():
+    s = scheduler(job("a", "@every 1s"), lead_ms=1000, activate=False)
+    for t in (NOW + 500, NOW + 1200):
+        s.tick(t)  # would spin: the same tick due again at once
+        assert s.deadline() > t
+    assert fires(s) == []
+
+
+def test_a_job_created_ahead_of_this_clock_comes_due_once_not_forever():
+    s = scheduler(job("a", "@every 1s", created=NOW + 5000), lead_ms=1000)
+    s.tick(NOW + 100)
+    assert s.deadline() > NOW + 100
+    s.tick(NOW + 5000)
+    assert fires(s) == [("a", NOW + 6000)]
