@@ -37,6 +37,7 @@ class Running:
     reason: str = ""
     status: str = ""
     timers: tuple = ()
+    pending: bool = True  # stored, not yet committed: no ack, no process until the round's commit
 
 
 class Server:
@@ -57,6 +58,7 @@ class ExecutorShell:
         self.running = {}
         self.queue = collections.deque()  # (execution, job) waiting for a free slot
         self.sending = set()
+        self.arrived, self.outbox = [], []  # runs and results waiting for the round's commit
         self.servers = {}
         topics = [wire.topic("node", self.name), wire.topic("all")]
         topics += [wire.topic("tag", f"{k}={v}") for k, v in conf.node.tags.items()]
@@ -71,6 +73,7 @@ class ExecutorShell:
         loop.every(conf.executor.heartbeat_ms, self.heartbeat)
         loop.every(60_000, self.store.prune)
         loop.on_term = self.drain
+        loop.idle.append(self.flush)
         loop.status = self.status
         for execution in self.store.orphans():
             self.record_lost(execution)
@@ -139,20 +142,40 @@ class ExecutorShell:
         if kind == core.DUPLICATE:
             run = self.running.get(execution["id"])
             if run is not None:
-                self.ack(run)
+                if not run.pending:  # a pending one is acked after the commit
+                    self.ack(run)
             else:
                 record = self.store.record(execution["id"])
                 if record:
-                    self.send_result(record)
+                    self.outbox.append(record)
             return
         if self.loop.draining:
             return  # not acked: the dispatcher re-sends it, then fails it with a reason
-        self.store.start(execution)  # durable before the ack: a re-sent run never starts twice
+        self.store.start(execution)  # durable before the ack (flush): a re-sent run never starts twice
         self.started.add(execution["id"])
         run = Running(execution, job, core.Output(max_bytes=self.conf.executor.output_max_bytes,
                                                   tail_bytes=self.conf.executor.output_tail_bytes), self.loop.now())
         self.running[execution["id"]] = run
+        self.arrived.append(run)
+
+    def flush(self):
+        """Once per loop round: one commit for the round's starts and results, then the acks,
+        launches and results that wait for it."""
+        while self.arrived or self.outbox:
+            self.store.commit()
+            arrived, self.arrived = self.arrived, []
+            for run in arrived:
+                self.admit(run)
+            outbox, self.outbox = self.outbox, []
+            for record in outbox:
+                self.send_result(record)
+        self.store.commit()  # confirmations
+
+    def admit(self, run):
+        run.pending = False
         self.ack(run)
+        if run.status:  # killed before it could start
+            return self.finish(run, None)
         if not self.has_slot():
             if len(self.queue) >= self.conf.executor.queue_size:
                 return self.finish(run, None, reason=f"node {self.name} full: "
@@ -212,6 +235,9 @@ class ExecutorShell:
             self.kill(run, f"memory usage {used} bytes exceeded the limit of {limit} bytes; the job was killed", "failed")
 
     def kill(self, run, reason, status):
+        if run.pending:
+            run.reason, run.status = reason, status
+            return
         if run in self.queue:
             self.queue.remove(run)
             return self.finish(run, None, reason=reason, status=status)
@@ -231,7 +257,7 @@ class ExecutorShell:
         self.store.finish(record, run.output.head, run.output.size)
         del self.running[run.execution["id"]]
         log.info("finished id=%s status=%s exit_code=%s", record["id"], record["status"], exit_code)
-        self.send_result(record)
+        self.outbox.append(record)
         while self.queue and self.has_slot() and not self.loop.draining:
             self.launch(self.queue.popleft())
         if self.loop.draining and not self.running:
@@ -241,7 +267,7 @@ class ExecutorShell:
         record = dict(execution, status="lost", success=False, finished_at=self.loop.now(),
                       reason="the executor stopped while the execution ran")
         self.store.finish(record, b"", 0)
-        self.send_result(record)
+        self.outbox.append(record)
 
     # -- results ---------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """The executor's local SQLite: every execution id this node started (written and fsync'd
 before the ack, so a re-sent run starts nothing new, even after a crash), each final record
-until the leader confirms it, and the full output served on the output port."""
+until the leader confirms it, and the full output served on the output port. Writes gather in
+one transaction that the shell commits once per loop round: a burst of runs costs one fsync."""
 
 import json
 import sqlite3
@@ -23,18 +24,26 @@ class ExecutionStore:
     def started_ids(self):
         return {row[0] for row in self.db.execute("SELECT id FROM execution")}
 
+    def write(self, sql, args=()):
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN")
+        self.db.execute(sql, args)
+
+    def commit(self):
+        """Makes every write since the last commit durable (one fsync)."""
+        if self.db.in_transaction:
+            self.db.execute("COMMIT")
+
     def start(self, execution):
-        self.db.execute("INSERT OR IGNORE INTO execution (id, job, started) VALUES (?, ?, ?)",
-                        (execution["id"], execution["job"], json.dumps(execution)))
+        self.write("INSERT OR IGNORE INTO execution (id, job, started) VALUES (?, ?, ?)",
+                   (execution["id"], execution["job"], json.dumps(execution)))
 
     def finish(self, record, head, size):
-        self.db.execute("BEGIN")
-        self.db.execute("UPDATE execution SET record = ? WHERE id = ?", (json.dumps(record), record["id"]))
-        self.db.execute("INSERT OR REPLACE INTO output (id, data, size) VALUES (?, ?, ?)", (record["id"], bytes(head), size))
-        self.db.execute("COMMIT")
+        self.write("UPDATE execution SET record = ? WHERE id = ?", (json.dumps(record), record["id"]))
+        self.write("INSERT OR REPLACE INTO output (id, data, size) VALUES (?, ?, ?)", (record["id"], bytes(head), size))
 
     def confirm(self, execution_id):
-        self.db.execute("UPDATE execution SET confirmed = 1 WHERE id = ?", (execution_id,))
+        self.write("UPDATE execution SET confirmed = 1 WHERE id = ?", (execution_id,))
 
     def record(self, execution_id):
         row = self.db.execute("SELECT record FROM execution WHERE id = ?", (execution_id,)).fetchone()
@@ -53,10 +62,12 @@ class ExecutionStore:
         return (bytes(row[0]), row[1]) if row else None
 
     def prune(self):
-        self.db.execute("DELETE FROM output WHERE id IN (SELECT id FROM execution WHERE confirmed = 1 "
-                        "ORDER BY seq DESC LIMIT -1 OFFSET ?)", (KEEP_EXECUTIONS,))
-        self.db.execute("DELETE FROM execution WHERE confirmed = 1 AND seq NOT IN "
-                        "(SELECT seq FROM execution ORDER BY seq DESC LIMIT ?)", (KEEP_EXECUTIONS,))
+        self.write("DELETE FROM output WHERE id IN (SELECT id FROM execution WHERE confirmed = 1 "
+                   "ORDER BY seq DESC LIMIT -1 OFFSET ?)", (KEEP_EXECUTIONS,))
+        self.write("DELETE FROM execution WHERE confirmed = 1 AND seq NOT IN "
+                   "(SELECT seq FROM execution ORDER BY seq DESC LIMIT ?)", (KEEP_EXECUTIONS,))
+        self.commit()
 
     def close(self):
+        self.commit()
         self.db.close()
