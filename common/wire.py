@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import threading
 import types
 import typing
 from dataclasses import dataclass
@@ -103,9 +104,15 @@ def output_topic(job, execution_id=""):
     return topic("out", job) + (execution_id.encode() + TOPIC_END if execution_id else b"")
 
 
+_packers = threading.local()  # a Packer is reusable but not thread-safe (the API runs threads)
+
+
 def pack(obj):
     """Plain data → bytes, with the settings fixed for the wire (also used for stored blobs)."""
-    return msgpack.packb(obj, use_bin_type=True)
+    packer = getattr(_packers, "packer", None)
+    if packer is None:
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True)
+    return packer.pack(obj)
 
 
 def unpack(data):

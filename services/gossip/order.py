@@ -38,7 +38,7 @@ class ProbeOrder:
         for _ in range(3 * count):
             if len(found) >= k or len(tried) >= count:
                 break
-            name = names[self.rng.randrange(count)]
+            name = names[int(self.rng.random() * count)]  # randrange is several calls; this is hot
             if name in tried:
                 continue
             tried.add(name)

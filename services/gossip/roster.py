@@ -86,7 +86,8 @@ class Roster:
             return
         if inc <= mem.inc:
             return
-        check_meta(meta)
+        if meta is not mem.meta and meta != mem.meta:  # most news is a refutation: same meta, checked before
+            check_meta(meta)
         was, changed = mem.state, meta != mem.meta or addr != mem.addr or port != mem.port
         mem.inc, mem.addr, mem.port, mem.meta = inc, addr, port, meta
         self.set_state(mem, ALIVE, now)
@@ -245,7 +246,7 @@ def parse_state(entry):
     _member_fields(name, inc, addr, port)
     if state not in STATUS:
         raise _bad(f"unknown member state {state!r}")
-    return name, addr, port, inc, state, check_meta(meta)
+    return name, addr, port, inc, state, meta  # checked by on_alive, if news: most of a push-pull is not
 
 
 def parse_update(update):
