@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts.bench_common import percentile  # noqa: E402
 from scripts.cluster import Cluster, free_ports, http_ok, to_toml  # noqa: E402
 
 PROCESSES, CONNECTIONS = 2, 8   # load: processes × keep-alive connections each
@@ -39,11 +40,6 @@ def fixed_app():
     app = falcon.App()
     app.add_route("/fixed", Fixed())
     return app
-
-
-def percentile(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def _worker(job):
