@@ -150,6 +150,18 @@ class Client:
                 return found
             after = page["jobs"][-1]["name"]
 
+    def job_page(self, offset, limit, stale=False):
+        """Jobs offset..offset+limit in name order, and how many there are: one page of a list
+        without reading the rest → (jobs, total)."""
+        found, after = [], ""
+        while True:
+            page = self.call(self.endpoint, m.JobList(stale=stale, after=after, offset=0 if after else offset,
+                                                     limit=min(JOB_PAGE, max(1, limit - len(found)))))
+            found.extend(page["jobs"])
+            if not page["more"] or len(found) >= limit:
+                return found[:limit], page["total"]
+            after = page["jobs"][-1]["name"]
+
     def job(self, name, stale=False):
         return self.call(self.endpoint, m.JobGet(name=name, stale=stale))["job"]
 

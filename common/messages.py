@@ -70,12 +70,14 @@ class JobGet:
 
 @message("job.list")
 class JobList:
-    """A page of jobs by name, after `after`: → ok {jobs, more, seq, settings}. Pages keep each
-    reply well under the frame limit; `seq` is the job feed's sequence the page was read at."""
+    """A page of jobs by name, after `after`, skipping `offset` more: → ok {jobs, more, total,
+    seq, settings}. Pages keep each reply well under the frame limit; `seq` is the job feed's
+    sequence the page was read at; `total` counts every job."""
 
     stale: bool = False
     after: str = ""
     limit: int = 1000
+    offset: int = 0
 
 
 @message("exec.list")

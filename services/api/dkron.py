@@ -58,6 +58,20 @@ def job_json(job, now):
     return models.job_to_dkron(job, _next(job, now))  # a job stored before a schedule rule tightened still lists
 
 
+def list_jobs(req, client, now):
+    """GET /v1/jobs → (page, total). A plain page in name order, the usual request, reads just
+    that page from the state; filters and other orders read every job (filter_jobs)."""
+    stale = "stale" in req.params
+    filtered = any(_METADATA.match(k) for k in req.params) or any(
+        req.get_param(k) for k in ("q", "status", "disabled"))
+    plain = not filtered and (req.get_param("_sort") or "id") in ("id", "name") and not _descending(req)
+    if not plain or req.get_param("_end") in (None, ""):
+        return filter_jobs(req, client.jobs(stale=stale), now)
+    start = _index(req, "_start", 0)
+    jobs, total = client.job_page(start, max(0, _index(req, "_end", 0) - start), stale=stale)
+    return [job_json(j, now) for j in jobs], total
+
+
 def filter_jobs(req, jobs, now):
     """Dkron's GET /v1/jobs filters, sort and slice over stored jobs: (page in Dkron's shape,
     total after filtering). Only the page is rendered, and `next` is computed for every job

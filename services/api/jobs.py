@@ -22,7 +22,7 @@ class Jobs:
         self.node = node
 
     def on_get(self, req, resp):
-        page, total = dkron.filter_jobs(req, self.node.client.jobs(stale="stale" in req.params), now_ms())
+        page, total = dkron.list_jobs(req, self.node.client, now_ms())
         resp.set_header("X-Total-Count", str(total))
         dkron.render(req, resp, page)
 

@@ -221,10 +221,15 @@ class StateMachine(RunLedger):
         row = self._one(JOB_QUERY + " WHERE j.name = ?", (name,))
         return _merged(row) if row else None
 
-    def jobs(self, after="", limit=-1):
-        """Jobs by name after `after`, at most `limit` (-1: all), each with its run state."""
-        rows = self.db.execute_sql(JOB_QUERY + " WHERE j.name > ? ORDER BY j.name LIMIT ?", (after, limit))
+    def jobs(self, after="", limit=-1, offset=0):
+        """Jobs by name after `after` (skipping `offset`), at most `limit` (-1: all), each with
+        its run state."""
+        rows = self.db.execute_sql(JOB_QUERY + " WHERE j.name > ? ORDER BY j.name LIMIT ? OFFSET ?",
+                                   (after, limit, max(offset, 0)))
         return [_merged(row) for row in rows]
+
+    def job_count(self):
+        return self.db.execute_sql("SELECT COUNT(*) FROM jobrow").fetchone()[0]
 
     def server(self, name):
         row = ServerRow.get_or_none(ServerRow.name == name)

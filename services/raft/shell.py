@@ -270,7 +270,7 @@ class RaftShell:
         if isinstance(msg, m.JobGet):
             return self.read(env, msg.stale, lambda: {"job": _found(self.fsm.job(msg.name), "job", msg.name)})
         if isinstance(msg, m.JobList):
-            return self.read(env, msg.stale, lambda: self._job_page(msg.after, msg.limit))
+            return self.read(env, msg.stale, lambda: self._job_page(msg.after, msg.limit, msg.offset))
         if isinstance(msg, m.ExecList):
             return self.read(env, msg.stale, lambda: self._executions(msg.job, msg.limit))
         if isinstance(msg, m.ExecGet):
@@ -346,10 +346,11 @@ class RaftShell:
                 "peers": [describe(n, "voter") for n in sorted(membership.voters)]
                 + [describe(n, "learner") for n in sorted(membership.learners)]}
 
-    def _job_page(self, after, limit):
+    def _job_page(self, after, limit, offset=0):
         limit = min(max(limit, 1), MAX_PAGE)
-        jobs = self.fsm.jobs(after, limit)
-        return {"jobs": jobs, "more": len(jobs) == limit, "seq": self.fsm.job_seq, "settings": self.fsm.settings()}
+        jobs = self.fsm.jobs(after, limit, offset)
+        return {"jobs": jobs, "more": len(jobs) == limit, "total": self.fsm.job_count(), "seq": self.fsm.job_seq,
+                "settings": self.fsm.settings()}
 
     def _executions(self, job, limit):
         if self.fsm.job(job) is None:

@@ -60,6 +60,11 @@ class FakeClient:
         self._enter("jobs", stale)
         return list(self.stored.values())
 
+    def job_page(self, offset, limit, stale=False):
+        self._enter("job_page", offset, limit, stale)
+        ordered = sorted(self.stored.values(), key=lambda j: j["name"])
+        return ordered[offset:offset + limit], len(ordered)
+
     def job(self, name, stale=False):
         self._enter("job", name)
         if name not in self.stored:

@@ -245,3 +245,17 @@ def test_next_is_the_next_fire_after_now(api, fake):
     before = now_ms()
     at = schedule.parse_time(api.simulate_get("/v1/jobs/hourly").json["next"])
     assert before < at <= before + HOUR_MS and at % HOUR_MS == 0
+
+
+def test_a_plain_page_reads_only_that_page_from_the_state(api, catalog):
+    resp = api.simulate_get("/v1/jobs", query_string="_start=1&_end=3")
+    assert names(resp) == ["cleanup", "ping"] and resp.headers["X-Total-Count"] == "5"
+    assert [c[0] for c in catalog.calls] == ["job_page"]  # not every job: 10,000 of them cost seconds
+
+
+def test_a_filtered_or_reordered_page_still_reads_every_job(api, catalog):
+    resp = api.simulate_get("/v1/jobs", query_string="_start=0&_end=2&metadata[team]=ops")
+    assert names(resp) == ["backup", "cleanup"] and resp.headers["X-Total-Count"] == "3"
+    resp = api.simulate_get("/v1/jobs", query_string="_start=0&_end=2&_order=DESC")
+    assert names(resp) == ["sync-backup", "report"] and resp.headers["X-Total-Count"] == "5"
+    assert "job_page" not in [c[0] for c in catalog.calls]

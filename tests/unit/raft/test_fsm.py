@@ -431,3 +431,12 @@ def test_a_retried_write_is_applied_once_and_answered_like_the_first(fsm):
     log.command({**put, "seq": 2})
     older = log.command(put)  # a request older than the client's last: refused, not re-applied
     assert older["error"] == "conflict"
+
+
+def test_jobs_page_by_offset_in_name_order_and_count_them_all(fsm):
+    log = Log(fsm)
+    for name in ("d", "a", "c", "b", "e"):
+        log.apply("job.put", job=job(name))
+    assert [j["name"] for j in fsm.jobs(limit=2, offset=1)] == ["b", "c"]
+    assert [j["name"] for j in fsm.jobs(after="c", limit=5, offset=1)] == ["e"]
+    assert fsm.job_count() == 5
