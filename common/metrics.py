@@ -29,7 +29,7 @@ JOB_EXECUTIONS = Spec("counter", "pykron_job_executions_total",
                       "Executions whose final status the leader's dispatcher committed, by job and status.",
                       ("job", "status"))
 SCHEDULER_LATENESS = Spec("histogram", "pykron_scheduler_lateness_seconds",
-                          "How long after its scheduled time the leader's scheduler handed a tick on.",
+                          "How long after its scheduled time (and jitter) a scheduled run started on its executor.",
                           (), LATENESS_BUCKETS)
 TICKS_SKIPPED = Spec("counter", "pykron_ticks_skipped_total",
                      "Ticks recorded as skipped (misfire policy, forbid, no node), by job and reason.",

@@ -55,7 +55,7 @@ class DispatcherShell:
         loop.every(dc.members_refresh_ms, self.refresh_members)
         loop.every(SETTINGS_REFRESH_MS, self.refresh_settings)
         loop.every(FEED_SILENCE_MS // 3, self.check_silence)
-        for spec in (metrics.JOB_EXECUTIONS, metrics.TICKS_SKIPPED):
+        for spec in (metrics.JOB_EXECUTIONS, metrics.TICKS_SKIPPED, metrics.SCHEDULER_LATENESS):
             loop.metrics.add(spec)  # exported from the start
         loop.status = self.status
         self.refresh_members()
@@ -244,6 +244,7 @@ class DispatcherShell:
             raise errors.NotLeader(f"{self.name} is not the active dispatcher")
         now = self.loop.now()
         if isinstance(msg, m.RunAck):
+            self.observe_lateness(msg.id, msg.started_at)
             self.core.acked(msg.id, msg.started_at, now)
         elif isinstance(msg, m.ExecHeartbeat):
             self.core.heard(msg.ids, now)
@@ -258,6 +259,17 @@ class DispatcherShell:
             self.loop.reply(self.result_router, env, {"executions": self.core.busy()})
         else:
             raise errors.BadRequest(f"the dispatcher does not answer {env.type}")
+
+    def observe_lateness(self, execution_id, started_at):
+        """Measured here, at the first ack of a scheduled run: ticks are claimed ahead and held
+        until their time, so only the executor's start tells how late a run really was."""
+        run = self.core.runs.get(execution_id)
+        if run is None or run.execution["status"] != "claimed" or run.execution.get("manual") or not started_at:
+            return
+        execution = run.execution
+        if execution.get("attempt", 1) == 1:
+            late = started_at - execution["scheduled_at"] - execution.get("jitter_ms", 0)
+            self.loop.metrics.add(metrics.SCHEDULER_LATENESS).observe(max(0, late) / 1000)
 
     def kill(self, env):
         msg = env.msg

@@ -9,7 +9,7 @@ import sys
 
 import zmq
 
-from common import config, messages as m, metrics, wire
+from common import config, messages as m, wire
 from common.loop import Loop, mono_ms
 from services.scheduler.core import Scheduler
 
@@ -37,8 +37,6 @@ class SchedulerShell:
         loop.idle.append(self.process)
         loop.every(500, self.check_silence)
         loop.every(conf.scheduler.resync_ms, self.reload)
-        self.observed = {}  # job → the newest tick whose lateness was recorded
-        loop.metrics.add(metrics.SCHEDULER_LATENESS)
         loop.status = self.status
         loop.ready = True
 
@@ -111,12 +109,8 @@ class SchedulerShell:
         rd = self.core.ready()
         if rd.empty():
             return
-        now = self.loop.now()
         for job, at in rd.fires:
             log.debug("fire job=%s scheduled_at=%d", job["name"], at)
-            if at > self.observed.get(job["name"], 0):  # a tick fired again is not late again
-                self.observed[job["name"]] = at
-                self.loop.metrics.add(metrics.SCHEDULER_LATENESS).observe(max(0, now - at) / 1000)
             self.dispatcher.call(m.TickFire(job=job, scheduled_at=at), self._fired(job["name"], at))
         for name, ticks, reason in rd.skips:
             log.info("skipping job=%s ticks=%d reason=%s", name, len(ticks), reason)
