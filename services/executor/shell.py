@@ -312,6 +312,7 @@ class ExecutorShell:
         for run in list(self.queue):
             self.kill(run, "interrupted: the executor was stopped before the run started", "interrupted")
         if not self.running:
+            self.flush()  # the interrupted records: stored and sent before the loop ends
             return self.loop.stop(0)
         log.info("draining running=%d budget_ms=%d", len(self.running), self.conf.executor.drain_ms)
         self.loop.after(self.conf.executor.drain_ms, self.interrupt_all)
