@@ -53,6 +53,16 @@ def test_a_job_run_n_times_counts_exactly_n_executions(node, eventually):
     assert total == RUNS  # and no other status counted them
 
 
+def test_scheduled_runs_are_observed_as_lateness(node, eventually):
+    """Observed at each scheduled run's start on its executor (ticks are claimed ahead)."""
+    observed = lambda: sample(scrape(node)[0], "pykron_scheduler_lateness_seconds_count")  # noqa: E731
+    before = observed()
+    job = {"name": "late-meter", "schedule": "@every 1s", "executor": "shell", "executor_config": {"command": "true"}}
+    assert requests.post(f"{node.api()}/v1/jobs", json=job, timeout=10).status_code == 201
+    eventually(lambda: observed() >= before + 2, timeout=20, what="two scheduled runs observed")
+    requests.post(f"{node.api()}/v1/jobs", json={**job, "disabled": True}, timeout=10).raise_for_status()
+
+
 def test_malformed_frames_are_counted_by_service_and_reason(node):
     before = sample(scrape(node)[0], "pykron_wire_dropped_total", service="raft", reason="version")
     sock = zmq.Context.instance().socket(zmq.DEALER)
