@@ -50,11 +50,14 @@ class Joining:
 
     def targets(self):
         found = {a for n, a in self.founders.items() if n != self.name}
+        return found | {member["addrs"]["peer"] for member in self.alive_servers()}
+
+    def alive_servers(self):
+        """Other servers that gossip shows alive, with a peer address to reach them at."""
         for member in self.shell.members.values():
-            peer = member.get("addrs", {}).get("peer")
-            if member.get("role") == "server" and member["name"] != self.name and member["status"] == "alive" and peer:
-                found.add(peer)
-        return found
+            if (member.get("role") == "server" and member["name"] != self.name and member.get("status") == "alive"
+                    and member.get("addrs", {}).get("peer")):
+                yield member
 
     def hang_up(self):
         for sock in self.knocking.values():
@@ -155,11 +158,9 @@ class Joining:
     def adopt_alive(self, membership):
         """An alive server that is no member (one that left and came back with its data, so it
         does not knock) joins as if it had knocked; its storage id is learnt from its knock, if any."""
-        for name, member in self.shell.members.items():
-            peer = member.get("addrs", {}).get("peer")
-            if (member.get("role") == "server" and member.get("status") == "alive" and peer
-                    and name not in membership.voters and name not in membership.learners
-                    and name not in self.joiners):
+        for member in self.alive_servers():
+            name = member["name"]
+            if name not in membership.voters and name not in membership.learners and name not in self.joiners:
                 self.joiners[name] = (None, member["addrs"])
 
     def change(self, voters, learners):
