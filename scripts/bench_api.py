@@ -25,7 +25,6 @@ from scripts.cluster import Cluster, free_ports, http_ok, to_toml  # noqa: E402
 PROCESSES, CONNECTIONS = 2, 8   # load: processes × keep-alive connections each
 API = {"workers": 2, "threads": 8}  # node.toml's defaults, for the api and the baseline alike
 FIXED = b'{"status": "ok"}'
-WIRE_BYTES = 16 << 20
 
 
 def fixed_app():
@@ -131,10 +130,7 @@ def baseline(seconds):
 
 def bench_api(jobs, seconds):
     rows = {}
-    # One job.list reply carries every job: 10,000 of them (~4.6 MB) exceed the default 4 MiB
-    # frame limit, so the node gets a larger one until the list is paged on the wire.
-    wire = {"max_message_bytes": WIRE_BYTES} if jobs > 8000 else {}
-    with Cluster(servers=1, conf={"api": API, "log": {"level": "warning"}, "wire": wire}) as cluster:
+    with Cluster(servers=1, conf={"api": API, "log": {"level": "warning"}}) as cluster:
         base = cluster.api()
         creates = [("POST", "/v1/jobs", json.dumps({"name": f"bench-{i:05d}", "schedule": "@manually",
                                                     "executor": "shell", "executor_config": {"command": "true"}}))
@@ -151,8 +147,6 @@ def bench_api(jobs, seconds):
     rows["fixed"] = baseline(seconds)
     print(f"\napi: one node on loopback, gunicorn gthread {API['workers']} workers x {API['threads']} threads; "
           f"load {PROCESSES} processes x {CONNECTIONS} keep-alive connections; {seconds}s per read load")
-    if wire:
-        print(f"([wire] max_message_bytes = {WIRE_BYTES >> 20} MiB: the default 4 MiB cannot carry {jobs} jobs in one reply)")
     print(f"{'':44} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ok':>7} {'errors':>6}")
     labels = {"create": f"POST /v1/jobs ({jobs} creates)", "list": f"GET /v1/jobs, {jobs} jobs, pages of 100",
               "stale": "  same with ?stale (local copy)", "one": "GET /v1/jobs/{name}",
