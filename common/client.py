@@ -6,6 +6,7 @@ live output to the leader's output PUB, full output to the executing node's exec
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 
@@ -142,13 +143,7 @@ class Client:
 
     def jobs(self, stale=False):
         """Every job, read a page at a time (a busy cluster may change between pages)."""
-        found, after = [], ""
-        while True:
-            page = self.call(self.endpoint, m.JobList(stale=stale, after=after, limit=JOB_PAGE))
-            found.extend(page["jobs"])
-            if not page["more"]:
-                return found
-            after = page["jobs"][-1]["name"]
+        return self.job_page(0, sys.maxsize, stale)[0]
 
     def job_page(self, offset, limit, stale=False):
         """Jobs offset..offset+limit in name order, and how many there are: one page of a list
