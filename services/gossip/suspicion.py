@@ -15,8 +15,10 @@ def suspicion_timeout(mult, members, interval_ms):
 
 
 def retransmit_limit(mult, members):
-    """How many times each update is sent on: enough rounds for an epidemic to reach n."""
-    return mult * math.ceil(math.log10(members + 1))
+    """How many times each update is sent on: enough rounds for an epidemic to reach n. Under
+    ten members log10 gives one round, and about one update in twelve then missed a member
+    until the next push-pull (tests/sim); two rounds at least make that about one in a thousand."""
+    return mult * max(2, math.ceil(math.log10(members + 1)))
 
 
 class Awareness:

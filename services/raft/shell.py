@@ -166,8 +166,10 @@ class RaftShell:
         for env, answer, timer in self.reads.pop(ctx, []):
             timer.cancel()
             if index == 0:
-                self.loop.reply_error(self.client_router, env, errors.Unavailable(
-                    "the leader cannot serve a linearizable read yet; retry, or read with stale"))
+                # Refused while a new leader has not committed in its term (or has lost its lead):
+                # the same "no leader yet" as an election, so callers retry it the same way.
+                self.loop.reply_error(self.client_router, env, errors.NotLeader(
+                    "no leader can serve a linearizable read yet; retry, or read with stale"))
             elif self.fsm.applied >= index:
                 self._answer_read(env, answer)
             else:

@@ -119,7 +119,7 @@ def test_a_tag_change_spreads_and_retargets_jobs(cluster):
     set_tags(cluster, "a3", {"role": "x"})
     wait_until(lambda: everyone_sees(cluster, "a3", lambda x: x["tags"].get("role") == "x",
                                      [n for n in cluster.nodes if n not in ("a3", "a5")]),
-               20, "a3's new tags everywhere")
+               40, "a3's new tags everywhere")  # gossip, or failing that the next push-pull (30 s)
     client.put_job(shell_job("role-x", {"role": "x"}))
     [execution] = wait_until(lambda: run_job(client, "role-x"), 20, "a run of role-x")
     assert execution["node"] == "a3"

@@ -5,6 +5,7 @@ checked every half second of simulated time (scripts/sim/gossip.py), and bounded
 import pytest
 
 from scripts.sim.gossip import Faults, Sim, figures
+from services.gossip.core import Config
 
 SEEDS = (1, 2, 3)
 
@@ -26,6 +27,22 @@ def test_every_alive_member_learns_of_a_join(seed):
     new = sim.add(join=["node-0003"])
     until(sim, lambda: all(sim.status(n.name, new.name) == "alive" and sim.status(new.name, n.name) == "alive"
                            for n in sim.live() if n is not new), 30_000)
+
+
+@pytest.mark.parametrize("seed", range(1, 61))
+def test_a_tag_change_reaches_every_member_of_a_small_cluster_by_gossip_alone(seed):
+    """Push-pull off, so gossip alone must carry it: 8 members, one of them dead (still a gossip
+    target for a while), as tests/cluster/test_gossip.py has it. With 4 sends per update about
+    one change in twelve missed a member here until the next push-pull, 30 s or more later."""
+    sim = Sim(8, seed, cfg=Config(push_pull_interval_ms=0), check=True)
+    sim.kill("node-0007")
+    sim.run_for(8000)   # the dead member is failed everywhere, as in the cluster test
+    node = sim.nodes["node-0003"]
+    meta = dict(node.core.roster.local.meta, tags={"role": "x"})
+    node.core.update_meta(meta, sim.now)
+    sim.after(node)
+    until(sim, lambda: all(n.core.roster.members["node-0003"].meta == meta for n in sim.live() if n is not node),
+          15_000)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

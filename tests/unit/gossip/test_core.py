@@ -235,7 +235,7 @@ def test_newer_news_about_a_member_replaces_the_queued_one():
 
 
 def test_retransmit_limit_grows_with_log_of_members():
-    assert suspicion.retransmit_limit(4, 8) == 4 and suspicion.retransmit_limit(4, 1000) == 16
+    assert suspicion.retransmit_limit(4, 8) == 8 and suspicion.retransmit_limit(4, 99) == 8 and suspicion.retransmit_limit(4, 1000) == 16
 
 
 def test_a_full_datagram_fits_packet_bytes_with_long_names():
