@@ -149,7 +149,15 @@ class Raft:
             self.append_new([(d, kind) for d in datas])
             return True
         if self.leader:
-            self.send(self.leader, m.RaftProp(entries=[[d, kind] for d in datas]))
+            entries = [[d, kind] for d in datas]
+            last = self.msgs[-1] if self.msgs else None
+            # Proposals taken in one round go to the leader as one message (etcd's MsgProp takes
+            # many): only onto the last message queued, so that nothing overtakes anything.
+            if (last is not None and last[0] == self.leader and last[2] == self.term and type(last[1]) is m.RaftProp
+                    and len(last[1].entries) + len(entries) <= self.conf.max_batch_entries):
+                last[1].entries.extend(entries)
+            else:
+                self.send(self.leader, m.RaftProp(entries=entries))
             return True
         return False
 

@@ -87,6 +87,9 @@ SETTING_DEFAULTS = {"untagged_jobs": "one", "default_timezone": "", "paused": "f
 MODELS = (JobRow, JobStateRow, ExecutionRow, TickRow, MetaRow, ServerRow, SessionRow, SettingRow)
 JOB_QUERY = ("SELECT j.body, s.body FROM jobrow j LEFT JOIN jobstaterow s ON s.name = j.name")
 SESSIONS_KEPT = 10_000
+# An upsert updates the row where it is; INSERT OR REPLACE deletes it and inserts it anew,
+# rewriting every index of the table (the costlier part of a batch's commit, in profiles).
+UPDATE_ROW = " ON CONFLICT DO UPDATE SET %s"
 SESSION_TRIM_EVERY = 1000  # applied entries between trims of the session table
 
 
@@ -124,7 +127,8 @@ class StateMachine(RunLedger):
                 return self._replay(json.loads(session[1])) if seq == session[0] else failure(
                     "conflict", f"request {seq} of client {client} is older than its last one ({session[0]})")
             result = self._handle(term, command)
-            self._run("INSERT OR REPLACE INTO sessionrow (client, seq, result, applied) VALUES (?, ?, ?, ?)",
+            self._run("INSERT INTO sessionrow (client, seq, result, applied) VALUES (?, ?, ?, ?)"
+                      + UPDATE_ROW % "seq = excluded.seq, result = excluded.result, applied = excluded.applied",
                       (client, seq, json.dumps(self._remembered(command, result)), index))
             return result
         return self._handle(term, command)
@@ -250,17 +254,19 @@ class StateMachine(RunLedger):
     # -- plumbing --------------------------------------------------------------------------
 
     def _save_job(self, job):
-        """A definition change: stored, and published on the job feed."""
+        """A definition change: stored, and published on the job feed. Its run state is not
+        written: a definition change carries it over unchanged, and a new job has none yet
+        (JOB_QUERY reads a missing row as JOB_STATE); a second row per write showed in profiles."""
         definition = {k: v for k, v in job.items() if k not in models.JOB_STATE}
-        self._run("INSERT OR REPLACE INTO jobrow (name, parent, body) VALUES (?, ?, ?)",
+        self._run("INSERT INTO jobrow (name, parent, body) VALUES (?, ?, ?)"
+                  + UPDATE_ROW % "parent = excluded.parent, body = excluded.body",
                   (job["name"], job["parent_job"], json.dumps(definition)))
-        self._save_state(job)
         self._changed(job["name"], job)
 
     def _save_state(self, job):
         """A run changed the job's counters or last tick: stored, not published."""
         state = {k: job.get(k, v) for k, v in models.JOB_STATE.items()}
-        self._run("INSERT OR REPLACE INTO jobstaterow (name, body) VALUES (?, ?)", (job["name"], json.dumps(state)))
+        self._run("INSERT INTO jobstaterow (name, body) VALUES (?, ?)" + UPDATE_ROW % "body = excluded.body", (job["name"], json.dumps(state)))
 
     def _changed(self, name, job):
         self.job_seq += 1
@@ -299,7 +305,7 @@ class StateMachine(RunLedger):
         return row.value if row else 0
 
     def _set_meta(self, key, value):
-        self._run("INSERT OR REPLACE INTO metarow (key, value) VALUES (?, ?)", (key, value))
+        self._run("INSERT INTO metarow (key, value) VALUES (?, ?)" + UPDATE_ROW % "value = excluded.value", (key, value))
 
     # The hot paths run their SQL directly: building a peewee query costs more than running it.
 

@@ -164,6 +164,26 @@ def test_proposal_on_a_follower_is_forwarded_to_the_leader():
         assert net.data(nid) == [b"", b"from-c"], nid
 
 
+def test_proposals_a_follower_takes_in_one_round_go_to_the_leader_as_one_message():
+    net = Network.of(["a", "b", "c"])
+    net.campaign("a")
+    c = net.cores["c"]
+    assert c.propose([b"one"]) and c.propose([b"two"])
+    c.msgs.append(("b", m.RaftReadIndexResp(ctx=1, index=0), c.term))  # another message in between...
+    assert c.propose([b"three"])                                        # ...is not overtaken
+    net.process("c")
+    assert [(t, msg.TYPE, getattr(msg, "entries", None)) for _, t, msg in net.sent("c")] == [
+        ("a", "raft.prop", [[b"one", 0], [b"two", 0]]), ("b", "raft.read_index_resp", None),
+        ("a", "raft.prop", [[b"three", 0]])]
+    c.conf.max_batch_entries = 1   # batching off: one entry per message, as before
+    assert c.propose([b"four"]) and c.propose([b"five"])
+    net.process("c")
+    assert [msg.entries for _, _, msg in net.sent("c", type_="raft.prop")][-2:] == [[[b"four", 0]], [[b"five", 0]]]
+    net.stabilize()
+    for nid in "abc":
+        assert net.data(nid) == [b"", b"one", b"two", b"three", b"four", b"five"], nid
+
+
 def test_proposal_without_a_known_leader_is_refused():
     # Raft §8: with no leader known the request is refused, and the client retries later.
     b = node("b", ["a", "b", "c"])
