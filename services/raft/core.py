@@ -65,6 +65,7 @@ class Raft:
         self.leader_start = 0    # index of this leader's first entry of its term
         self.transferee, self.transfer_elapsed = "", 0
         self.msgs, self.read_states = [], []
+        self.to_replicate = set()  # followers owed an append of new entries, sent once per ready()
         self.pending_snapshot = None
         self.hs_saved, self.soft_saved = hard_state, None
         self.elapsed = self.heartbeat_elapsed = self.quorum_elapsed = 0
@@ -212,8 +213,9 @@ class Raft:
         rd = Ready()
         if self.role == LEADER:
             self.maybe_commit()
+            carried = self.replicate()
             if self.commit > self.commit_sent:
-                self.broadcast_commit()
+                self.broadcast_commit(carried)
         hs = (self.term, self.vote, self.commit)
         if hs != self.hs_saved:
             rd.hard_state = hs
@@ -321,6 +323,7 @@ class Raft:
         self.role, self.leader = FOLLOWER, leader
         self.transferee = ""
         self.pending_reads = []
+        self.to_replicate.clear()
         self.reset_timeout()
 
     def become_leader(self):
@@ -360,8 +363,21 @@ class Raft:
         first = self.log.last_index() + 1
         self.log.append([Entry(first + i, self.term, data, kind) for i, (data, kind) in enumerate(items)])
         self.sync_progress()
-        for peer in self.peers():
-            self.send_append(peer)
+        self.to_replicate.update(self.peers())
+
+    def replicate(self):
+        """The appends owed since the last ready(): batches of max_batch_entries for everything
+        proposed in between (not one append per proposal), as many as the in-flight window
+        takes. Returns the followers that got the commit index with entries."""
+        carried = set()
+        for peer in sorted(self.to_replicate):
+            pr = self.progress.get(peer)
+            while pr is not None and self.send_append(peer):
+                carried.add(peer)
+                if pr.paused(MAX_INFLIGHT):
+                    break
+        self.to_replicate.clear()
+        return carried
 
     def sync_progress(self):
         """Followers to replicate to: every voter and learner of the latest configuration."""
@@ -387,12 +403,15 @@ class Raft:
                 pr.acked_lately = False
             self.send_append(peer, heartbeat=True, ctx=ctx)
 
-    def broadcast_commit(self):
+    def broadcast_commit(self, carried=()):
         """Followers learn a new commit index now, not at the next heartbeat. An empty append
         at next-1, the end of what was sent: on the same ordered connection it arrives after
-        those entries, so a follower whose own ack was not yet counted still learns it."""
+        those entries, so a follower whose own ack was not yet counted still learns it. Those
+        `carried` were just sent entries with this commit index."""
         self.commit_sent = self.commit
         for peer in self.peers():
+            if peer in carried:
+                continue
             pr = self.progress[peer]
             prev = pr.next - 1
             if prev >= self.log.offset:
@@ -411,11 +430,12 @@ class Raft:
                                                 commit=min(self.commit, pr.match), ctx=ctx))
         entries = self.log.slice(pr.next, pr.next + self.conf.max_batch_entries)
         if not entries and pr.next > self.log.last_index():
-            return
+            return False
         prev = pr.next - 1
         self.send(peer, m.RaftAppend(prev_index=prev, prev_term=self.log.term(prev),
                                      entries=[e.to_wire() for e in entries], commit=self.commit, ctx=ctx))
         pr.sent(entries[-1].index)
+        return True
 
     def send_snapshot(self, peer, pr):
         snap = self.log.snapshot
@@ -480,7 +500,7 @@ class Raft:
             if self.transferee == sender and pr.match == self.log.last_index():
                 self.send(sender, m.RaftTimeoutNow())
             if pr.next <= self.log.last_index():
-                self.send_append(sender)
+                self.to_replicate.add(sender)
         elif msg.hint:
             pr.rejected(msg.hint, self.log.last_index())
             self.send_append(sender)
