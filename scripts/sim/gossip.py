@@ -23,6 +23,7 @@ CHECK_EVERY_MS = 500
 SERVICE_PORTS = {"raft": 8191, "peer": 8190, "state": 8192, "gossip": 8947, "run": 6868,
                  "dispatcher": 6869, "output": 6870, "executor": 6871}
 _FIELDS = {}
+_FIXED = {}    # (message class, sender) → bytes of everything but field values and updates
 _SIZES = {}   # id(update) → (update, packed size); the update is kept so its id is not reused
 _ID = bytes(16)
 
@@ -269,13 +270,19 @@ class Sim:
 
 
 def datagram_size(msg, sender):
-    """The bytes wire.encode_datagram would produce: the message without its updates, plus
-    each update's size (cached: a queued update is sent many times), plus the array header."""
+    """The bytes wire.encode_datagram would produce, counted without encoding (millions of
+    datagrams): a fixed part per message type and sender, each field's msgpack size, and each
+    update's size (cached: a queued update is sent many times)."""
     cls = type(msg)
-    names = _FIELDS.get(cls)
-    if names is None:
+    fixed = _FIXED.get((cls, sender))
+    if fixed is None:
         names = _FIELDS[cls] = [f.name for f in dataclasses.fields(cls) if f.name != "updates"]
-    size = len(wire.pack([[1, msg.TYPE, sender, _ID, b"", 0], {"updates": [], **{f: getattr(msg, f) for f in names}}]))
+        # The frame with every value counted apart: keys, header, an empty updates array.
+        fixed = _FIXED[cls, sender] = len(wire.pack([[1, msg.TYPE, sender, _ID, b"", 0],
+                                                     {"updates": [], **{f: None for f in names}}])) - len(names)
+    size = fixed
+    for name in _FIELDS[cls]:
+        size += packed_size(getattr(msg, name))
     for update in msg.updates:
         known = _SIZES.get(id(update))
         if known is None or known[0] is not update:
@@ -285,6 +292,21 @@ def datagram_size(msg, sender):
         size += known[1]
     count = len(msg.updates)
     return size + (0 if count < 16 else 2 if count < 65536 else 4)  # msgpack fixarray → array16 → array32
+
+
+def packed_size(value):
+    """len(wire.pack(value)) for the scalars of a datagram's fields, by msgpack's rules."""
+    kind = type(value)
+    if kind is int:
+        if 0 <= value:
+            return 1 if value < 128 else 2 if value < 256 else 3 if value < 65536 else 5 if value < 2**32 else 9
+        return 1 if value >= -32 else 2 if value >= -128 else 3 if value >= -32768 else 5 if value >= -2**31 else 9
+    if kind is str:
+        n = len(value) if value.isascii() else len(value.encode())
+        return n + (1 if n < 32 else 2 if n < 256 else 3 if n < 65536 else 5)
+    if value is None or kind is bool:
+        return 1
+    return len(wire.pack(value))
 
 
 # -- the figures of issue 4 -----------------------------------------------------------------

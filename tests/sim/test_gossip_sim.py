@@ -129,3 +129,21 @@ def test_lifeguard_cuts_false_failures_caused_by_slowed_members(seed):
     lifeguard = figures("slow-lifeguard", 50, seed, minutes=3, faults=faults)
     assert swim["false_about_healthy_per_hour"] > 0 and lifeguard["false_about_healthy_per_hour"] == 0
     assert lifeguard["undetected"] == swim["undetected"] == 0
+
+
+def test_the_simulators_byte_count_is_the_wire_encodings():
+    """The figures' bytes per member come from datagram_size, which counts without encoding."""
+    from common import messages as m, wire
+    from scripts.sim.gossip import datagram_size
+
+    updates = [["a", "node-0001", 7, "10.0.0.1", 7946, {"role": "agent", "tags": {"k": "é" * 40}}],
+               ["s", "node-0002", 70000, "node-0003"], ["d", "node-0004", 2**33, "node-0005"]]
+    messages = [m.GossipPing(seq=1, node="node-0009", addr="10.0.0.9", port=7946, updates=updates),
+                m.GossipPing(seq=2**40, node="", addr="", port=0),
+                m.GossipPingReq(seq=300, node="n" * 40, target_addr="10.0.0.2", target_port=65535,
+                                addr="10.0.0.3", port=7946, updates=updates * 6),
+                m.GossipAck(seq=70000, updates=updates[:1]), m.GossipNack(seq=5),
+                m.GossipBroadcast(updates=updates * 30)]
+    for msg in messages:
+        for sender in ("node-0001", "ü" * 20):
+            assert datagram_size(msg, sender) == len(wire.encode_datagram(msg, sender)), msg
