@@ -85,9 +85,8 @@ def gossip(args):
     print(f"gossip: {nodes} members, {minutes:g} simulated minutes per configuration, one healthy member killed "
           f"every {gossip_sim.KILL_EVERY_MS // 1000} s; memberlist's LAN defaults (conf/node.toml). "
           f"False failures per hour are extrapolated from the {minutes:g}-minute window.", flush=True)
-    # Each configuration in a fresh process, so that its wall time is its own: run last of the
-    # five in one process (after four million-member heaps came and went) slow-swim took 636 s,
-    # alone 578 s.
+    # Each configuration in a fresh process: its wall time and memory are its own, whatever
+    # configurations ran before it.
     fork = multiprocessing.get_context("fork")
     for name in names:
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=fork) as pool:
