@@ -104,9 +104,19 @@ class Cluster:
             self.start(node)
         for node in self.nodes.values():
             self.wait_ready(node)
-        self.leader(timeout=START_TIMEOUT_S)
+        self.wait_targets(self.leader(timeout=START_TIMEOUT_S))
         self.save()
         return self
+
+    def wait_targets(self, leader, timeout=START_TIMEOUT_S):
+        """Up means jobs can be sent anywhere: the leader's dispatcher, which targets what gossip
+        reports alive, sees every node (a run asked for before that finds no target)."""
+        deadline = time.monotonic() + timeout
+        while self.ctl(leader, "dispatcher").get("alive") != len(self.nodes):
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the dispatcher of {leader} does not see all {len(self.nodes)} nodes alive "
+                                   f"within {timeout}s: {self.ctl(leader, 'dispatcher')}")
+            time.sleep(0.05)
 
     def write_node(self, name, role, ports, host, founders, join):
         node_dir = self.dir / name

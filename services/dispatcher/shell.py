@@ -370,6 +370,7 @@ class DispatcherShell:
     def status(self):
         return {"role": "leader" if self.active else "follower", "term": self.term,
                 "running": len(self.core.runs), "members": len(self.core.members),
+                "alive": sum(x["status"] == "alive" for x in self.core.members),
                 "claims_waiting": sum(len(q) for q in self.claims.values())}
 
 
