@@ -153,8 +153,10 @@ class Client:
             page = self.call(self.endpoint, m.JobList(stale=stale, after=after, offset=0 if after else offset,
                                                      limit=min(JOB_PAGE, max(1, limit - len(found)))))
             found.extend(page["jobs"])
+            if not after:
+                total = page["total"]  # sent with the first page only
             if not page["more"] or len(found) >= limit:
-                return found[:limit], page["total"]
+                return found[:limit], total
             after = page["jobs"][-1]["name"]
 
     def job(self, name, stale=False):

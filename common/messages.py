@@ -70,9 +70,9 @@ class JobGet:
 
 @message("job.list")
 class JobList:
-    """A page of jobs by name, after `after`, skipping `offset` more: → ok {jobs, more, total,
-    seq, settings}. Pages keep each reply well under the frame limit; `seq` is the job feed's
-    sequence the page was read at; `total` counts every job."""
+    """A page of jobs by name, after `after`, skipping `offset` more: → ok {jobs, more, seq,
+    settings, and total on the first page}. Pages keep each reply well under the frame limit;
+    `seq` is the job feed's sequence the page was read at; `total` counts every job."""
 
     stale: bool = False
     after: str = ""

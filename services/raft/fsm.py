@@ -87,10 +87,10 @@ SETTING_DEFAULTS = {"untagged_jobs": "one", "default_timezone": "", "paused": "f
 MODELS = (JobRow, JobStateRow, ExecutionRow, TickRow, MetaRow, ServerRow, SessionRow, SettingRow)
 JOB_QUERY = ("SELECT j.body, s.body FROM jobrow j LEFT JOIN jobstaterow s ON s.name = j.name")
 SESSIONS_KEPT = 10_000
+SESSION_TRIM_EVERY = 1000  # applied entries between trims of the session table
 # An upsert updates the row where it is; INSERT OR REPLACE deletes it and inserts it anew,
 # rewriting every index of the table (the costlier part of a batch's commit, in profiles).
 UPDATE_ROW = " ON CONFLICT DO UPDATE SET %s"
-SESSION_TRIM_EVERY = 1000  # applied entries between trims of the session table
 
 
 class StateMachine(RunLedger):
@@ -266,7 +266,8 @@ class StateMachine(RunLedger):
     def _save_state(self, job):
         """A run changed the job's counters or last tick: stored, not published."""
         state = {k: job.get(k, v) for k, v in models.JOB_STATE.items()}
-        self._run("INSERT INTO jobstaterow (name, body) VALUES (?, ?)" + UPDATE_ROW % "body = excluded.body", (job["name"], json.dumps(state)))
+        self._run("INSERT INTO jobstaterow (name, body) VALUES (?, ?)" + UPDATE_ROW % "body = excluded.body",
+                  (job["name"], json.dumps(state)))
 
     def _changed(self, name, job):
         self.job_seq += 1
@@ -305,7 +306,8 @@ class StateMachine(RunLedger):
         return row.value if row else 0
 
     def _set_meta(self, key, value):
-        self._run("INSERT INTO metarow (key, value) VALUES (?, ?)" + UPDATE_ROW % "value = excluded.value", (key, value))
+        self._run("INSERT INTO metarow (key, value) VALUES (?, ?)" + UPDATE_ROW % "value = excluded.value",
+                  (key, value))
 
     # The hot paths run their SQL directly: building a peewee query costs more than running it.
 

@@ -351,8 +351,10 @@ class RaftShell:
     def _job_page(self, after, limit, offset=0):
         limit = min(max(limit, 1), MAX_PAGE)
         jobs = self.fsm.jobs(after, limit, offset)
-        return {"jobs": jobs, "more": len(jobs) == limit, "total": self.fsm.job_count(), "seq": self.fsm.job_seq,
-                "settings": self.fsm.settings()}
+        page = {"jobs": jobs, "more": len(jobs) == limit, "seq": self.fsm.job_seq, "settings": self.fsm.settings()}
+        if not after:  # counted once per walk, on its first page (a later page would count again)
+            page["total"] = self.fsm.job_count()
+        return page
 
     def _executions(self, job, limit):
         if self.fsm.job(job) is None:
