@@ -13,7 +13,7 @@ from common import wire
 from services.gossip.broadcasts import Broadcasts
 from services.gossip.events import UserEvents
 from services.gossip.order import ProbeOrder
-from services.gossip.roster import (ALIVE, DEAD, LIVE, SUSPECT, Roster, local_member, local_meta,
+from services.gossip.roster import (ALIVE, DEAD, LEFT, LIVE, SUSPECT, Roster, local_member, local_meta,
                                     member_map, parse_update)
 from services.gossip.suspicion import Awareness, retransmit_limit
 
@@ -211,11 +211,15 @@ class Gossip:
             if type(update) is list and len(update) in (4, 6):
                 mem = members.get(update[1])
                 if mem is not None and mem is not local and type(update[2]) is int:
-                    kind = update[0]
-                    if kind == ALIVE and update[2] <= mem.inc:
-                        continue
-                    if kind == SUSPECT and mem.state != ALIVE and (update[2] < mem.inc or not suspicions.get(update[1])
-                                                                   or suspicions[update[1]].knows(update[3])):
+                    kind, inc = update[0], update[2]
+                    if kind == ALIVE:
+                        if inc <= mem.inc:
+                            continue
+                    elif kind == SUSPECT:
+                        if inc < mem.inc or mem.state != ALIVE and (not suspicions.get(update[1])
+                                                                    or suspicions[update[1]].knows(update[3])):
+                            continue
+                    elif kind == DEAD and (inc < mem.inc or mem.state == DEAD or mem.state == LEFT):
                         continue
             self.apply(parse_update(update), now)
 
