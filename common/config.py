@@ -137,6 +137,7 @@ class Executor:
     heartbeat_ms: int = _spec(lo=10)
     max_concurrent_executions: int = _spec(lo=0)
     queue_size: int = _spec(lo=0)
+    fork_ahead: int = _spec(lo=0)
 
 
 @dataclass(frozen=True)

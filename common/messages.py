@@ -250,6 +250,16 @@ class RunStart:
     job: dict[str, Any]
 
 
+@message("run.prepare")
+class RunPrepare:
+    """Executions claimed ahead of their time, told to their nodes at the claim: each may fork
+    its child now, held on a pipe, and let it go when the run.start comes (nothing runs
+    without that run.start; a prepared child that never gets one is discarded)."""
+
+    executions: list[dict[str, Any]]
+    job: dict[str, Any]
+
+
 @message("run.kill")
 class RunKill:
     """Stop an execution (its whole process group); it is recorded as killed with the reason."""

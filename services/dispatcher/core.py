@@ -26,12 +26,13 @@ class Run:
 @dataclass
 class Ready:
     publish: list = field(default_factory=list)  # (executions, job, topic): run.start
+    prepare: list = field(default_factory=list)  # (executions, job, topic): run.prepare, for runs claimed ahead
     kill: list = field(default_factory=list)     # (execution, reason): run.kill on its node
     record: list = field(default_factory=list)   # ("exec.ack" | "exec.finish", execution)
     retry: list = field(default_factory=list)    # (job, execution of the next attempt) to claim
 
     def empty(self):
-        return not (self.publish or self.kill or self.record or self.retry)
+        return not (self.publish or self.prepare or self.kill or self.record or self.retry)
 
 
 def select_targets(job, members, rng, untagged="one"):
@@ -66,6 +67,20 @@ def tag_topic(job):
     return None
 
 
+def frames(runs):
+    """Runs of one job go out in one frame on a tag topic when they can, else one per node."""
+    by_job, out = {}, []
+    for run in runs:
+        by_job.setdefault(run.job["name"], []).append(run)
+    for runs in by_job.values():
+        job, topic = runs[0].job, tag_topic(runs[0].job)
+        if topic and len(runs) > 1:
+            out.append(([r.execution for r in runs], job, ("tag", topic)))
+        else:
+            out.extend(([r.execution], job, ("node", r.execution["node"])) for r in runs)
+    return out
+
+
 class Dispatcher:
     def __init__(self, node, *, rng, ack_timeout_ms, run_attempts, lease_ms):
         self.node, self.rng = node, rng
@@ -93,12 +108,18 @@ class Dispatcher:
                 for node in select_targets(job, self.members, self.rng, self.untagged)]
 
     def claimed(self, job, executions, now):
-        """The claim is committed: each run is published once its jitter has passed."""
+        """The claim is committed: each run is published once its jitter has passed. Runs
+        claimed ahead are announced to their nodes now, so that the fork is done before the
+        tick and a burst of ticks does not wait on a burst of forks."""
+        ahead = []
         for execution in executions:
             run = Run(dict(execution), job, due_at=execution["scheduled_at"] + execution.get("jitter_ms", 0))
             self.runs[execution["id"]] = run
             if run.due_at <= now:
                 self.publish(run, now)
+            else:
+                ahead.append(run)
+        self.rd.prepare += frames(ahead)
 
     def adopt(self, execution, job, now):
         """A run found unfinished by a new leader: sent again with the same id (the executor
@@ -120,17 +141,8 @@ class Dispatcher:
         self.outgoing.append(run)
 
     def flush(self):
-        """Runs of one job go out in one frame on a tag topic when they can, else one per node."""
-        by_job = {}
-        for run in self.outgoing:
-            by_job.setdefault(run.job["name"], []).append(run)
+        self.rd.publish += frames(self.outgoing)
         self.outgoing = []
-        for runs in by_job.values():
-            job, topic = runs[0].job, tag_topic(runs[0].job)
-            if topic and len(runs) > 1:
-                self.rd.publish.append(([r.execution for r in runs], job, ("tag", topic)))
-            else:
-                self.rd.publish.extend(([r.execution], job, ("node", r.execution["node"])) for r in runs)
 
     # -- what executors say ----------------------------------------------------------------
 
@@ -207,11 +219,12 @@ class Dispatcher:
 
     def ready(self):
         self.flush()
-        return Ready(publish=list(self.rd.publish), kill=list(self.rd.kill), record=list(self.rd.record),
-                     retry=list(self.rd.retry))
+        return Ready(publish=list(self.rd.publish), prepare=list(self.rd.prepare), kill=list(self.rd.kill),
+                     record=list(self.rd.record), retry=list(self.rd.retry))
 
     def advance(self, rd):
         del self.rd.publish[:len(rd.publish)]
+        del self.rd.prepare[:len(rd.prepare)]
         del self.rd.kill[:len(rd.kill)]
         del self.rd.record[:len(rd.record)]
         del self.rd.retry[:len(rd.retry)]

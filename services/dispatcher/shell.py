@@ -283,6 +283,8 @@ class DispatcherShell:
         rd = self.core.ready()
         if rd.empty():
             return
+        for executions, job, (kind, name) in rd.prepare:
+            self.loop.send(self.run_pub, m.RunPrepare(executions=executions, job=job), topic=wire.topic(kind, name))
         for executions, job, (kind, name) in rd.publish:
             self.loop.send(self.run_pub, m.RunStart(executions=executions, job=job), topic=wire.topic(kind, name))
         for execution, reason in rd.kill:

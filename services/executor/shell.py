@@ -2,14 +2,17 @@
 topics), one DEALER per server's dispatcher, sending to the one with the highest term heard.
 Starts each execution id once (recorded before the ack), streams output, heartbeats running
 runs, kills on request, timeout or memory limit, queues runs beyond its slots, re-sends
-results until confirmed, serves full output on its ROUTER, and drains running jobs on TERM."""
+results until confirmed, serves full output on its ROUTER, and drains running jobs on TERM.
+Runs claimed ahead are forked at their run.prepare and held until their run.start."""
 
 from __future__ import annotations
 
 import collections
 import logging
 import os
+import resource
 import sys
+import time
 from dataclasses import dataclass
 
 import zmq
@@ -17,7 +20,7 @@ import zmq
 from common import config, errors, messages as m, wire
 from common.loop import Loop
 from services.executor import core, plans, processors
-from services.executor.process import ChildProcess
+from services.executor.process import ChildProcess, can_hold
 from services.executor.store import ExecutionStore
 
 log = logging.getLogger(__name__)
@@ -25,6 +28,7 @@ log = logging.getLogger(__name__)
 EXIT_POLL_MS = 20       # after EOF, how often to look for the exit status
 MEMORY_CHECK_MS = 1000  # Dkron samples the tree's RSS once a second too
 MAX_OUTPUT_REPLY = 1 << 20
+HELD_GRACE_MS = 60_000  # a child forked ahead whose run.start has not come this long after its time is discarded
 
 
 @dataclass
@@ -38,6 +42,15 @@ class Running:
     status: str = ""
     timers: tuple = ()
     pending: bool = True  # stored, not yet committed: no ack, no process until the round's commit
+
+
+@dataclass
+class Held:
+    """A child forked ahead for a run claimed for later, waiting for its run.start."""
+    process: ChildProcess
+    plan: plans.Plan
+    fork_ms: int
+    until: int
 
 
 class Server:
@@ -56,6 +69,7 @@ class ExecutorShell:
         self.started = self.store.started_ids()
         self.processors = processors.Processors(conf, loop.after)
         self.running = {}
+        self.held = {}  # execution id → Held
         self.queue = collections.deque()  # (execution, job) waiting for a free slot
         self.sending = set()
         self.arrived, self.outbox = [], []  # runs and results waiting for the round's commit
@@ -72,6 +86,7 @@ class ExecutorShell:
         loop.every(conf.executor.result_retry_ms, self.resend_results)
         loop.every(conf.executor.heartbeat_ms, self.heartbeat)
         loop.every(60_000, self.store.prune)
+        loop.every(1000, self.discard_stale)
         loop.on_term = self.drain
         loop.idle.append(self.flush)
         loop.status = self.status
@@ -134,6 +149,37 @@ class ExecutorShell:
         elif isinstance(msg, m.RunStart):
             for execution in msg.executions:
                 self.on_start(execution, msg.job)
+        elif isinstance(msg, m.RunPrepare):
+            for execution in msg.executions:
+                self.hold(execution, msg.job)
+
+    def hold(self, execution, job):
+        """Fork now the child of a run claimed for later; it becomes the command at the run's
+        run.start, so that a burst of ticks starts with a write per run, not a fork per run."""
+        if (core.classify(execution, self.name, self.started) != core.NEW or execution["id"] in self.held
+                or self.loop.draining or len(self.held) >= self.conf.executor.fork_ahead):
+            return
+        begun = time.monotonic()
+        try:
+            plan = plans.plan(self.offered, job)
+            if not can_hold(plan):
+                return
+            process = ChildProcess(plan, held=True)
+        except (errors.Error, OSError, ValueError):
+            return  # the run.start reports it
+        due = execution["scheduled_at"] + execution.get("jitter_ms", 0)
+        self.held[execution["id"]] = Held(process, plan, round((time.monotonic() - begun) * 1000), due + HELD_GRACE_MS)
+
+    def unhold(self, execution_id):
+        held = self.held.pop(execution_id, None)
+        if held is not None:
+            held.process.discard()
+
+    def discard_stale(self):
+        now = self.loop.now()
+        for execution_id in [i for i, h in self.held.items() if h.until < now]:
+            log.info("discarding the child held for id=%s: its run never started", execution_id)
+            self.unhold(execution_id)
 
     def on_start(self, execution, job):
         kind = core.classify(execution, self.name, self.started)
@@ -192,11 +238,21 @@ class ExecutorShell:
     def launch(self, run):
         execution, job = run.execution, run.job
         run.started_at = self.loop.now()
+        held = self.held.pop(execution["id"], None)
+        if held is not None and held.process.poll() is not None:
+            held.process.discard()  # it died while held: fork again
+            held = None
         try:
-            plan = plans.plan(self.offered, job)
-            run.process = ChildProcess(plan)
-            # The fork's own cost, apart from the scheduling lateness (started_at - scheduled_at).
-            run.execution["spawn_ms"] = self.loop.now() - run.started_at
+            if held is not None:
+                plan, run.process = held.plan, held.process
+                run.process.release()
+                # The fork's own cost, paid before the tick; lateness counts from the release.
+                run.execution.update(spawn_ms=held.fork_ms, forked_ahead=True)
+            else:
+                plan = plans.plan(self.offered, job)
+                run.process = ChildProcess(plan)
+                # The fork's own cost, apart from the scheduling lateness (started_at - scheduled_at).
+                run.execution["spawn_ms"] = self.loop.now() - run.started_at
         except (errors.Error, OSError, ValueError) as exc:
             log.warning("execution failed to start id=%s: %s", execution["id"], exc)
             return self.finish(run, None, reason=f"failed to start: {exc}")
@@ -249,6 +305,7 @@ class ExecutorShell:
     def finish(self, run, exit_code, reason="", status=""):
         for timer in run.timers:
             timer.cancel()
+        self.unhold(run.execution["id"])  # killed, skipped or failed before it was launched
         record = core.final_record(run.execution, started_at=run.started_at, finished_at=self.loop.now(),
                                    exit_code=exit_code, output=run.output, reason=reason or run.reason)
         if status or run.status:
@@ -309,6 +366,8 @@ class ExecutorShell:
     # -- shutdown --------------------------------------------------------------------------
 
     def drain(self):
+        for execution_id in list(self.held):
+            self.unhold(execution_id)
         for run in list(self.queue):
             self.kill(run, "interrupted: the executor was stopped before the run started", "interrupted")
         if not self.running:
@@ -322,15 +381,24 @@ class ExecutorShell:
             self.kill(run, "interrupted: the executor was stopped", "interrupted")
 
     def status(self):
-        return {"running": len(self.running), "queued": len(self.queue), "servers": sorted(self.servers),
+        return {"running": len(self.running), "queued": len(self.queue), "held": len(self.held),
+                "servers": sorted(self.servers),
                 "executors": sorted(self.offered),
                 "sqlite": {"executor.db": {
                     "journal_mode": self.store.db.execute("PRAGMA journal_mode").fetchone()[0],
                     "synchronous": self.store.db.execute("PRAGMA synchronous").fetchone()[0]}}}
 
 
+def _allow_open_files():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
 def main(argv=None):
     conf = config.load_argv(argv, prog="pykron-executor")
     loop = Loop(conf, service="executor")
+    _allow_open_files()  # every held child keeps two pipes open here
     ExecutorShell(conf, loop)
     sys.exit(loop.run())

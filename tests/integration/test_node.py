@@ -3,6 +3,8 @@ with their output; bad input is refused with a clear 400 and stores nothing; mal
 frames are dropped and counted; replicated SQLite runs with synchronous=FULL in WAL mode."""
 
 import json
+import os
+import sqlite3
 
 import requests
 import zmq
@@ -35,6 +37,19 @@ def test_job_runs_on_schedule_and_lists_its_executions(node, eventually):
     assert len(set(ticks)) == len(ticks)
     job = requests.get(f"{node.api()}/v1/jobs/hello", timeout=10).json()
     assert job["success_count"] >= 2 and job["status"] == "success"
+    # Ticks are claimed [scheduler] lead_ms ahead: their child was forked then and held until
+    # the tick, and what ran above (output "hi") is that child released.
+    ids = {x["id"] for x in done}
+    assert any(x.get("forked_ahead") for x in stored_executions(node) if x["id"] in ids)
+
+
+def stored_executions(cluster):
+    path = os.path.join(cluster.nodes["s1"].conf.node.data_dir, "state.db")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [json.loads(body) for (body,) in db.execute("SELECT body FROM executionrow")]
+    finally:
+        db.close()
 
 
 def test_bad_jobs_get_a_400_that_says_why_and_store_nothing(node):

@@ -136,6 +136,30 @@ def test_jitter_is_recorded_and_delays_publication():
     assert [e["id"] for e in drain(d).publish[0][0]] == [executions[0]["id"]]
 
 
+def test_a_run_claimed_ahead_is_announced_to_its_node_at_once_and_started_only_at_its_time():
+    d = dispatcher()
+    job = shell_job(tags={"role": "web"})
+    executions = d.plan(job, NOW + 1000, NOW)
+    d.claimed(job, executions, NOW)
+    rd = drain(d)
+    assert rd.publish == []
+    assert [([r["id"] for r in runs], topic) for runs, _, topic in rd.prepare] == [
+        ([e["id"] for e in executions], ("tag", "role=web"))]  # as run.start would go
+    d.tick(NOW + 999)
+    assert drain(d).empty()
+    d.tick(NOW + 1000)
+    rd = drain(d)
+    assert rd.prepare == [] and [[r["id"] for r in runs] for runs, _, _ in rd.publish] == [[e["id"] for e in executions]]
+
+
+def test_a_run_claimed_at_or_after_its_time_is_started_without_an_announcement():
+    d = dispatcher()
+    job = shell_job(tags={"role": "db"})
+    d.claimed(job, d.plan(job, NOW, NOW), NOW)
+    rd = drain(d)
+    assert rd.prepare == [] and len(rd.publish) == 1
+
+
 def test_claimed_runs_are_published_to_their_node_and_published_again_until_acked_then_failed():
     d = dispatcher()
     job = shell_job(tags={"role": "db"})
