@@ -29,6 +29,8 @@ EXIT_POLL_MS = 20       # after EOF, how often to look for the exit status
 MEMORY_CHECK_MS = 1000  # Dkron samples the tree's RSS once a second too
 MAX_OUTPUT_REPLY = 1 << 20
 HELD_GRACE_MS = 60_000  # a child forked ahead whose run.start has not come this long after its time is discarded
+HOLD_BATCH = 4          # children forked ahead per loop round: the runs starting now come first
+BURST_MS, BURST_RUNS = 20, 4  # runs of this node due within 20 ms of each other, 4 or more: a burst
 
 
 @dataclass
@@ -70,6 +72,8 @@ class ExecutorShell:
         self.processors = processors.Processors(conf, loop.after)
         self.running = {}
         self.held = {}  # execution id → Held
+        self.to_hold = collections.deque()  # (execution, job) announced by run.prepare, not forked yet
+        self.announced = collections.Counter()  # start time // BURST_MS → runs of this node announced for it
         self.queue = collections.deque()  # (execution, job) waiting for a free slot
         self.sending = set()
         self.arrived, self.outbox = [], []  # runs and results waiting for the round's commit
@@ -150,14 +154,32 @@ class ExecutorShell:
             for execution in msg.executions:
                 self.on_start(execution, msg.job)
         elif isinstance(msg, m.RunPrepare):
-            for execution in msg.executions:
-                self.hold(execution, msg.job)
+            mine = [x for x in msg.executions if x.get("node") == self.name]
+            if mine and not self.to_hold:
+                self.loop.after(1, self.hold_some)
+            for execution in mine:
+                self.announced[start_time(execution) // BURST_MS] += 1
+                self.to_hold.append((execution, msg.job))
+
+    def hold_some(self):
+        """A few forks ahead per loop round, between rounds that start runs due now (the
+        claims for the next ticks come while this tick's runs start)."""
+        for _ in range(min(HOLD_BATCH, len(self.to_hold))):
+            self.hold(*self.to_hold.popleft())
+        if self.to_hold:
+            self.loop.after(1, self.hold_some)
 
     def hold(self, execution, job):
         """Fork now the child of a run claimed for later; it becomes the command at the run's
-        run.start, so that a burst of ticks starts with a write per run, not a fork per run."""
-        if (core.classify(execution, self.name, self.started) != core.NEW or execution["id"] in self.held
-                or self.loop.draining or len(self.held) >= self.conf.executor.fork_ahead):
+        run.start, so that a burst of ticks starts with a write per run, not a fork per run.
+        Only in a burst: a held child costs a shell more than a plain start, which a steady
+        stream of runs pays for nothing (at 300 runs/s on 3 servers and 2 agents it made the
+        p99 lateness worse, 212 ms against 78)."""
+        bucket = start_time(execution) // BURST_MS
+        burst = self.announced[bucket - 1] + self.announced[bucket] + self.announced[bucket + 1] >= BURST_RUNS
+        if (not burst or core.classify(execution, self.name, self.started) != core.NEW
+                or execution["id"] in self.held or self.loop.draining
+                or len(self.held) >= self.conf.executor.fork_ahead):
             return
         begun = time.monotonic()
         try:
@@ -167,8 +189,8 @@ class ExecutorShell:
             process = ChildProcess(plan, held=True)
         except (errors.Error, OSError, ValueError):
             return  # the run.start reports it
-        due = execution["scheduled_at"] + execution.get("jitter_ms", 0)
-        self.held[execution["id"]] = Held(process, plan, round((time.monotonic() - begun) * 1000), due + HELD_GRACE_MS)
+        self.held[execution["id"]] = Held(process, plan, round((time.monotonic() - begun) * 1000),
+                                          start_time(execution) + HELD_GRACE_MS)
 
     def unhold(self, execution_id):
         held = self.held.pop(execution_id, None)
@@ -177,6 +199,8 @@ class ExecutorShell:
 
     def discard_stale(self):
         now = self.loop.now()
+        for bucket in [b for b in self.announced if (b + 1) * BURST_MS + HELD_GRACE_MS < now]:
+            del self.announced[bucket]
         for execution_id in [i for i, h in self.held.items() if h.until < now]:
             log.info("discarding the child held for id=%s: its run never started", execution_id)
             self.unhold(execution_id)
@@ -366,6 +390,7 @@ class ExecutorShell:
     # -- shutdown --------------------------------------------------------------------------
 
     def drain(self):
+        self.to_hold.clear()
         for execution_id in list(self.held):
             self.unhold(execution_id)
         for run in list(self.queue):
@@ -387,6 +412,10 @@ class ExecutorShell:
                 "sqlite": {"executor.db": {
                     "journal_mode": self.store.db.execute("PRAGMA journal_mode").fetchone()[0],
                     "synchronous": self.store.db.execute("PRAGMA synchronous").fetchone()[0]}}}
+
+
+def start_time(execution):
+    return execution["scheduled_at"] + execution.get("jitter_ms", 0)
 
 
 def _allow_open_files():
