@@ -93,6 +93,7 @@ class Sim:
         core = Gossip(self.cfg, name=name, addr=addr, port=PORT, meta=meta, rng=random.Random(self.seed * 7919 + i),
                       now=self.now)
         core.event_maps = False
+        core.broadcasts.sized = remember_size
         node = self.nodes[name] = Node(name, addr, core)
         self.by_addr[addr, PORT] = node
         if join:
@@ -284,7 +285,7 @@ class Sim:
 def datagram_size(msg, sender):
     """The bytes wire.encode_datagram would produce, counted without encoding (millions of
     datagrams): a fixed part per message type and sender, each field's msgpack size, and each
-    update's size (cached: a queued update is sent many times)."""
+    update's size (as its queue measured it: a queued update is sent many times)."""
     cls = type(msg)
     fixed = _FIXED.get((cls, sender))
     if fixed is None:
@@ -297,18 +298,23 @@ def datagram_size(msg, sender):
     size = fixed + sum(map(packed_size, _FIELDS[cls](msg)))
     updates = msg.updates
     known = list(map(_SIZES.get, map(id, updates)))
-    if None in known:
-        if len(_SIZES) > 500_000:
-            _SIZES.clear()
-            _KEPT.clear()
+    if None in known:  # an update that did not come through a queue (a buddy's, a leave's)
         for update in updates:
             if id(update) not in _SIZES:
-                _SIZES[id(update)] = len(wire.pack(update))
-                _KEPT.append(update)
+                remember_size(update, len(wire.pack(update)))
         known = list(map(_SIZES.get, map(id, updates)))
     size += sum(known)
     count = len(updates)
     return size + (0 if count < 16 else 2 if count < 65536 else 4)  # msgpack fixarray → array16 → array32
+
+
+def remember_size(update, size):
+    """Each update's bytes, known from the dissemination queue that measured it when queued."""
+    if len(_SIZES) > 500_000:
+        _SIZES.clear()
+        _KEPT.clear()
+    _SIZES[id(update)] = size
+    _KEPT.append(update)
 
 
 def packed_size(value):

@@ -14,6 +14,7 @@ class Broadcasts:
     def __init__(self):
         self.levels = []  # levels[t]: key → (size, update) sent t times, oldest first
         self.level_of = {}
+        self.sized = None  # called with each queued update and its bytes (the simulator counts bytes so)
 
     def __len__(self):
         return len(self.level_of)
@@ -26,8 +27,11 @@ class Broadcasts:
         self.drop(key)
         if not self.levels:
             self.levels.append({})
-        self.levels[0][key] = (len(wire.pack(update)), update)
+        size = len(wire.pack(update))
+        self.levels[0][key] = (size, update)
         self.level_of[key] = 0
+        if self.sized is not None:
+            self.sized(update, size)
 
     def drop(self, key):
         level = self.level_of.pop(key, None)
