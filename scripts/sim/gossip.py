@@ -26,6 +26,7 @@ SERVICE_PORTS = {"raft": 8191, "peer": 8190, "state": 8192, "gossip": 8947, "run
 _FIELDS = {}   # message class → its field values but the updates, as a tuple
 _FIXED = {}    # (message class, sender) → bytes of everything but field values and updates
 _SIZES = {}   # id(update) → packed size
+SIZES_KEPT = 500_000  # past this many, the sizes are forgotten (updates live a few seconds in a queue)
 _KEPT = []    # the updates _SIZES knows, held so that no other object takes their ids
 _ID = bytes(16)
 
@@ -299,10 +300,7 @@ def datagram_size(msg, sender):
     updates = msg.updates
     known = list(map(_SIZES.get, map(id, updates)))
     if None in known:  # an update that did not come through a queue (a buddy's, a leave's)
-        for update in updates:
-            if id(update) not in _SIZES:
-                remember_size(update, len(wire.pack(update)))
-        known = list(map(_SIZES.get, map(id, updates)))
+        known = [remember_size(u, len(wire.pack(u))) if n is None else n for u, n in zip(updates, known)]
     size += sum(known)
     count = len(updates)
     return size + (0 if count < 16 else 2 if count < 65536 else 4)  # msgpack fixarray → array16 → array32
@@ -310,11 +308,12 @@ def datagram_size(msg, sender):
 
 def remember_size(update, size):
     """Each update's bytes, known from the dissemination queue that measured it when queued."""
-    if len(_SIZES) > 500_000:
+    if len(_SIZES) > SIZES_KEPT:
         _SIZES.clear()
         _KEPT.clear()
     _SIZES[id(update)] = size
     _KEPT.append(update)
+    return size
 
 
 def packed_size(value):

@@ -147,3 +147,15 @@ def test_the_simulators_byte_count_is_the_wire_encodings():
     for msg in messages:
         for sender in ("node-0001", "ü" * 20):
             assert datagram_size(msg, sender) == len(wire.encode_datagram(msg, sender)), msg
+
+
+def test_a_datagram_is_sized_when_the_size_cache_is_cleared_while_sizing_it(monkeypatch):
+    from common import messages as m, wire
+    from scripts.sim import gossip as gossip_sim
+
+    monkeypatch.setattr(gossip_sim, "SIZES_KEPT", 1)
+    updates = [["s", f"node-{i}", 1, "node-9"] for i in range(4)]
+    for update in updates[::2]:
+        gossip_sim.remember_size(update, len(wire.pack(update)))
+    msg = m.GossipBroadcast(updates=updates)
+    assert gossip_sim.datagram_size(msg, "node-9") == len(wire.encode_datagram(msg, "node-9"))
