@@ -36,7 +36,6 @@ class ChildProcess:
 
     def __init__(self, plan, held=False):
         self.payload = plan.stdin
-        self.held = held
         gate = GATE if "PWD" in plan.env else GATE_NO_PWD
         argv = ["/bin/sh", "-c", gate, "pykron-held", plan.env.get("PWD", ""), *plan.argv] if held else plan.argv
         self.proc = subprocess.Popen(
@@ -51,7 +50,6 @@ class ChildProcess:
 
     def release(self):
         """Let a held child become its command."""
-        self.held = False
         self.feed(b"\n")
 
     def feed(self, line):

@@ -154,7 +154,9 @@ class ExecutorShell:
             for execution in msg.executions:
                 self.on_start(execution, msg.job)
         elif isinstance(msg, m.RunPrepare):
-            mine = [x for x in msg.executions if x.get("node") == self.name]
+            # Only a hint: one that is not this node's or lacks a start time is passed over.
+            mine = [x for x in msg.executions if x.get("node") == self.name and type(x.get("id")) is str
+                    and type(x.get("scheduled_at")) is int and type(x.get("jitter_ms", 0)) is int]
             if mine and not self.to_hold:
                 self.loop.after(1, self.hold_some)
             for execution in mine:
