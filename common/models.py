@@ -174,6 +174,11 @@ def new_execution(job, node, *, group, scheduled_at, attempt=1, manual=False):
     }
 
 
+def start_time(execution):
+    """When a run is due to start: its tick, plus the random delay its jitter drew."""
+    return execution["scheduled_at"] + execution.get("jitter_ms", 0)
+
+
 _EXECUTION_TYPES = {"id": str, "job": str, "group": int, "attempt": int, "node": str, "status": str,
                     "success": bool, "output": str}
 

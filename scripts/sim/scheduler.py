@@ -158,7 +158,7 @@ class Simulation:
 
     def executor_start(self, execution, job):
         key = (execution["job"], execution["scheduled_at"])
-        if self.now < execution["scheduled_at"] + execution.get("jitter_ms", 0):
+        if self.now < models.start_time(execution):
             raise Violation(f"tick {key} started early, at {self.now}")
         ids = self.started.setdefault(key, [])
         if execution["id"] not in ids or not self.executor_dedupes:

@@ -113,7 +113,7 @@ class Dispatcher:
         tick and a burst of ticks does not wait on a burst of forks."""
         ahead = []
         for execution in executions:
-            run = Run(dict(execution), job, due_at=execution["scheduled_at"] + execution.get("jitter_ms", 0))
+            run = Run(dict(execution), job, due_at=models.start_time(execution))
             self.runs[execution["id"]] = run
             if run.due_at <= now:
                 self.publish(run, now)
@@ -131,7 +131,7 @@ class Dispatcher:
         if execution["status"] == "running":
             run.state, run.due_at = RUNNING, now + self.lease_ms
         else:
-            run.due_at = execution["scheduled_at"] + execution.get("jitter_ms", 0)
+            run.due_at = models.start_time(execution)
             if run.due_at <= now:
                 self.publish(run, now)
 

@@ -268,7 +268,7 @@ class DispatcherShell:
             return
         execution = run.execution
         if execution.get("attempt", 1) == 1:
-            late = started_at - execution["scheduled_at"] - execution.get("jitter_ms", 0)
+            late = started_at - models.start_time(execution)
             self.loop.metrics.add(metrics.SCHEDULER_LATENESS).observe(max(0, late) / 1000)
 
     def kill(self, env):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import zmq
 
-from common import config, errors, messages as m, wire
+from common import config, errors, messages as m, models, wire
 from common.loop import Loop
 from services.executor import core, plans, processors
 from services.executor.process import ChildProcess, can_hold
@@ -160,7 +160,7 @@ class ExecutorShell:
             if mine and not self.to_hold:
                 self.loop.after(1, self.hold_some)
             for execution in mine:
-                self.announced[start_time(execution) // BURST_MS] += 1
+                self.announced[models.start_time(execution) // BURST_MS] += 1
                 self.to_hold.append((execution, msg.job))
 
     def hold_some(self):
@@ -177,7 +177,7 @@ class ExecutorShell:
         Only in a burst: a held child costs a shell more than a plain start, which a steady
         stream of runs pays for nothing (at 300 runs/s on 3 servers and 2 agents it made the
         p99 lateness worse, 212 ms against 78)."""
-        bucket = start_time(execution) // BURST_MS
+        bucket = models.start_time(execution) // BURST_MS
         burst = self.announced[bucket - 1] + self.announced[bucket] + self.announced[bucket + 1] >= BURST_RUNS
         if (not burst or core.classify(execution, self.name, self.started) != core.NEW
                 or execution["id"] in self.held or self.loop.draining
@@ -192,7 +192,7 @@ class ExecutorShell:
         except (errors.Error, OSError, ValueError):
             return  # the run.start reports it
         self.held[execution["id"]] = Held(process, plan, round((time.monotonic() - begun) * 1000),
-                                          start_time(execution) + HELD_GRACE_MS)
+                                          models.start_time(execution) + HELD_GRACE_MS)
 
     def unhold(self, execution_id):
         held = self.held.pop(execution_id, None)
@@ -414,10 +414,6 @@ class ExecutorShell:
                 "sqlite": {"executor.db": {
                     "journal_mode": self.store.db.execute("PRAGMA journal_mode").fetchone()[0],
                     "synchronous": self.store.db.execute("PRAGMA synchronous").fetchone()[0]}}}
-
-
-def start_time(execution):
-    return execution["scheduled_at"] + execution.get("jitter_ms", 0)
 
 
 def _allow_open_files():
