@@ -244,17 +244,8 @@ class DispatcherHeartbeat:
 @message("run.start")
 class RunStart:
     """Executions of one run: one on a node topic, or several on a tag topic (each executor
-    picks its own and re-checks that it is the target)."""
-
-    executions: list[dict[str, Any]]
-    job: dict[str, Any]
-
-
-@message("run.prepare")
-class RunPrepare:
-    """Executions claimed ahead of their time, told to their nodes at the claim: each may fork
-    its child now, held on a pipe, and let it go when the run.start comes (nothing runs
-    without that run.start; a prepared child that never gets one is discarded)."""
+    picks its own and re-checks that it is the target). Sent at the claim, also before the
+    start time (tick plus jitter), which each executor waits for on its own clock."""
 
     executions: list[dict[str, Any]]
     job: dict[str, Any]

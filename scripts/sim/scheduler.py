@@ -14,12 +14,14 @@ from dataclasses import dataclass
 
 from common import models, wire
 from services.dispatcher.core import Dispatcher
+from services.executor.core import Waiting
 from services.raft.fsm import StateMachine
 from services.scheduler.core import Scheduler
 
 START = 1_767_225_600_000
 NODES = ("n1", "n2", "n3")
 LEADS_MS = (0, 300, 1000, 2500)  # how early ticks are fired and claimed, one per seed
+JITTERS = ("", "", "400ms", "1500ms")
 SCHEDULES = ("@every 1s", "@every 2s", "@every 3s", "*/2 * * * * *", "0,15,30,45 * * * * *")
 
 
@@ -99,7 +101,7 @@ class Leader:
 
 class Simulation:
     def __init__(self, seed, jobs=8, faults=None, scheduler_class=Scheduler, dispatcher_class=Dispatcher,
-                 executor_dedupes=True):
+                 executor_dedupes=True, waiting_class=Waiting):
         self.scheduler_class, self.dispatcher_class = scheduler_class, dispatcher_class
         self.executor_dedupes = executor_dedupes
         self.rng = random.Random(seed)
@@ -111,6 +113,7 @@ class Simulation:
         self.events = []
         self.seq = itertools.count()
         self.started = {}        # (job, scheduled_at) → execution ids started on executors
+        self.waiting = waiting_class()  # runs published before their start time, as executors keep them
         self.executor_runs = {}  # id → finished record waiting for confirmation
         self.trace = []
         self.settling = False
@@ -119,7 +122,7 @@ class Simulation:
             policy = self.rng.choice(("run_all", "run_once", "skip"))
             doc = {"name": f"job{i}", "schedule": self.rng.choice(SCHEDULES), "executor": "shell",
                    "executor_config": {"command": "true"}, "misfire_policy": policy, "catchup_window": "30s",
-                   "history_limit": 10_000}
+                   "history_limit": 10_000, "jitter": self.rng.choice(JITTERS)}
             self.apply({"op": "job.put", "args": {"job": models.validate_job(doc, now=START)}})
             self.policies[doc["name"]] = policy
         self.leader = Leader(self, self.term)
@@ -157,6 +160,19 @@ class Simulation:
         return self.fsm.apply([(self.index, term or self.term, wire.unpack(wire.pack(command)))])[0]
 
     def executor_start(self, execution, job):
+        """A run.start: one published before its start time waits for it, as on a real executor."""
+        if self.now < models.start_time(execution):
+            if self.waiting.add(execution, job):
+                self.at(self.waiting.deadline(), self.executor_wake)
+            return
+        self.waiting.take(execution["id"])
+        self.executor_begin(execution, job)
+
+    def executor_wake(self):
+        for execution, job in self.waiting.due(self.now):
+            self.executor_begin(execution, job)
+
+    def executor_begin(self, execution, job):
         key = (execution["job"], execution["scheduled_at"])
         if self.now < models.start_time(execution):
             raise Violation(f"tick {key} started early, at {self.now}")

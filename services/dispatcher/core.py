@@ -1,8 +1,9 @@
 """The dispatcher core, pure: picks target nodes by tags, and walks each execution through
-claimed → dispatched → running → finished. A run waits out its jitter, is published, and is
-published again until acked, then failed with its reason; a running one whose heartbeats stop
-for the lease is lost; a failed one is retried after its backoff. Time and randomness come in;
-the shell claims through Raft, publishes, and records what this decides."""
+claimed → dispatched → running → finished. A run is published once claimed, with its start
+time (tick plus jitter), which its executor waits for; it is published again when no ack came
+by then, then failed with its reason; a running one whose heartbeats stop for the lease is
+lost; a failed one is retried after its backoff. Time and randomness come in; the shell
+claims through Raft, publishes, and records what this decides."""
 
 from __future__ import annotations
 
@@ -26,13 +27,12 @@ class Run:
 @dataclass
 class Ready:
     publish: list = field(default_factory=list)  # (executions, job, topic): run.start
-    prepare: list = field(default_factory=list)  # (executions, job, topic): run.prepare, for runs claimed ahead
     kill: list = field(default_factory=list)     # (execution, reason): run.kill on its node
     record: list = field(default_factory=list)   # ("exec.ack" | "exec.finish", execution)
     retry: list = field(default_factory=list)    # (job, execution of the next attempt) to claim
 
     def empty(self):
-        return not (self.publish or self.prepare or self.kill or self.record or self.retry)
+        return not (self.publish or self.kill or self.record or self.retry)
 
 
 def select_targets(job, members, rng, untagged="one"):
@@ -108,18 +108,14 @@ class Dispatcher:
                 for node in select_targets(job, self.members, self.rng, self.untagged)]
 
     def claimed(self, job, executions, now):
-        """The claim is committed: each run is published once its jitter has passed. Runs
-        claimed ahead are announced to their nodes now, so that the fork is done before the
-        tick and a burst of ticks does not wait on a burst of forks."""
-        ahead = []
+        """The claim is committed: its runs are published now, even those claimed ahead of
+        their time or jittered. Each executor starts its run at the start time on its own
+        clock (and in a burst forks the child before it), so the tick is not followed by a
+        publication, a transport and a dispatcher's busy round before the start."""
         for execution in executions:
-            run = Run(dict(execution), job, due_at=models.start_time(execution))
+            run = Run(dict(execution), job)
             self.runs[execution["id"]] = run
-            if run.due_at <= now:
-                self.publish(run, now)
-            else:
-                ahead.append(run)
-        self.rd.prepare += frames(ahead)
+            self.publish(run, now)
 
     def adopt(self, execution, job, now):
         """A run found unfinished by a new leader: sent again with the same id (the executor
@@ -131,12 +127,11 @@ class Dispatcher:
         if execution["status"] == "running":
             run.state, run.due_at = RUNNING, now + self.lease_ms
         else:
-            run.due_at = models.start_time(execution)
-            if run.due_at <= now:
-                self.publish(run, now)
+            self.publish(run, now)
 
     def publish(self, run, now):
-        run.state, run.due_at = DISPATCHED, now + self.ack_timeout_ms
+        """Out now; no ack by the start time plus the ack timeout, and it goes out again."""
+        run.state, run.due_at = DISPATCHED, max(now, models.start_time(run.execution)) + self.ack_timeout_ms
         run.publications += 1
         self.outgoing.append(run)
 
@@ -196,7 +191,7 @@ class Dispatcher:
         for run in list(self.runs.values()):
             if run.due_at > now:
                 continue
-            if run.state == CLAIMED or run.state == DISPATCHED and run.publications < self.run_attempts:
+            if run.state == DISPATCHED and run.publications < self.run_attempts:
                 self.publish(run, now)
             elif run.state == DISPATCHED:
                 self.finished(dict(run.execution, status="failed", success=False, finished_at=now,
@@ -210,21 +205,22 @@ class Dispatcher:
     def deadline(self):
         return min((r.due_at for r in self.runs.values()), default=None)
 
-    def busy(self):
+    def busy(self, now):
+        """Runs started or due to have started: not those still waiting for their start time."""
         return [dict(r.execution, output=r.last_output.decode(errors="replace"))
-                for r in sorted(self.runs.values(), key=lambda r: r.execution["group"]) if r.state != CLAIMED]
+                for r in sorted(self.runs.values(), key=lambda r: r.execution["group"])
+                if r.state == RUNNING or r.state == DISPATCHED and models.start_time(r.execution) <= now]
 
     def running(self, job_name):
         return [r.execution for r in self.runs.values() if r.job["name"] == job_name]
 
     def ready(self):
         self.flush()
-        return Ready(publish=list(self.rd.publish), prepare=list(self.rd.prepare), kill=list(self.rd.kill),
-                     record=list(self.rd.record), retry=list(self.rd.retry))
+        return Ready(publish=list(self.rd.publish), kill=list(self.rd.kill), record=list(self.rd.record),
+                     retry=list(self.rd.retry))
 
     def advance(self, rd):
         del self.rd.publish[:len(rd.publish)]
-        del self.rd.prepare[:len(rd.prepare)]
         del self.rd.kill[:len(rd.kill)]
         del self.rd.record[:len(rd.record)]
         del self.rd.retry[:len(rd.retry)]

@@ -256,7 +256,7 @@ class DispatcherShell:
         elif isinstance(msg, m.ExecKill):
             self.kill(env)
         elif isinstance(msg, m.BusyList):
-            self.loop.reply(self.result_router, env, {"executions": self.core.busy()})
+            self.loop.reply(self.result_router, env, {"executions": self.core.busy(self.loop.now())})
         else:
             raise errors.BadRequest(f"the dispatcher does not answer {env.type}")
 
@@ -283,8 +283,6 @@ class DispatcherShell:
         rd = self.core.ready()
         if rd.empty():
             return
-        for executions, job, (kind, name) in rd.prepare:
-            self.loop.send(self.run_pub, m.RunPrepare(executions=executions, job=job), topic=wire.topic(kind, name))
         for executions, job, (kind, name) in rd.publish:
             self.loop.send(self.run_pub, m.RunStart(executions=executions, job=job), topic=wire.topic(kind, name))
         for execution, reason in rd.kill:

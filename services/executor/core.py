@@ -1,9 +1,11 @@
-"""Pure parts of the executor: what a run.start means for this node, how a shell job's
-command line and environment are built from Dkron's executor_config keys, how output is
-capped (head kept locally, tail in the replicated record), and the final execution record."""
+"""Pure parts of the executor: what a run.start means for this node, the runs that wait here
+for their start time, how a shell job's command line and environment are built from Dkron's
+executor_config keys, how output is capped (head kept locally, tail in the replicated record),
+and the final execution record."""
 
 from __future__ import annotations
 
+import heapq
 import shlex
 from dataclasses import dataclass, field
 
@@ -18,6 +20,53 @@ def classify(execution, node, started_ids):
     if execution.get("node") != node:
         return NOT_MINE
     return DUPLICATE if execution["id"] in started_ids else NEW
+
+
+class Waiting:
+    """Runs published before their start time (claimed ahead, or jittered) wait here, so that
+    at the tick the executor starts them on its own clock: no publication, no transport and no
+    dispatcher round lies between the tick and the start."""
+
+    def __init__(self):
+        self.runs = {}   # execution id → (execution, job)
+        self.heap = []   # (start time, execution id); ids taken early are skipped when popped
+
+    def add(self, execution, job):
+        """False when the run already waits (a run.start sent again)."""
+        if execution["id"] in self.runs:
+            return False
+        self.runs[execution["id"]] = (execution, job)
+        heapq.heappush(self.heap, (models.start_time(execution), execution["id"]))
+        return True
+
+    def take(self, execution_id):
+        """The run, no longer waiting (started early by a kill, or dropped); None if it was not."""
+        return self.runs.pop(execution_id, None)
+
+    def deadline(self):
+        while self.heap and self.heap[0][1] not in self.runs:
+            heapq.heappop(self.heap)
+        return self.heap[0][0] if self.heap else None
+
+    def due(self, now):
+        """The runs whose start time has come, in start order."""
+        out = []
+        while self.heap and self.heap[0][0] <= now:
+            _, execution_id = heapq.heappop(self.heap)
+            run = self.runs.pop(execution_id, None)
+            if run is not None:
+                out.append(run)
+        return out
+
+    def clear(self):
+        self.runs.clear()
+        self.heap.clear()
+
+    def __contains__(self, execution_id):
+        return execution_id in self.runs
+
+    def __len__(self):
+        return len(self.runs)
 
 
 def shell_command(config):

@@ -41,7 +41,7 @@ class ChildProcess:
         self.proc = subprocess.Popen(
             argv, env=plan.env, cwd=plan.cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.PIPE if held or plan.stdin is not None else subprocess.DEVNULL,
-            start_new_session=True, user=plan.user, group=plan.group)
+            process_group=0, user=plan.user, group=plan.group)
         if not held:
             self.feed(b"")
         self.fd = self.proc.stdout.fileno()

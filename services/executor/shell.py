@@ -3,7 +3,8 @@ topics), one DEALER per server's dispatcher, sending to the one with the highest
 Starts each execution id once (recorded before the ack), streams output, heartbeats running
 runs, kills on request, timeout or memory limit, queues runs beyond its slots, re-sends
 results until confirmed, serves full output on its ROUTER, and drains running jobs on TERM.
-Runs claimed ahead are forked at their run.prepare and held until their run.start."""
+A run published before its time waits here and starts on this node's clock; in a burst its
+child is forked ahead and held until then."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import logging
 import os
 import resource
 import sys
-import time
 from dataclasses import dataclass
 
 import zmq
@@ -20,6 +20,7 @@ import zmq
 from common import config, errors, messages as m, models, wire
 from common.loop import Loop
 from services.executor import core, plans, processors
+from services.executor.forking import ForkAhead
 from services.executor.process import ChildProcess, can_hold
 from services.executor.store import ExecutionStore
 
@@ -28,8 +29,6 @@ log = logging.getLogger(__name__)
 EXIT_POLL_MS = 20       # after EOF, how often to look for the exit status
 MEMORY_CHECK_MS = 1000  # Dkron samples the tree's RSS once a second too
 MAX_OUTPUT_REPLY = 1 << 20
-HELD_GRACE_MS = 60_000  # a child forked ahead whose run.start has not come this long after its time is discarded
-HOLD_BATCH = 4          # children forked ahead per loop round: the runs starting now come first
 BURST_MS, BURST_RUNS = 20, 4  # runs of this node due within 20 ms of each other, 4 or more: a burst
 
 
@@ -48,11 +47,10 @@ class Running:
 
 @dataclass
 class Held:
-    """A child forked ahead for a run claimed for later, waiting for its run.start."""
+    """A child forked ahead for a run waiting for its start time."""
     process: ChildProcess
     plan: plans.Plan
     fork_ms: int
-    until: int
 
 
 class Server:
@@ -71,9 +69,11 @@ class ExecutorShell:
         self.started = self.store.started_ids()
         self.processors = processors.Processors(conf, loop.after)
         self.running = {}
+        self.waiting = core.Waiting()  # runs published before their start time
         self.held = {}  # execution id → Held
-        self.to_hold = collections.deque()  # (execution, job) announced by run.prepare, not forked yet
-        self.announced = collections.Counter()  # start time // BURST_MS → runs of this node announced for it
+        self.forking = ForkAhead(loop, self.forked)
+        self.to_hold = collections.deque()  # (execution, job) waiting, not looked at for a fork ahead yet
+        self.announced = collections.Counter()  # start time // BURST_MS → runs of this node waiting for it
         self.queue = collections.deque()  # (execution, job) waiting for a free slot
         self.sending = set()
         self.arrived, self.outbox = [], []  # runs and results waiting for the round's commit
@@ -90,12 +90,12 @@ class ExecutorShell:
         loop.every(conf.executor.result_retry_ms, self.resend_results)
         loop.every(conf.executor.heartbeat_ms, self.heartbeat)
         loop.every(60_000, self.store.prune)
-        loop.every(1000, self.discard_stale)
+        loop.every(1000, self.forget_announced)
+        loop.follow(self.waiting.deadline, self.start_due)
         loop.on_term = self.drain
         loop.idle.append(self.flush)
         loop.status = self.status
-        for execution in self.store.orphans():
-            self.record_lost(execution)
+        self.settle_orphans()
         self.refresh_members()
         loop.ready = True
 
@@ -147,65 +147,56 @@ class ExecutorShell:
             if server is not None:
                 server.term = max(server.term, msg.term)
         elif isinstance(msg, m.RunKill):
+            if msg.node == self.name and msg.id in self.waiting:
+                self.settle_waiting(msg.id, msg.reason, "killed")
             run = self.running.get(msg.id)
             if msg.node == self.name and run is not None:
                 self.kill(run, msg.reason, "killed")
         elif isinstance(msg, m.RunStart):
             for execution in msg.executions:
                 self.on_start(execution, msg.job)
-        elif isinstance(msg, m.RunPrepare):
-            # Only a hint: one that is not this node's or lacks a start time is passed over.
-            mine = [x for x in msg.executions if x.get("node") == self.name and type(x.get("id")) is str
-                    and type(x.get("scheduled_at")) is int and type(x.get("jitter_ms", 0)) is int]
-            if mine and not self.to_hold:
-                self.loop.after(1, self.hold_some)
-            for execution in mine:
-                self.announced[models.start_time(execution) // BURST_MS] += 1
-                self.to_hold.append((execution, msg.job))
 
-    def hold_some(self):
-        """A few forks ahead per loop round, between rounds that start runs due now (the
-        claims for the next ticks come while this tick's runs start)."""
-        for _ in range(min(HOLD_BATCH, len(self.to_hold))):
+    def hold_waiting(self):
+        """A moment after runs began to wait, so that the runs of a burst are counted first."""
+        while self.to_hold:
             self.hold(*self.to_hold.popleft())
-        if self.to_hold:
-            self.loop.after(1, self.hold_some)
 
     def hold(self, execution, job):
-        """Fork now the child of a run claimed for later; it becomes the command at the run's
-        run.start, so that a burst of ticks starts with a write per run, not a fork per run.
+        """Fork now the child of a run waiting for its time; it becomes the command when the
+        run starts, so that a burst of ticks starts with a write per run, not a fork per run.
         Only in a burst: a held child costs a shell more than a plain start, which a steady
         stream of runs pays for nothing (at 300 runs/s on 3 servers and 2 agents it made the
         p99 lateness worse, 212 ms against 78)."""
         bucket = models.start_time(execution) // BURST_MS
         burst = self.announced[bucket - 1] + self.announced[bucket] + self.announced[bucket + 1] >= BURST_RUNS
-        if (not burst or core.classify(execution, self.name, self.started) != core.NEW
-                or execution["id"] in self.held or self.loop.draining
-                or len(self.held) >= self.conf.executor.fork_ahead):
+        key = execution["id"]
+        if (not burst or key not in self.waiting or key in self.held or key in self.forking
+                or self.loop.draining or len(self.held) + len(self.forking) >= self.conf.executor.fork_ahead):
             return
-        begun = time.monotonic()
         try:
             plan = plans.plan(self.offered, job)
-            if not can_hold(plan):
-                return
-            process = ChildProcess(plan, held=True)
         except (errors.Error, OSError, ValueError):
-            return  # the run.start reports it
-        self.held[execution["id"]] = Held(process, plan, round((time.monotonic() - begun) * 1000),
-                                          models.start_time(execution) + HELD_GRACE_MS)
+            return  # the start reports it
+        if can_hold(plan):
+            self.forking.fork(key, plan)
+
+    def forked(self, key, plan, process, fork_ms):
+        if process is None:
+            return
+        if key not in self.waiting or self.loop.draining:
+            process.discard()  # started (or killed) while its child was being forked
+            return
+        self.held[key] = Held(process, plan, fork_ms)
 
     def unhold(self, execution_id):
         held = self.held.pop(execution_id, None)
         if held is not None:
             held.process.discard()
 
-    def discard_stale(self):
-        now = self.loop.now()
-        for bucket in [b for b in self.announced if (b + 1) * BURST_MS + HELD_GRACE_MS < now]:
+    def forget_announced(self):
+        past = self.loop.now() // BURST_MS - 1
+        for bucket in [b for b in self.announced if b < past]:
             del self.announced[bucket]
-        for execution_id in [i for i, h in self.held.items() if h.until < now]:
-            log.info("discarding the child held for id=%s: its run never started", execution_id)
-            self.unhold(execution_id)
 
     def on_start(self, execution, job):
         kind = core.classify(execution, self.name, self.started)
@@ -223,12 +214,39 @@ class ExecutorShell:
             return
         if self.loop.draining:
             return  # not acked: the dispatcher re-sends it, then fails it with a reason
-        self.store.start(execution)  # durable before the ack (flush): a re-sent run never starts twice
+        # Durable (at this round's flush) before anything starts: a run.start sent again, even
+        # after a crash, starts nothing new.
+        self.store.start(execution)
         self.started.add(execution["id"])
+        if models.start_time(execution) > self.loop.now():
+            self.wait(execution, job)
+        else:
+            self.arrived.append(self.track(execution, job))
+
+    def track(self, execution, job, pending=True):
         run = Running(execution, job, core.Output(max_bytes=self.conf.executor.output_max_bytes,
-                                                  tail_bytes=self.conf.executor.output_tail_bytes), self.loop.now())
+                                                  tail_bytes=self.conf.executor.output_tail_bytes),
+                      self.loop.now(), pending=pending)
         self.running[execution["id"]] = run
-        self.arrived.append(run)
+        return run
+
+    def wait(self, execution, job):
+        """A run published before its time (claimed ahead, or jittered) starts on this node's
+        clock. Its id was stored at its arrival, so at its time nothing is written first."""
+        self.waiting.add(execution, job)
+        self.announced[models.start_time(execution) // BURST_MS] += 1
+        if not self.to_hold:
+            self.loop.after(1, self.hold_waiting)
+        self.to_hold.append((execution, job))
+
+    def start_due(self, now):
+        for execution, job in self.waiting.due(now):
+            self.admit(self.track(execution, job, pending=False))
+
+    def settle_waiting(self, execution_id, reason, status):
+        """A waiting run that will not start (killed, or its executor stops) gets its record."""
+        execution, job = self.waiting.take(execution_id)
+        self.finish(self.track(execution, job, pending=False), None, reason=reason, status=status)
 
     def flush(self):
         """Once per loop round: one commit for the round's starts and results, then the acks,
@@ -244,18 +262,20 @@ class ExecutorShell:
         self.store.commit()  # confirmations
 
     def admit(self, run):
+        """Started at once when a slot is free (then acked, with the start time), else queued."""
         run.pending = False
-        self.ack(run)
         if run.status:  # killed before it could start
+            self.ack(run)
             return self.finish(run, None)
-        if not self.has_slot():
-            if len(self.queue) >= self.conf.executor.queue_size:
-                return self.finish(run, None, reason=f"node {self.name} full: "
-                                                     f"{self.conf.executor.max_concurrent_executions} running and "
-                                                     f"{len(self.queue)} waiting", status="skipped")
-            self.queue.append(run)
-            return
-        self.launch(run)
+        if self.has_slot():
+            self.launch(run)
+            return self.ack(run)
+        self.ack(run)
+        if len(self.queue) >= self.conf.executor.queue_size:
+            return self.finish(run, None, reason=f"node {self.name} full: "
+                                                 f"{self.conf.executor.max_concurrent_executions} running and "
+                                                 f"{len(self.queue)} waiting", status="skipped")
+        self.queue.append(run)
 
     def has_slot(self):
         limit = self.conf.executor.max_concurrent_executions
@@ -346,9 +366,22 @@ class ExecutorShell:
         if self.loop.draining and not self.running:
             self.loop.after(self.conf.executor.result_retry_ms, lambda: self.loop.stop(0))
 
+    def settle_orphans(self):
+        """Runs stored but never finished: this process died. One whose start time has not come
+        never started: forgotten here, it starts when its run.start is sent again. Any other may
+        have started: it is recorded as lost."""
+        now = self.loop.now()
+        for execution in self.store.orphans():
+            if models.start_time(execution) > now:
+                self.store.forget(execution["id"])
+                self.started.discard(execution["id"])
+            else:
+                self.record_lost(execution)
+        self.store.commit()
+
     def record_lost(self, execution):
         record = dict(execution, status="lost", success=False, finished_at=self.loop.now(),
-                      reason="the executor stopped while the execution ran")
+                      reason="the executor stopped while the execution ran or was starting")
         self.store.finish(record, b"", 0)
         self.outbox.append(record)
 
@@ -392,6 +425,9 @@ class ExecutorShell:
     # -- shutdown --------------------------------------------------------------------------
 
     def drain(self):
+        for execution_id in list(self.waiting.runs):
+            self.settle_waiting(execution_id, "interrupted: the executor was stopped before the run's start time",
+                                "interrupted")
         self.to_hold.clear()
         for execution_id in list(self.held):
             self.unhold(execution_id)
@@ -408,7 +444,8 @@ class ExecutorShell:
             self.kill(run, "interrupted: the executor was stopped", "interrupted")
 
     def status(self):
-        return {"running": len(self.running), "queued": len(self.queue), "held": len(self.held),
+        return {"running": len(self.running), "queued": len(self.queue), "waiting": len(self.waiting),
+                "held": len(self.held),
                 "servers": sorted(self.servers),
                 "executors": sorted(self.offered),
                 "sqlite": {"executor.db": {

@@ -1,7 +1,7 @@
-"""The executor's local SQLite: every execution id this node started (written and fsync'd
-before the ack, so a re-sent run starts nothing new, even after a crash), each final record
-until the leader confirms it, and the full output served on the output port. Writes gather in
-one transaction that the shell commits once per loop round: a burst of runs costs one fsync."""
+"""The executor's local SQLite: every execution id this node started or waits to start
+(fsync'd before it starts, so a re-sent run starts nothing new, even after a crash), each
+final record until the leader confirms it, and the full output served on the output port.
+Writes gather in one transaction that the shell commits once per loop round."""
 
 import json
 import sqlite3
@@ -37,6 +37,11 @@ class ExecutionStore:
     def start(self, execution):
         self.write("INSERT OR IGNORE INTO execution (id, job, started) VALUES (?, ?, ?)",
                    (execution["id"], execution["job"], json.dumps(execution)))
+
+    def forget(self, execution_id):
+        """A stored run that never started (its start time has not come): a run.start sent
+        again may start it."""
+        self.write("DELETE FROM execution WHERE id = ? AND record IS NULL", (execution_id,))
 
     def finish(self, record, head, size):
         self.write("UPDATE execution SET record = ? WHERE id = ?", (json.dumps(record), record["id"]))

@@ -6,7 +6,8 @@ recorded as skipped. Broken variants show the checks bite."""
 import pytest
 
 from scripts.sim.scheduler import Violation, run_seed
-from services.dispatcher.core import Dispatcher, Run
+from services.dispatcher.core import Dispatcher
+from services.executor.core import Waiting
 from services.scheduler.core import Scheduler
 
 SEEDS = 30
@@ -51,21 +52,21 @@ class ForgetsUnfinishedRuns(Dispatcher):
         pass
 
 
-class PublishesOnClaim(Dispatcher):
-    """Broken: publishes a run as soon as its claim commits, so a tick fired ahead starts early."""
+class StartsWhatWaitsAtOnce(Waiting):
+    """Broken: once one run waiting on the executor is due, every waiting run starts, so a
+    tick claimed ahead (or a jittered run) starts early."""
 
-    def claimed(self, job, executions, now):
-        for execution in executions:
-            run = self.runs[execution["id"]] = Run(dict(execution), job)
-            self.publish(run, now)
+    def due(self, now):
+        due = super().due(now)
+        return due + super().due(float("inf")) if due else due
 
 
 @pytest.mark.parametrize("variant", [
     {"scheduler_class": FiresOutOfOrder},
     {"dispatcher_class": ForgetsUnfinishedRuns},
-    {"dispatcher_class": PublishesOnClaim},
+    {"waiting_class": StartsWhatWaitsAtOnce},
     {"executor_dedupes": False},
-], ids=["fires-out-of-order", "forgets-unfinished-runs", "publishes-on-claim", "executor-without-dedupe"])
+], ids=["fires-out-of-order", "forgets-unfinished-runs", "starts-what-waits-at-once", "executor-without-dedupe"])
 def test_each_broken_variant_is_caught(variant):
     for seed in range(1, HUNT_SEEDS + 1):
         try:

@@ -1,11 +1,13 @@
-"""services/executor/core.py: whether a run is this node's, the shell executor's command line
-and environment from Dkron's keys, output caps, and the final execution record."""
+"""services/executor/core.py: whether a run is this node's, runs waiting for their start time,
+the shell executor's command line and environment from Dkron's keys, output caps, and the
+final execution record."""
 
 import pytest
 
 from common import models
 from common.errors import BadRequest
-from services.executor.core import DUPLICATE, NEW, NOT_MINE, Output, classify, final_record, shell_command, shell_env
+from services.executor.core import (DUPLICATE, NEW, NOT_MINE, Output, Waiting, classify, final_record, shell_command,
+                                    shell_env)
 
 NOW = 1_767_225_600_000
 
@@ -20,6 +22,29 @@ def test_classify_new_run():
 
 def test_classify_re_sent_run_is_a_duplicate():
     assert classify(execution(), "web1", {"5-web1"}) == DUPLICATE
+
+
+def test_waiting_runs_come_due_at_their_tick_plus_jitter_in_start_order():
+    waiting = Waiting()
+    late = dict(execution(id_="a"), scheduled_at=NOW, jitter_ms=700)
+    early = dict(execution(id_="b"), scheduled_at=NOW + 500)
+    assert waiting.add(late, "job") and waiting.add(early, "job")
+    assert not waiting.add(dict(late), "job")  # the same run.start again
+    assert waiting.deadline() == NOW + 500 and len(waiting) == 2
+    assert waiting.due(NOW + 499) == []
+    assert [x["id"] for x, _ in waiting.due(NOW + 500)] == ["b"]
+    assert waiting.deadline() == NOW + 700 and "a" in waiting
+    assert [x["id"] for x, _ in waiting.due(NOW + 10_000)] == ["a"]
+    assert waiting.deadline() is None and waiting.due(NOW + 20_000) == []
+
+
+def test_a_run_taken_out_of_waiting_never_comes_due():
+    waiting = Waiting()
+    waiting.add(dict(execution(id_="a"), scheduled_at=NOW), "job")
+    waiting.add(dict(execution(id_="b"), scheduled_at=NOW + 5), "job")
+    assert waiting.take("a")[0]["id"] == "a" and waiting.take("a") is None
+    assert waiting.deadline() == NOW + 5
+    assert [x["id"] for x, _ in waiting.due(NOW + 5)] == ["b"]
 
 
 def test_classify_run_of_another_node():
