@@ -138,6 +138,7 @@ class Executor:
     max_concurrent_executions: int = _spec(lo=0)
     queue_size: int = _spec(lo=0)
     fork_ahead: int = _spec(lo=0)
+    nice: int = _spec(lo=-20, hi=19)
 
 
 @dataclass(frozen=True)

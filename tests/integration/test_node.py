@@ -42,22 +42,30 @@ def test_job_runs_on_schedule_and_lists_its_executions(node, eventually):
     assert not any(x.get("forked_ahead") for x in stored_executions(node) if x["id"] in ids)
 
 
-def test_a_burst_of_ticks_starts_children_forked_ahead(node, eventually):
+def test_a_burst_of_ticks_starts_children_forked_ahead_at_the_normal_niceness(node, eventually):
     """Ticks are claimed [scheduler] lead_ms ahead; when several fall together on a node their
-    children are forked then and held, and at the tick each is released into its command."""
+    children are forked then and held, and at the tick each is released into its command. The
+    executor runs at [executor] nice when it may (as root); no job inherits it, held or not."""
     names = [f"burst-{i}" for i in range(6)]
     for name in names:
-        job = {**HELLO, "name": name, "schedule": "*/2 * * * * *", "executor_config": {"command": f"echo {name}"}}
+        job = {**HELLO, "name": name, "schedule": "*/2 * * * * *",
+               "executor_config": {"command": f"echo {name} $(nice)", "shell": "true"}}
         assert requests.post(f"{node.api()}/v1/jobs", json=job, timeout=10).status_code == 201
+    lone = {**HELLO, "name": "lone", "schedule": "@every 3s", "executor_config": {"command": "nice"}}
+    assert requests.post(f"{node.api()}/v1/jobs", json=lone, timeout=10).status_code == 201
 
     def ran():
-        rows = [x for x in stored_executions(node) if x["job"] in names and x["status"] == "success"]
-        return rows if {x["job"] for x in rows if x.get("forked_ahead")} == set(names) else None
+        rows = [x for x in stored_executions(node) if x["job"] in names + ["lone"] and x["status"] == "success"]
+        held = {x["job"] for x in rows if x.get("forked_ahead")}
+        return rows if held == set(names) and "lone" in {x["job"] for x in rows} else None
 
-    rows = eventually(ran, timeout=30, what="a run of each burst job from a child forked ahead")
+    rows = eventually(ran, timeout=30, what="a run of each burst job from a child forked ahead, and of lone")
     for row in rows:
-        assert row["output"] == row["job"] + "\n"
-    for name in names:
+        assert row["output"] == ("0\n" if row["job"] == "lone" else f"{row['job']} 0\n")
+    assert not any(x.get("forked_ahead") for x in rows if x["job"] == "lone")
+    expected = -10 if os.geteuid() == 0 else os.getpriority(os.PRIO_PROCESS, 0)
+    assert node.ctl("s1", "executor")["nice"] == expected
+    for name in names + ["lone"]:
         requests.delete(f"{node.api()}/v1/jobs/{name}", timeout=10)
 
 
