@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from common import models
 
 CLAIMED, DISPATCHED, RUNNING = "claimed", "dispatched", "running"
+# An ack is recorded in Raft this long after it came, unless the run's result came first: a
+# short run is then recorded once, by its result (which carries its start), not twice. A new
+# leader finds such a run claimed and publishes it again; its executor starts nothing new.
+ACK_RECORD_DELAY_MS = 1000
 
 
 @dataclass
@@ -22,6 +26,7 @@ class Run:
     due_at: int = 0          # when to publish (jitter), then when to publish again, then the lease end
     publications: int = 0
     last_output: bytes = b""
+    ack_record_at: int | None = None  # when its ack goes to Raft, if its result has not come by then
 
 
 @dataclass
@@ -147,7 +152,7 @@ class Dispatcher:
             return
         run.state, run.due_at = RUNNING, now + self.lease_ms
         run.execution.update(status="running", started_at=started_at)
-        self.rd.record.append(("exec.ack", run.execution))
+        run.ack_record_at = now + ACK_RECORD_DELAY_MS
 
     def heard(self, execution_ids, now):
         """A heartbeat: these runs are alive; their lease starts again."""
@@ -189,6 +194,9 @@ class Dispatcher:
 
     def tick(self, now):
         for run in list(self.runs.values()):
+            if run.ack_record_at is not None and run.ack_record_at <= now:
+                run.ack_record_at = None
+                self.rd.record.append(("exec.ack", run.execution))
             if run.due_at > now:
                 continue
             if run.state == DISPATCHED and run.publications < self.run_attempts:
@@ -203,7 +211,7 @@ class Dispatcher:
                                           f"{self.lease_ms // 1000}s"), now)
 
     def deadline(self):
-        return min((r.due_at for r in self.runs.values()), default=None)
+        return min((min(r.due_at, r.ack_record_at or r.due_at) for r in self.runs.values()), default=None)
 
     def busy(self, now):
         """Runs started or due to have started: not those still waiting for their start time."""

@@ -6,7 +6,7 @@ import random
 import pytest
 
 from common import models
-from services.dispatcher.core import DISPATCHED, RUNNING, Dispatcher, select_targets
+from services.dispatcher.core import ACK_RECORD_DELAY_MS, DISPATCHED, RUNNING, Dispatcher, select_targets
 
 NOW = 1_767_225_600_000
 ACK_MS = 2000
@@ -187,14 +187,31 @@ def test_ack_records_the_running_execution_once_and_heartbeats_renew_the_lease()
     drain(d)
     d.acked(execution["id"], NOW + 10, NOW + 10)
     d.acked(execution["id"], NOW + 10, NOW + 20)
+    assert drain(d).record == [] and d.runs[execution["id"]].state == RUNNING
+    assert d.deadline() == NOW + 10 + ACK_RECORD_DELAY_MS
+    d.tick(NOW + 10 + ACK_RECORD_DELAY_MS)
     assert [kind for kind, _ in drain(d).record] == ["exec.ack"]
-    assert d.runs[execution["id"]].state == RUNNING
+    d.tick(NOW + 20 + ACK_RECORD_DELAY_MS)
+    assert drain(d).record == []
     d.heard([execution["id"]], NOW + LEASE_MS)
     d.tick(NOW + LEASE_MS + 10)
     assert drain(d).record == []  # the heartbeat moved the lease
     d.tick(NOW + 2 * LEASE_MS + 10)
     (kind, record), = drain(d).record
     assert record["status"] == "lost" and "no heartbeat" in record["reason"]
+
+
+def test_a_run_whose_result_comes_before_its_ack_is_recorded_goes_to_raft_once_by_its_result():
+    d = dispatcher()
+    job = shell_job(tags={"role": "db"})
+    execution, = d.plan(job, NOW, NOW)
+    d.claimed(job, [execution], NOW)
+    drain(d)
+    d.acked(execution["id"], NOW + 10, NOW + 10)
+    d.finished(dict(execution, status="success", success=True, started_at=NOW + 10, finished_at=NOW + 30), NOW + 30)
+    d.tick(NOW + 10 + ACK_RECORD_DELAY_MS)
+    (kind, record), = drain(d).record
+    assert kind == "exec.finish" and record["started_at"] == NOW + 10
 
 
 def test_a_failed_run_with_retries_left_is_retried_with_a_doubling_delay():
