@@ -107,21 +107,14 @@ class TickClaim:
     manual: bool = False
 
 
-@message("exec.ack")
-class ExecAck:
-    """An executor started the execution: claimed → running."""
+@message("exec.record")
+class ExecRecord:
+    """One dispatcher round's acks (an executor started the execution: claimed → running; each
+    {job, id, started_at}) and final records (idempotent by id), in one Raft entry: applied in
+    order, each as alone, with one result per item."""
 
-    job: str
-    id: str
-    started_at: int
-    term: int = 0
-
-
-@message("exec.finish")
-class ExecFinish:
-    """The final record of an execution; idempotent by id."""
-
-    execution: dict[str, Any]
+    acks: list[dict[str, Any]]
+    finishes: list[dict[str, Any]]
     term: int = 0
 
 

@@ -183,6 +183,15 @@ _EXECUTION_TYPES = {"id": str, "job": str, "group": int, "attempt": int, "node":
                     "success": bool, "output": str}
 
 
+def check_ack(ack):
+    """An ack from the dispatcher ({job, id, started_at}), checked before it is proposed to Raft."""
+    if not isinstance(ack, dict) or set(ack) != {"job", "id", "started_at"}:
+        raise BadRequest(f"ack: expected job, id and started_at, got {sorted(ack) if isinstance(ack, dict) else ack!r}")
+    if type(ack["job"]) is not str or type(ack["id"]) is not str or type(ack["started_at"]) is not int:
+        raise BadRequest("ack: job and id must be strings, started_at an integer")
+    return ack
+
+
 def check_execution(ex):
     """An execution record from another service, checked before it is proposed to Raft."""
     for key, kind in _EXECUTION_TYPES.items():

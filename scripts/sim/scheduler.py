@@ -67,13 +67,16 @@ class Leader:
         for executions, job, _ in rd.publish:
             for execution in executions:
                 sim.send(sim.executor_start, execution, job)
-        for kind, execution in rd.record:
-            if kind == "exec.ack":
-                args = {k: execution[k] for k in ("job", "id", "started_at")}
-                sim.propose(self, {"op": "exec.ack", "args": args}, None)
-            else:
-                sim.propose(self, {"op": "exec.finish", "args": {"execution": execution}},
-                            lambda result, ex=execution: sim.send(sim.executor_confirmed, ex["id"]))
+        if rd.record:  # one entry per round, as the dispatcher's shell records them
+            acks = [{k: x[k] for k in ("job", "id", "started_at")} for kind, x in rd.record if kind == "exec.ack"]
+            finishes = [x for kind, x in rd.record if kind == "exec.finish"]
+
+            def confirmed(result, finishes=finishes):
+                for execution, outcome in zip(finishes, result["finishes"]):
+                    if "error" not in outcome:
+                        sim.send(sim.executor_confirmed, execution["id"])
+
+            sim.propose(self, {"op": "exec.record", "args": {"acks": acks, "finishes": finishes}}, confirmed)
 
     def fire(self, job, at):
         queue = self.claims.setdefault(job["name"], [])

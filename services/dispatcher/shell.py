@@ -288,12 +288,8 @@ class DispatcherShell:
         for execution, reason in rd.kill:
             self.loop.send(self.run_pub, m.RunKill(id=execution["id"], node=execution["node"], reason=reason),
                            topic=wire.topic("node", execution["node"]))
-        for kind, execution in rd.record:
-            if kind == "exec.ack":
-                self.raft.call(m.ExecAck(job=execution["job"], id=execution["id"], started_at=execution["started_at"],
-                                         term=self.term), self._logged("ack", execution))
-            else:
-                self.raft.call(m.ExecFinish(execution=execution, term=self.term), self._recorded(execution))
+        if rd.record:
+            self.record(rd.record)
         for job, execution in rd.retry:
             delay = max(0, execution.pop("retry_at") - self.loop.now())
             self.loop.after(delay, lambda job=job, execution=execution: self.retry(job, execution))
@@ -318,26 +314,38 @@ class DispatcherShell:
                 log.warning("recording %s failed id=%s: %s", what, execution["id"], err)
         return done
 
-    def _recorded(self, execution):
+    def record(self, records):
+        """The round's acks and results, in one Raft entry; each item's outcome as if alone."""
+        acks = [{"job": x["job"], "id": x["id"], "started_at": x["started_at"]} for kind, x in records if kind == "exec.ack"]
+        finishes = [x for kind, x in records if kind == "exec.finish"]
+
         def done(result, err):
-            waiting = self.confirm.pop(execution["id"], [])
-            if err is not None:
-                # The executor re-sends its result; it is recorded on a later attempt.
-                log.warning("recording result failed id=%s: %s", execution["id"], err)
-                return
-            for env in waiting:
-                self.loop.reply(self.result_router, env, {"id": execution["id"]})
-            record = result["execution"]
-            self.loop.send(self.output_pub, m.ExecResult(execution=record),
-                           topic=wire.output_topic(record["job"], record["id"]))
-            if result.get("duplicate"):
-                return
-            self.loop.metrics.add(metrics.JOB_EXECUTIONS).inc(job=record["job"], status=record["status"])
-            if result.get("group_done"):
-                self.group_done(record, result["group_status"])
-            elif record["status"] == "skipped":
-                self.skips_recorded(record["job"], [record])  # a full node skipped it
-        return done
+            for i, ack in enumerate(acks):
+                outcome, failed = _item(result, err, "acks", i)
+                if failed is not None:
+                    log.warning("recording ack failed id=%s: %s", ack["id"], failed)
+            for i, execution in enumerate(finishes):
+                self.recorded(execution, *_item(result, err, "finishes", i))
+
+        self.raft.call(m.ExecRecord(acks=acks, finishes=finishes, term=self.term), done)
+
+    def recorded(self, execution, result, err):
+        waiting = self.confirm.pop(execution["id"], [])
+        if err is not None:
+            # The executor re-sends its result; it is recorded on a later attempt.
+            log.warning("recording result failed id=%s: %s", execution["id"], err)
+            return
+        for env in waiting:
+            self.loop.reply(self.result_router, env, {"id": execution["id"]})
+        record = result["execution"]
+        self.loop.send(self.output_pub, m.ExecResult(execution=record), topic=wire.output_topic(record["job"], record["id"]))
+        if result.get("duplicate"):
+            return
+        self.loop.metrics.add(metrics.JOB_EXECUTIONS).inc(job=record["job"], status=record["status"])
+        if result.get("group_done"):
+            self.group_done(record, result["group_status"])
+        elif record["status"] == "skipped":
+            self.skips_recorded(record["job"], [record])  # a full node skipped it
 
     def group_done(self, record, status):
         """A firing is over: its notifications go out; on success its dependent jobs run, and
@@ -372,6 +380,16 @@ class DispatcherShell:
                 "running": len(self.core.runs), "members": len(self.core.members),
                 "alive": sum(x["status"] == "alive" for x in self.core.members),
                 "claims_waiting": sum(len(q) for q in self.claims.values())}
+
+
+def _item(result, err, kind, i):
+    """(result, error) of item i of a batched record: the batch's error, or the item's own."""
+    if err is not None:
+        return None, err
+    outcome = result[kind][i]
+    if outcome and "error" in outcome:
+        return None, errors.Error.from_code(outcome["error"], outcome["message"])
+    return outcome, None
 
 
 def main(argv=None):

@@ -251,10 +251,9 @@ class RaftShell:
         if isinstance(msg, m.TickClaim):
             return self.propose(env, "tick.claim", job=msg.job, scheduled_at=msg.scheduled_at, group=msg.group,
                                 term=msg.term, executions=msg.executions, manual=msg.manual)
-        if isinstance(msg, m.ExecAck):
-            return self.propose(env, "exec.ack", job=msg.job, id=msg.id, started_at=msg.started_at)
-        if isinstance(msg, m.ExecFinish):
-            return self.propose(env, "exec.finish", execution=models.check_execution(msg.execution))
+        if isinstance(msg, m.ExecRecord):
+            return self.propose(env, "exec.record", acks=[models.check_ack(a) for a in msg.acks],
+                                finishes=[models.check_execution(x) for x in msg.finishes])
         if isinstance(msg, m.TickSkip):
             return self.propose(env, "tick.skip", job=msg.job, ticks=msg.ticks, reason=msg.reason)
         if isinstance(msg, m.ExecDeleteAll):

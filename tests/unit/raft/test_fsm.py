@@ -4,6 +4,7 @@ entries change them, and the applied index kept in the same transaction."""
 import pytest
 
 from common import models
+from common.errors import BadRequest
 from services.raft.fsm import StateMachine
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -214,6 +215,28 @@ def test_ack_after_finish_changes_nothing(fsm):
     log.apply("exec.finish", execution=finished("backup"))
     log.apply("exec.ack", job="backup", id=finished("backup")["id"], started_at=NOW + 99)
     assert fsm.execution("backup", finished("backup")["id"])["status"] == "success"
+
+
+def test_a_batched_record_applies_its_acks_then_its_finishes_each_with_its_own_result(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("backup"))
+    one, two = execution("backup", node="web1"), execution("backup", node="web2")
+    log.apply("tick.claim", job="backup", scheduled_at=NOW, group=1, term=1, executions=[one, two])
+    result = log.apply("exec.record", acks=[{"job": "backup", "id": one["id"], "started_at": NOW + 10},
+                                            {"job": "backup", "id": "nope", "started_at": NOW}],
+                       finishes=[finished("backup", node="web2"), finished("ghost")])
+    assert result["acks"][0]["execution"]["status"] == "running" and result["acks"][1]["error"] == "not_found"
+    assert result["finishes"][0]["execution"]["status"] == "success" and result["finishes"][1]["error"] == "not_found"
+    assert fsm.execution("backup", one["id"])["status"] == "running"
+    assert fsm.execution("backup", two["id"])["status"] == "success" and fsm.job("backup")["success_count"] == 1
+
+
+@pytest.mark.parametrize("ack", [{"job": "backup", "id": "x"}, {"job": "backup", "id": 5, "started_at": NOW},
+                                 {"job": "backup", "id": "x", "started_at": "soon"}, "x",
+                                 {"job": "backup", "id": "x", "started_at": NOW, "extra": 1}])
+def test_a_malformed_ack_is_refused_before_it_is_proposed(ack):
+    with pytest.raises(BadRequest):
+        models.check_ack(ack)
 
 
 def test_ack_of_an_unknown_execution(fsm):
