@@ -85,7 +85,7 @@ class Peer:
 class Loop:
     def __init__(self, conf, service):
         self.conf, self.service, self.sender = conf, service, conf.node.name
-        pklog.setup(service, conf.log.level, conf.log.format)
+        pklog.setup(service, conf.log.level, conf.log.format, behind=True)
         wire.set_max_frame_bytes(conf.wire.max_message_bytes)
         os.makedirs(conf.node.run_dir, exist_ok=True)
         os.makedirs(conf.node.data_dir, exist_ok=True)

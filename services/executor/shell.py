@@ -309,7 +309,11 @@ class ExecutorShell:
         if plan.mem_limit:
             timers.append(self.loop.every(MEMORY_CHECK_MS, lambda: self.check_memory(run, plan.mem_limit)))
         run.timers = tuple(timers)
-        log.info("started id=%s job=%s pid=%d", execution["id"], job["name"], run.process.pid)
+        # Each run's lines are debug (its record says all of it, replicated); a failed one's
+        # end is info. At a thousand runs a second, two info lines per run were what stalled the
+        # executor most under load (case a on 3 servers and 2 agents: p99 129 ms, against 60
+        # with the service logging only warnings).
+        log.debug("started id=%s job=%s pid=%d", execution["id"], job["name"], run.process.pid)
         self.loop.add_fd(run.process.fd, lambda fd: self.on_child_output(run))
 
     def ack(self, run):
@@ -359,7 +363,8 @@ class ExecutorShell:
         record = self.processors.run(run.job, record, run.output.head)
         self.store.finish(record, run.output.head, run.output.size)
         del self.running[run.execution["id"]]
-        log.info("finished id=%s status=%s exit_code=%s", record["id"], record["status"], exit_code)
+        log.log(logging.DEBUG if record["status"] == "success" else logging.INFO,
+                "finished id=%s status=%s exit_code=%s", record["id"], record["status"], exit_code)
         self.outbox.append(record)
         while self.queue and self.has_slot() and not self.loop.draining:
             self.launch(self.queue.popleft())
