@@ -30,6 +30,8 @@ EXIT_POLL_MS = 20       # after EOF, how often to look for the exit status
 MEMORY_CHECK_MS = 1000  # Dkron samples the tree's RSS once a second too
 MAX_OUTPUT_REPLY = 1 << 20
 BURST_MS, BURST_RUNS = 20, 4  # runs of this node due within 20 ms of each other, 4 or more: a burst
+COMMIT_GAP_MS = 30         # results are committed when no waiting run is due this soon...
+COMMIT_MAX_WAIT_MS = 250   # ...or once they have waited this long
 
 
 @dataclass
@@ -240,6 +242,8 @@ class ExecutorShell:
         self.to_hold.append((execution, job))
 
     def start_due(self, now):
+        if self.store.starts_written:
+            self.store.commit()  # a run that came just before its time: its id is durable before it starts
         for execution, job in self.waiting.due(now):
             self.admit(self.track(execution, job, pending=False))
 
@@ -249,9 +253,11 @@ class ExecutorShell:
         self.finish(self.track(execution, job, pending=False), None, reason=reason, status=status)
 
     def flush(self):
-        """Once per loop round: one commit for the round's starts and results, then the acks,
-        launches and results that wait for it."""
-        while self.arrived or self.outbox:
+        """Once per loop round: the round's starts are committed, then acked and launched.
+        Results and confirmations are committed (then the results sent) in a gap between the
+        start times of waiting runs, or once they have waited COMMIT_MAX_WAIT_MS: under a busy
+        CPU an fsync takes tens of ms, and a run due meanwhile would wait for it."""
+        while self.arrived or (self.outbox and self.may_commit()):
             self.store.commit()
             arrived, self.arrived = self.arrived, []
             for run in arrived:
@@ -259,7 +265,12 @@ class ExecutorShell:
             outbox, self.outbox = self.outbox, []
             for record in outbox:
                 self.send_result(record)
-        self.store.commit()  # confirmations
+        if self.may_commit():
+            self.store.commit()  # confirmations, and the ids of runs that wait
+
+    def may_commit(self):
+        due = self.waiting.deadline()
+        return due is None or due - self.loop.now() > COMMIT_GAP_MS or self.store.waited_ms() >= COMMIT_MAX_WAIT_MS
 
     def admit(self, run):
         """Started at once when a slot is free (then acked, with the start time), else queued."""
@@ -489,5 +500,7 @@ def main(argv=None):
     loop = Loop(conf, service="executor")
     _allow_open_files()  # every held child keeps two pipes open here
     take_priority(conf.executor.nice)  # before the fork-ahead thread, which starts at the normal niceness
-    ExecutorShell(conf, loop)
-    sys.exit(loop.run())
+    shell = ExecutorShell(conf, loop)
+    code = loop.run()
+    shell.store.close()  # what a last round left uncommitted
+    sys.exit(code)

@@ -5,6 +5,7 @@ Writes gather in one transaction that the shell commits once per loop round."""
 
 import json
 import sqlite3
+import time
 
 KEEP_EXECUTIONS = 10_000  # ids remembered; far more than any re-send window needs
 
@@ -14,6 +15,8 @@ class ExecutionStore:
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        self.begun = 0.0
+        self.starts_written = False  # a run's id written and not committed: commit before it starts
         self.db.executescript("""
             CREATE TABLE IF NOT EXISTS execution (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, job TEXT NOT NULL,
@@ -27,14 +30,21 @@ class ExecutionStore:
     def write(self, sql, args=()):
         if not self.db.in_transaction:
             self.db.execute("BEGIN")
+            self.begun = time.monotonic()
         self.db.execute(sql, args)
 
     def commit(self):
         """Makes every write since the last commit durable (one fsync)."""
         if self.db.in_transaction:
             self.db.execute("COMMIT")
+        self.starts_written = False
+
+    def waited_ms(self):
+        """How long the oldest write not yet committed has waited (0: none)."""
+        return (time.monotonic() - self.begun) * 1000 if self.db.in_transaction else 0
 
     def start(self, execution):
+        self.starts_written = True
         self.write("INSERT OR IGNORE INTO execution (id, job, started) VALUES (?, ?, ?)",
                    (execution["id"], execution["job"], json.dumps(execution)))
 
