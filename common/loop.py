@@ -97,6 +97,7 @@ class Loop:
         self.timers = []
         self.seq = itertools.count()
         self.tickless = []
+        self.urgent = []  # tickless drives also checked between one handler and the next
         self.idle = []  # run after each round of handlers: where a core's Ready is carried out
         self.metrics = metrics.Registry()  # what this service records; exported in ctl.status
         self.dropped = self.metrics.add(metrics.WIRE_DROPPED).view(service=service)  # reason → count
@@ -206,9 +207,13 @@ class Loop:
     def every(self, ms, fn):
         return self._push(Timer(mono_ms() + ms, fn, ms))
 
-    def follow(self, deadline, tick):
-        """Tickless driving of a core: call tick(now) whenever now reaches deadline() (Unix ms)."""
+    def follow(self, deadline, tick, urgent=False):
+        """Tickless driving of a core: call tick(now) whenever now reaches deadline() (Unix ms).
+        urgent: checked after each handler too, not only once a round, so that a round busy
+        with many events does not make it late (deadline() must then be cheap)."""
         self.tickless.append((deadline, tick))
+        if urgent:
+            self.urgent.append((deadline, tick))
 
     def _push(self, timer):
         heapq.heappush(self.timers, (timer.due, next(self.seq), timer))
@@ -250,6 +255,8 @@ class Loop:
                 handler(target)
             if self.exit_code is not None:
                 return
+            if self.urgent:
+                self._tick_urgent()
         for fn in self.idle:
             fn()
 
@@ -282,6 +289,13 @@ class Loop:
         for fn in self.idle:
             fn()
 
+    def _tick_urgent(self):
+        now = now_ms()
+        for deadline, tick in self.urgent:
+            due = deadline()
+            if due is not None and due <= now:
+                tick(now)
+
     def _drain_socket(self, sock, handler):
         kind = self.kinds.get(sock)
         for _ in range(MAX_BATCH):
@@ -303,6 +317,8 @@ class Loop:
                 self.reply_error(sock, env, err)
             if sock not in self.kinds:
                 return
+            if self.urgent:
+                self._tick_urgent()
 
     def _drop(self, sock, kind, frames, exc):
         self.dropped[exc.code] += 1

@@ -321,7 +321,7 @@ class DispatcherShell:
 
         def done(result, err):
             for i, ack in enumerate(acks):
-                outcome, failed = _item(result, err, "acks", i)
+                _, failed = _item(result, err, "acks", i)
                 if failed is not None:
                     log.warning("recording ack failed id=%s: %s", ack["id"], failed)
             for i, execution in enumerate(finishes):

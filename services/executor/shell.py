@@ -31,7 +31,7 @@ MEMORY_CHECK_MS = 1000  # Dkron samples the tree's RSS once a second too
 MAX_OUTPUT_REPLY = 1 << 20
 BURST_MS, BURST_RUNS = 20, 4  # runs of this node due within 20 ms of each other, 4 or more: a burst
 COMMIT_GAP_MS = 30         # results are committed when no waiting run is due this soon...
-COMMIT_MAX_WAIT_MS = 250   # ...or once they have waited this long
+COMMIT_MAX_WAIT_MS = 1000  # ...or once they have waited this long
 
 
 @dataclass
@@ -93,7 +93,7 @@ class ExecutorShell:
         loop.every(conf.executor.heartbeat_ms, self.heartbeat)
         loop.every(60_000, self.store.prune)
         loop.every(1000, self.forget_announced)
-        loop.follow(self.waiting.deadline, self.start_due)
+        loop.follow(self.waiting.deadline, self.start_due, urgent=True)
         loop.on_term = self.drain
         loop.idle.append(self.flush)
         loop.status = self.status
