@@ -249,8 +249,11 @@ class DispatcherShell:
         elif isinstance(msg, m.ExecHeartbeat):
             self.core.heard(msg.ids, now)
         elif isinstance(msg, m.ExecResult):
-            self.confirm.setdefault(msg.execution["id"], []).append(env)
-            self.core.finished(msg.execution, now)
+            # Checked here, not only by Raft: results go there in one entry per round, and one
+            # ill-formed record would fail every result batched with it.
+            execution = models.check_execution(msg.execution)
+            self.confirm.setdefault(execution["id"], []).append(env)
+            self.core.finished(execution, now)
         elif isinstance(msg, m.JobRun):
             self.run_now(env)
         elif isinstance(msg, m.ExecKill):

@@ -9,7 +9,7 @@ import sqlite3
 import requests
 import zmq
 
-from common import messages as m, wire
+from common import messages as m, models, wire
 
 HELLO = {"name": "hello", "schedule": "@every 2s", "executor": "shell", "executor_config": {"command": "echo hi"}}
 
@@ -128,6 +128,25 @@ def test_malformed_frames_are_dropped_counted_and_harmless(node):
         assert status["ready"], svc
         assert sum(status["dropped"].values()) >= before[svc] + len(bad_frames), (svc, status["dropped"])
     assert node.client().node_info()["node"] == "s1"
+
+
+def test_an_ill_formed_result_is_refused_by_the_dispatcher_and_harms_no_other(node, eventually):
+    """Results go to Raft in one entry per dispatcher round: an ill-formed one is refused
+    before it could fail the others batched with it."""
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(node.client().node_info()["addrs"]["dispatcher"])
+    for execution in ({"id": "x", "job": "hello"}, {**models.new_execution("hello", "s1", group=1, scheduled_at=1), "status": "dancing"}):
+        sock.send_multipart(wire.encode(m.ExecResult(execution=execution), "test"))
+        assert sock.poll(3000)
+        env = wire.decode(sock.recv_multipart())
+        assert isinstance(env.msg, m.Error) and env.msg.code == "bad_request", env.msg
+    sock.close()
+    job = {**HELLO, "name": "after-bad-result", "schedule": "@every 1s"}
+    assert requests.post(f"{node.api()}/v1/jobs", json=job, timeout=10).status_code == 201
+    eventually(lambda: [x for x in stored_executions(node) if x["job"] == "after-bad-result" and x["success"]],
+               what="a result recorded after the ill-formed ones")
+    requests.delete(f"{node.api()}/v1/jobs/after-bad-result", timeout=10)
 
 
 def test_replicated_sqlite_runs_wal_with_synchronous_full(node):

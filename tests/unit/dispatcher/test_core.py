@@ -179,13 +179,19 @@ def test_a_job_on_every_node_with_one_tag_goes_out_once_on_the_tag_topic():
     assert topic == ("tag", "role=web") and len(executions) == 3
 
 
-def test_ack_records_the_running_execution_once_and_heartbeats_renew_the_lease():
-    d = dispatcher()
+def acked_run(d):
+    """A run claimed and published at NOW, acked 10 ms later; its execution."""
     job = shell_job(tags={"role": "db"})
     execution, = d.plan(job, NOW, NOW)
     d.claimed(job, [execution], NOW)
     drain(d)
     d.acked(execution["id"], NOW + 10, NOW + 10)
+    return execution
+
+
+def test_ack_records_the_running_execution_once_and_heartbeats_renew_the_lease():
+    d = dispatcher()
+    execution = acked_run(d)
     d.acked(execution["id"], NOW + 10, NOW + 20)
     assert drain(d).record == [] and d.runs[execution["id"]].state == RUNNING
     assert d.deadline() == NOW + 10 + ACK_RECORD_DELAY_MS
@@ -203,11 +209,7 @@ def test_ack_records_the_running_execution_once_and_heartbeats_renew_the_lease()
 
 def test_a_run_whose_result_comes_before_its_ack_is_recorded_goes_to_raft_once_by_its_result():
     d = dispatcher()
-    job = shell_job(tags={"role": "db"})
-    execution, = d.plan(job, NOW, NOW)
-    d.claimed(job, [execution], NOW)
-    drain(d)
-    d.acked(execution["id"], NOW + 10, NOW + 10)
+    execution = acked_run(d)
     d.finished(dict(execution, status="success", success=True, started_at=NOW + 10, finished_at=NOW + 30), NOW + 30)
     d.tick(NOW + 10 + ACK_RECORD_DELAY_MS)
     (kind, record), = drain(d).record
