@@ -256,7 +256,7 @@ class Loop:
             if self.exit_code is not None:
                 return
             if self.urgent:
-                self._tick_urgent()
+                self._tick_due(self.urgent)
         for fn in self.idle:
             fn()
 
@@ -281,17 +281,14 @@ class Loop:
                 timer.due = mono + timer.every
                 self._push(timer)
             timer.fn()
-        now = now_ms()
-        for deadline, tick in self.tickless:
-            due = deadline()
-            if due is not None and due <= now:
-                tick(now)
+        self._tick_due(self.tickless)
         for fn in self.idle:
             fn()
 
-    def _tick_urgent(self):
+    @staticmethod
+    def _tick_due(drives):
         now = now_ms()
-        for deadline, tick in self.urgent:
+        for deadline, tick in drives:
             due = deadline()
             if due is not None and due <= now:
                 tick(now)
@@ -318,7 +315,7 @@ class Loop:
             if sock not in self.kinds:
                 return
             if self.urgent:
-                self._tick_urgent()
+                self._tick_due(self.urgent)
 
     def _drop(self, sock, kind, frames, exc):
         self.dropped[exc.code] += 1

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 
 from common import models, wire
-from services.dispatcher.core import Dispatcher
+from services.dispatcher.core import Dispatcher, split_records
 from services.executor.core import Waiting
 from services.raft.fsm import StateMachine
 from services.scheduler.core import Scheduler
@@ -68,8 +68,7 @@ class Leader:
             for execution in executions:
                 sim.send(sim.executor_start, execution, job)
         if rd.record:  # one entry per round, as the dispatcher's shell records them
-            acks = [{k: x[k] for k in ("job", "id", "started_at")} for kind, x in rd.record if kind == "exec.ack"]
-            finishes = [x for kind, x in rd.record if kind == "exec.finish"]
+            acks, finishes = split_records(rd.record)
 
             def confirmed(result, finishes=finishes):
                 for execution, outcome in zip(finishes, result["finishes"]):

@@ -23,7 +23,7 @@ class Run:
     execution: dict
     job: dict
     state: str = CLAIMED
-    due_at: int = 0          # when to publish (jitter), then when to publish again, then the lease end
+    due_at: int = 0          # when to publish again (start time + ack timeout), then the lease end
     publications: int = 0
     last_output: bytes = b""
     ack_record_at: int | None = None  # when its ack goes to Raft, if its result has not come by then
@@ -84,6 +84,13 @@ def frames(runs):
         else:
             out.extend(([r.execution], job, ("node", r.execution["node"])) for r in runs)
     return out
+
+
+def split_records(records):
+    """A Ready's records as one exec.record entry takes them: ({job, id, started_at} per ack,
+    the final execution records)."""
+    acks = [{"job": x["job"], "id": x["id"], "started_at": x["started_at"]} for kind, x in records if kind == "exec.ack"]
+    return acks, [x for kind, x in records if kind == "exec.finish"]
 
 
 class Dispatcher:

@@ -15,7 +15,7 @@ import zmq
 
 from common import config, errors, messages as m, metrics, models, wire
 from common.loop import Loop, mono_ms
-from services.dispatcher.core import Dispatcher
+from services.dispatcher.core import Dispatcher, split_records
 from services.dispatcher.notify import Notifier
 
 log = logging.getLogger(__name__)
@@ -319,8 +319,7 @@ class DispatcherShell:
 
     def record(self, records):
         """The round's acks and results, in one Raft entry; each item's outcome as if alone."""
-        acks = [{"job": x["job"], "id": x["id"], "started_at": x["started_at"]} for kind, x in records if kind == "exec.ack"]
-        finishes = [x for kind, x in records if kind == "exec.finish"]
+        acks, finishes = split_records(records)
 
         def done(result, err):
             for i, ack in enumerate(acks):

@@ -58,10 +58,6 @@ class Waiting:
                 out.append(run)
         return out
 
-    def clear(self):
-        self.runs.clear()
-        self.heap.clear()
-
     def __contains__(self, execution_id):
         return execution_id in self.runs
 
