@@ -253,6 +253,10 @@ class Client:
     def put_setting(self, key, value):
         return self.call(self.endpoint, m.SettingsPut(key=key, value=value, **self._request()))["settings"]
 
+    def put_note(self, text):
+        """The cluster's note (note.put): a command of the next protocol, for version-gate tests."""
+        return self.call(self.endpoint, m.NotePut(text=text, **self._request()))["settings"]
+
     def raft_peers(self):
         return self.call(self.endpoint, m.RaftPeers())
 

@@ -47,6 +47,7 @@ class Wire:
     reconnect_ivl_ms: int = _spec(lo=1)
     reconnect_ivl_max_ms: int = _spec(lo=0)
     call_timeout_ms: int = _spec(lo=1)
+    protocol_next: bool = _spec()
 
 
 @dataclass(frozen=True)

@@ -113,9 +113,10 @@ class Ctl:
 
     def do_members(self):
         rows = [{"name": x["name"], "addr": f"{x['addr']}:{x['port']}", "role": x["role"], "status": x["status"],
-                 "executors": ",".join(x["executors"]),
+                 "executors": ",".join(x["executors"]), "version": x["tags"].get("version", ""),
+                 "protocol": "{}..{}".format(*x.get("protocol", (1, 1))),
                  "tags": ",".join(f"{k}={v}" for k, v in sorted(x["tags"].items()))} for x in self.client.members()]
-        self.p.table(rows, ("name", "addr", "role", "status", "executors", "tags"))
+        self.p.table(rows, ("name", "addr", "role", "status", "version", "protocol", "executors", "tags"))
 
     def do_leader(self):
         leader = self.client.leader()
@@ -270,8 +271,9 @@ class Ctl:
         if self.args["list-peers"]:
             peers = self.client.raft_peers()["peers"]
             rows = [{"id": p["id"], "role": p["role"], "leader": p["leader"],
-                     "address": (p.get("addrs") or {}).get("peer", "-"), "match": p.get("match")} for p in peers]
-            return self.p.table(rows, ("id", "role", "leader", "address", "match"))
+                     "address": (p.get("addrs") or {}).get("peer", "-"), "match": p.get("match"),
+                     "protocol": "{}..{}".format(*p.get("protocol", (1, 1)))} for p in peers]
+            return self.p.table(rows, ("id", "role", "leader", "address", "match", "protocol"))
         if self.args["remove-peer"]:
             self.client.raft_remove_peer(self.args["ID"])
             return self.p.print(f"removed {self.args['ID']}")

@@ -54,6 +54,12 @@ class Unavailable(Error):
     code = "unavailable"
 
 
+class Halt(Exception):
+    """What a service must not run on: a store written by a newer pykron, a committed entry of a
+    protocol it does not speak. Its message names the file or entry and what to do; the service
+    stops with that one line (common/loop.py EXIT_HALT) and supervisord's retries meet it again."""
+
+
 class ConfigError(Exception):
     """A config file or environment value is wrong; the message names file, section and key."""
 

@@ -21,6 +21,7 @@ from common import errors, log as pklog, messages as m, metrics, wire
 log = logging.getLogger(__name__)
 
 EXIT_CRASH = 70  # sysexits EX_SOFTWARE: supervisord restarts the service from durable state
+EXIT_HALT = 65  # sysexits EX_DATAERR: a store or an entry this code must not use (errors.Halt)
 MAX_BATCH = 256  # messages read from one socket before the others get a turn
 
 
@@ -87,6 +88,7 @@ class Loop:
         self.conf, self.service, self.sender = conf, service, conf.node.name
         pklog.setup(service, conf.log.level, conf.log.format, behind=True)
         wire.set_max_frame_bytes(conf.wire.max_message_bytes)
+        wire.set_protocol(wire.NEXT_PROTOCOL if conf.wire.protocol_next else wire.PROTOCOL)
         os.makedirs(conf.node.run_dir, exist_ok=True)
         os.makedirs(conf.node.data_dir, exist_ok=True)
         self.ctx = zmq.Context()
@@ -227,10 +229,25 @@ class Loop:
         if self.exit_code is None:
             self.exit_code = code
 
+    def start(self, make_shell):
+        """make_shell() → the service's shell, which opens its stores: one that cannot be used
+        stops the process here with its one line, before the loop runs."""
+        try:
+            return make_shell()
+        except errors.Halt as exc:
+            log.error("stopping service=%s: %s", self.service, exc)
+            for sock in list(self.kinds):
+                sock.close(0)
+            self.ctx.term()
+            raise SystemExit(EXIT_HALT) from None
+
     def run(self):
         try:
             while self.exit_code is None:
                 self._run_once()
+        except errors.Halt as exc:
+            log.error("stopping service=%s: %s", self.service, exc)
+            self.exit_code = EXIT_HALT
         except Exception:
             log.exception("crash service=%s", self.service)
             self.exit_code = EXIT_CRASH
@@ -324,8 +341,9 @@ class Loop:
                     self.roles.get(sock), peer, exc.code, exc.detail)
         if kind == zmq.ROUTER and len(frames) > 2:
             # With the request's id when its header was sound, so the caller need not wait out its timeout.
-            self.send(sock, m.Error(code="bad_request", message=f"malformed message: {exc}"), route=(frames[0],),
-                      re=exc.msg_id)
+            reply = (m.Error(code="unavailable", message=f"cluster not yet upgraded: {self.sender} refused {exc.detail}")
+                     if exc.code == "version" else m.Error(code="bad_request", message=f"malformed message: {exc}"))
+            self.send(sock, reply, route=(frames[0],), re=exc.msg_id)
 
     # -- control and signals -------------------------------------------------------------
 

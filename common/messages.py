@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import field
 from typing import Any
 
-from common.wire import message
+from common.wire import NEXT_PROTOCOL, message
 
 # -- replies (any ROUTER) -------------------------------------------------------------------
 
@@ -127,6 +127,7 @@ class ServerRegister:
     name: str
     addrs: dict[str, str]
     store: str = ""
+    protocol: list[int] = field(default_factory=lambda: [1, 1])  # [lowest accepted, spoken]
 
 
 @message("raft.peers")
@@ -185,6 +186,16 @@ class SettingsGet:
 class SettingsPut:
     key: str
     value: str
+    client: str = ""
+    seq: int = 0
+
+
+@message("note.put", since=NEXT_PROTOCOL)
+class NotePut:
+    """The cluster's note, a replicated setting only the next protocol knows (under [wire]
+    protocol_next): the command that proves the version gate before a real feature needs it."""
+
+    text: str
     client: str = ""
     seq: int = 0
 

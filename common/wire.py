@@ -1,6 +1,9 @@
 """The one envelope: every ZeroMQ message and gossip datagram is encoded and decoded here,
 and this is the only module that imports msgpack. Frames are [*route, (topic,) header, body];
-the header is [version, type, sender, msg_id, re, term] and the body a map of the type's fields."""
+the header is [protocol, type, sender, msg_id, re, term] and the body a map of the type's fields.
+`protocol` is the version a message needs (its type's `since`), so a node that speaks a newer
+protocol still talks to older ones in every type they know, and a receiver refuses, with the
+typed error "version", what it does not speak rather than misread it."""
 
 from __future__ import annotations
 
@@ -14,11 +17,16 @@ from dataclasses import dataclass
 
 import msgpack
 
-VERSION = 1
+PROTOCOL = 1        # the protocol this release speaks
+PROTOCOL_MIN = 1    # the oldest protocol it still accepts
+# One version past PROTOCOL, spoken only with [node] protocol_next (tests): its message and
+# command (note.put) let a mixed-version cluster be exercised before a real feature needs it.
+NEXT_PROTOCOL = PROTOCOL + 1
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 TOPIC_END = b"\x00"
 
 _max_frame_bytes = DEFAULT_MAX_FRAME_BYTES
+_speaks = PROTOCOL
 _TYPES: dict[str, type] = {}
 _CHECKS: dict[type, tuple] = {}
 
@@ -43,14 +51,31 @@ def max_frame_bytes():
     return _max_frame_bytes
 
 
-def message(name):
-    """Declare a message type: a frozen, slotted dataclass whose fields are its body."""
+def set_protocol(speaks):
+    """Set at start-up: PROTOCOL, or NEXT_PROTOCOL under [node] protocol_next."""
+    global _speaks
+    if not PROTOCOL_MIN <= speaks <= NEXT_PROTOCOL:
+        raise ValueError(f"protocol {speaks} outside {PROTOCOL_MIN}..{NEXT_PROTOCOL}")
+    _speaks = speaks
+
+
+def protocol():
+    """[lowest accepted, spoken]: what a node announces in gossip and in its Raft server record."""
+    return [PROTOCOL_MIN, _speaks]
+
+
+def message(name, since=1):
+    """Declare a message type: a frozen, slotted dataclass whose fields are its body. `since` is
+    the protocol that introduced it: its messages carry that version (or PROTOCOL_MIN, once the
+    oldest accepted protocol has moved past it)."""
 
     def register(cls):
         cls = dataclass(frozen=True, slots=True, kw_only=True)(cls)
         if name in _TYPES:
             raise ValueError(f"message type {name!r} declared twice")
         cls.TYPE = name
+        cls.SINCE = since
+        cls.STAMP = max(since, PROTOCOL_MIN)
         _TYPES[name] = cls
         return cls
 
@@ -124,7 +149,7 @@ def unpack(data):
 
 def encode(msg, sender, *, re=b"", term=0, msg_id=None):
     """A message → [header, body]; the caller puts route or topic frames in front."""
-    header = [VERSION, msg.TYPE, sender, msg_id or new_id(), re, term]
+    header = [msg.STAMP, msg.TYPE, sender, msg_id or new_id(), re, term]
     body = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)}
     return [pack(header), pack(body)]
 
@@ -161,12 +186,17 @@ def _envelope(head, body, route, tpc):
     if not isinstance(head, list) or len(head) != 6:
         raise WireError("format", "header is not a 6-item array")
     version, name, sender, msg_id, re, term = head
-    if version != VERSION:
-        raise WireError("version", f"version {version!r}, expected {VERSION}")
-    if not (isinstance(name, str) and isinstance(sender, str) and isinstance(msg_id, bytes)
+    if not (type(version) is int and isinstance(name, str) and isinstance(sender, str) and isinstance(msg_id, bytes)
             and isinstance(re, bytes) and type(term) is int):
         raise WireError("format", "header fields have the wrong types")
     cls = _TYPES.get(name)
+    # Checked before the type: a type from a newer protocol is unknown here, and must be
+    # refused as a version this node does not speak, not as garbage.
+    if not PROTOCOL_MIN <= version <= _speaks or cls is not None and version < cls.SINCE:
+        exc = WireError("version", f"{name} of protocol {version}: this node speaks {PROTOCOL_MIN}..{_speaks}"
+                        + (f" and {name} needs {cls.SINCE}" if cls is not None and version < cls.SINCE else ""))
+        exc.msg_id = msg_id
+        raise exc
     if cls is None:
         raise WireError("type", f"unknown message type {name!r}")
     if not isinstance(body, dict):

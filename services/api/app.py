@@ -52,6 +52,7 @@ def create_app(conf=None, client=None):
         conf = config.load(os.environ.get("PYKRON_CONF") or None)
         log.setup("api", conf.log.level, conf.log.format)  # under gunicorn: our lines as every service's
     wire.set_max_frame_bytes(conf.wire.max_message_bytes)
+    wire.set_protocol(wire.NEXT_PROTOCOL if conf.wire.protocol_next else wire.PROTOCOL)
     node = Node(conf, client)
     app = falcon.App(middleware=[hooks.Meta(conf.node.name), hooks.Token(conf.security.token)])
     app.req_options.strip_url_path_trailing_slash = True  # /v1/ is /v1, as Dkron routes both

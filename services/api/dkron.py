@@ -135,11 +135,12 @@ def output_limit(req):
 def member_json(member):
     """A gossip member in Dkron's (Serf's) member shape, plus Dkron's `id` and `statusText`.
     The id is the member's name, stable across requests, so the UI can key its rows on it."""
-    proto = member.get("protocol", 1)
+    # pykron has one protocol where Serf has two (its own and its delegate's): both show it.
+    lo, hi = member.get("protocol", (1, 1))
     return {"id": member["name"], "Name": member["name"], "Addr": member["addr"], "Port": member["port"],
             "Tags": member["tags"], "Status": MEMBER_STATUS.get(member["status"], 0),
-            "statusText": member["status"], "ProtocolMin": proto, "ProtocolMax": proto, "ProtocolCur": proto,
-            "DelegateMin": proto, "DelegateMax": proto, "DelegateCur": proto}
+            "statusText": member["status"], "ProtocolMin": lo, "ProtocolMax": hi, "ProtocolCur": hi,
+            "DelegateMin": lo, "DelegateMax": hi, "DelegateCur": hi}
 
 
 def _descending(req, default="ASC"):

@@ -500,7 +500,7 @@ def main(argv=None):
     loop = Loop(conf, service="executor")
     _allow_open_files()  # every held child keeps two pipes open here
     take_priority(conf.executor.nice)  # before the fork-ahead thread, which starts at the normal niceness
-    shell = ExecutorShell(conf, loop)
+    shell = loop.start(lambda: ExecutorShell(conf, loop))
     code = loop.run()
     shell.store.close()  # what a last round left uncommitted
     sys.exit(code)

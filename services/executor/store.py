@@ -7,6 +7,9 @@ import json
 import sqlite3
 import time
 
+from common import schema
+from services.executor.schema import EXECUTOR
+
 KEEP_EXECUTIONS = 10_000  # ids remembered; far more than any re-send window needs
 
 
@@ -17,12 +20,7 @@ class ExecutionStore:
         self.db.execute("PRAGMA synchronous=FULL")
         self.begun = 0.0
         self.starts_written = False  # a run's id written and not committed: commit before it starts
-        self.db.executescript("""
-            CREATE TABLE IF NOT EXISTS execution (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, job TEXT NOT NULL,
-                started TEXT NOT NULL, record TEXT, confirmed INTEGER NOT NULL DEFAULT 0);
-            CREATE TABLE IF NOT EXISTS output (id TEXT PRIMARY KEY, data BLOB NOT NULL, size INTEGER NOT NULL);
-        """)
+        schema.migrate(self.db, path, EXECUTOR)
 
     def started_ids(self):
         return {row[0] for row in self.db.execute("SELECT id FROM execution")}

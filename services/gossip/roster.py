@@ -11,7 +11,6 @@ ALIVE, SUSPECT, DEAD, LEFT = "a", "s", "d", "l"   # the wire's state codes
 LIVE = (ALIVE, SUSPECT)
 STATUS = {ALIVE: "alive", SUSPECT: "suspect", DEAD: "failed", LEFT: "left"}
 VERSION = "0.1.0"
-PROTOCOL = 1
 META_MAX_BYTES = 512  # memberlist's MetaMaxSize: an alive update must fit a datagram with room to spare
 
 
@@ -23,11 +22,14 @@ class Member:
         self.state, self.meta, self.since = state, meta, since
 
 
-def local_meta(role, addrs, user_tags, executors):
+def local_meta(role, addrs, user_tags, executors, protocol=(1, 1)):
     """What this node announces besides its gossip address: its role, the ports of its
-    services (they share the member's address), its executors and its user tags."""
+    services (they share the member's address), its executors, its user tags, and the wire
+    protocols it speaks, [lowest accepted, highest] (a member that does not say speaks 1 only)."""
     meta = {"role": role, "ports": {k: int(v.rsplit(":", 1)[1]) for k, v in sorted(addrs.items())},
             "executors": sorted(executors), "tags": dict(user_tags), "version": VERSION}
+    if list(protocol) != [1, 1]:
+        meta["protocol"] = list(protocol)
     size = len(wire.pack(meta))
     if size > META_MAX_BYTES:
         raise ValueError(f"tags and addresses take {size} bytes, over the {META_MAX_BYTES} a member may announce")
@@ -44,7 +46,7 @@ def member_map(name, addr, port, inc, status, meta):
             "version": meta["version"]}
     return {"name": name, "addr": addr, "port": port, "role": meta["role"], "status": status,
             "incarnation": inc, "tags": tags, "addrs": addrs, "executors": list(meta["executors"]),
-            "protocol": PROTOCOL}
+            "protocol": list(meta.get("protocol", (1, 1)))}
 
 
 def local_member(name, *, role, addr, port, user_tags, addrs, executors):
@@ -225,12 +227,18 @@ def check_meta(meta):
         ok = (isinstance(meta["role"], str) and isinstance(meta["version"], str)
               and all(isinstance(k, str) and type(v) is int for k, v in meta["ports"].items())
               and all(isinstance(x, str) for x in meta["executors"])
-              and all(isinstance(k, str) and isinstance(v, str) for k, v in meta["tags"].items()))
+              and all(isinstance(k, str) and isinstance(v, str) for k, v in meta["tags"].items())
+              and _protocol_range(meta.get("protocol", [1, 1])))
     except (KeyError, TypeError, AttributeError):
         ok = False
     if not ok:
-        raise _bad("member meta is not {role, ports, executors, tags, version}")
+        raise _bad("member meta is not {role, ports, executors, tags, version, protocol?}")
     return meta
+
+
+def _protocol_range(value):
+    return (isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)
+            and 1 <= value[0] <= value[1] < 1 << 16)
 
 
 def _member_fields(name, inc, addr, port):

@@ -69,7 +69,8 @@ class GossipShell:
 
     @staticmethod
     def meta(conf):
-        return local_meta(conf.node.role, config.addrs(conf), conf.node.tags, conf.executor.executors)
+        return local_meta(conf.node.role, config.addrs(conf), conf.node.tags, conf.executor.executors,
+                          wire.protocol())
 
     # -- datagrams -------------------------------------------------------------------------
 

@@ -10,8 +10,9 @@ import sqlite3
 
 import peewee as pw
 
-from common import models
+from common import errors, models, schema, wire
 from services.raft.runs import RunLedger, failure
+from services.raft.state_schema import STATE
 
 
 
@@ -58,10 +59,12 @@ class MetaRow(pw.Model):
 
 
 class ServerRow(pw.Model):
-    """Each server's service addresses, so any server can route a client to the leader's."""
+    """Each server's service addresses, so any server can route a client to the leader's, and
+    the protocol versions it speaks, [lowest accepted, highest], for the leader's version gate."""
 
     name = pw.TextField(primary_key=True)
     addrs = pw.TextField()
+    protocol = pw.TextField(default="[1, 1]")
 
 
 class SessionRow(pw.Model):
@@ -82,6 +85,11 @@ class SettingRow(pw.Model):
 
 SETTINGS = {"untagged_jobs": ("one", "all"), "default_timezone": None, "paused": ("true", "false")}
 SETTING_DEFAULTS = {"untagged_jobs": "one", "default_timezone": "", "paused": "false"}
+# Commands of a protocol after the first, with it. A server proposes one only once every server
+# speaks that protocol (the raft shell's gate), and the command carries it as "v": a replica that
+# does not speak it stops rather than refuse what the others apply (one state on every replica).
+COMMAND_SINCE = {"note.put": wire.NEXT_PROTOCOL}
+NOTE_MAX_CHARS = 1024
 
 
 MODELS = (JobRow, JobStateRow, ExecutionRow, TickRow, MetaRow, ServerRow, SessionRow, SettingRow)
@@ -94,11 +102,12 @@ UPDATE_ROW = " ON CONFLICT DO UPDATE SET %s"
 
 
 class StateMachine(RunLedger):
-    def __init__(self, path):
+    def __init__(self, path, protocol=wire.PROTOCOL):
+        self.protocol = protocol  # the highest this node speaks: entries of a newer one stop it
         self.db = pw.SqliteDatabase(path, pragmas={"journal_mode": "wal", "synchronous": 2})
         self.db.bind(MODELS)
         self.db.connect()
-        self.db.create_tables(MODELS)
+        schema.migrate(self.db.connection(), path, STATE)
         self.applied = self._meta("applied")
         self.job_seq = self._meta("job_seq")
         self.changes = []  # (seq, name, job or None) from the last batch, for the state feed
@@ -147,9 +156,15 @@ class StateMachine(RunLedger):
         return remembered
 
     def _handle(self, term, command):
-        handler = getattr(self, "apply_" + str(command.get("op", "")).replace(".", "_"), None)
-        if handler is None:
-            return failure("bad_request", f"unknown command {command.get('op')!r}")
+        op, version = command.get("op", ""), command.get("v", 1)
+        if type(version) is int and version > self.protocol:
+            raise errors.Halt(f"a committed {op} command is of protocol {version}, and this node speaks "
+                              f"{self.protocol}: upgrade pykron on this server")
+        handler = getattr(self, "apply_" + str(op).replace(".", "_"), None)
+        if handler is None or COMMAND_SINCE.get(op, 1) > self.protocol:
+            return failure("bad_request", f"unknown command {op!r}")
+        if version != COMMAND_SINCE.get(op, 1):
+            return failure("bad_request", f"command {op} is of protocol {COMMAND_SINCE.get(op, 1)}, not {version!r}")
         # A savepoint: a command that fails half way leaves nothing of itself behind.
         self._run("SAVEPOINT command")
         try:
@@ -211,12 +226,28 @@ class StateMachine(RunLedger):
         self._changed("", None)  # a change without a name: the scheduler reloads everything
         return {"settings": self.settings()}
 
+    def apply_note_put(self, entry_term, text):
+        if not isinstance(text, str) or len(text) > NOTE_MAX_CHARS:
+            return failure("bad_request", f"note: expected text of at most {NOTE_MAX_CHARS} characters")
+        self._run("INSERT OR REPLACE INTO settingrow (key, value) VALUES ('note', ?)", (text,))
+        return {"settings": self.settings()}
+
     def settings(self):
         return {**SETTING_DEFAULTS, **dict(self.db.execute_sql("SELECT key, value FROM settingrow").fetchall())}
 
-    def apply_server_register(self, entry_term, name, addrs, store=""):
-        ServerRow.insert(name=name, addrs=json.dumps({**addrs, "store": store})).on_conflict_replace().execute()
+    def apply_server_register(self, entry_term, name, addrs, store="", protocol=(1, 1)):
+        # Left out of the command at [1, 1], so that a server of the release before versions
+        # applies the registration of a new one during a rolling upgrade.
+        lo, hi = protocol
+        if not (type(lo) is int and type(hi) is int and 1 <= lo <= hi < 1 << 16):
+            return failure("bad_request", f"server.register: protocol {protocol!r} is not [lowest, highest]")
+        ServerRow.insert(name=name, addrs=json.dumps({**addrs, "store": store}),
+                         protocol=json.dumps([lo, hi])).on_conflict_replace().execute()
         return {"name": name}
+
+    def server_protocols(self):
+        """Each registered server's [lowest accepted, spoken] protocol."""
+        return {name: json.loads(p) for name, p in self.db.execute_sql("SELECT name, protocol FROM serverrow")}
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -12,12 +12,13 @@ import sys
 
 import zmq
 
-from common import config, errors, messages as m, metrics, models, wire
+from common import config, errors, messages as m, metrics, models, schema, wire
 from common.loop import Loop, mono_ms
 from services.raft.core import CONF, LEADER, Config, Membership, Raft, carry_out
-from services.raft.fsm import StateMachine
+from services.raft.fsm import COMMAND_SINCE, StateMachine
 from services.raft.joining import Joining
 from services.raft.snapshots import SnapshotFiles
+from services.raft.state_schema import STATE
 from services.raft.store import LogStore
 from services.raft.transport import PeerTransport
 
@@ -38,7 +39,7 @@ class RaftShell:
         data, rc = conf.node.data_dir, conf.raft
         self.store = LogStore(os.path.join(data, "raft-log.db"))
         self.snapshots = SnapshotFiles(data)
-        self.fsm = StateMachine(self.snapshots.state_path)
+        self.fsm = StateMachine(self.snapshots.state_path, protocol=wire.protocol()[1])
         hard_state, snapshot, entries = self.store.load()
         self.core = Raft(Config(self.name, rc.tick_ms, rc.heartbeat_ticks, rc.election_ticks, rc.max_batch_entries),
                          rng=random.Random(), hard_state=hard_state, entries=entries, snapshot=snapshot,
@@ -122,9 +123,11 @@ class RaftShell:
 
     def install(self, snap):
         log.info("installing snapshot index=%d term=%d from the leader", snap.index, snap.term)
+        incoming = self.transport.incoming_path(snap.index)
+        schema.check_file(incoming, STATE)  # one from a newer pykron stops this one before it replaces anything
         self.fsm.close()
-        self.snapshots.install(self.transport.incoming_path(snap.index), snap.index)
-        self.fsm = StateMachine(self.snapshots.state_path)
+        self.snapshots.install(incoming, snap.index)
+        self.fsm = StateMachine(self.snapshots.state_path, protocol=wire.protocol()[1])
         self.publish_all_jobs()
 
     def apply(self, entries):
@@ -210,13 +213,15 @@ class RaftShell:
         self.loop.send(self.state_pub, m.JobChanged(name="", job=None, index=self.fsm.job_seq), topic=JOB_TOPIC)
 
     def maybe_register(self):
-        addrs = config.addrs(self.conf)
-        if not self.core.leader or self.fsm.server(self.name) == {**addrs, "store": self.store.store_id}:
+        addrs, protocol = config.addrs(self.conf), wire.protocol()
+        if not self.core.leader or (self.fsm.server(self.name) == {**addrs, "store": self.store.store_id}
+                                    and self.fsm.server_protocols().get(self.name) == protocol):
             return
         if self.loop.now() - self.registering > 5 * REGISTER_CHECK_MS:  # the last try may have been lost
             self.registering = self.loop.now()
             try:
-                self.propose(None, "server.register", name=self.name, addrs=addrs, store=self.store.store_id)
+                self.propose(None, "server.register", name=self.name, addrs=addrs, store=self.store.store_id,
+                             **({"protocol": protocol} if protocol != [1, 1] else {}))
             except errors.Unavailable:
                 self.registering = 0
 
@@ -265,7 +270,10 @@ class RaftShell:
         if isinstance(msg, m.ExecUnfinished):
             return self.read(env, False, lambda: {"runs": self.fsm.unfinished()})
         if isinstance(msg, m.ServerRegister):
-            return self.propose(env, "server.register", name=msg.name, addrs=msg.addrs, store=msg.store)
+            return self.propose(env, "server.register", name=msg.name, addrs=msg.addrs, store=msg.store,
+                                **({"protocol": msg.protocol} if msg.protocol != [1, 1] else {}))
+        if isinstance(msg, m.NotePut):
+            return self.propose(env, "note.put", session=(msg.client, msg.seq), text=msg.text)
         if isinstance(msg, (m.RaftPeers, m.RaftAddPeer, m.RaftRemovePeer, m.RaftTransfer)):
             return self.on_membership(env, msg)
         if isinstance(msg, m.JobGet):
@@ -282,11 +290,27 @@ class RaftShell:
     def propose(self, env, op, session=("", 0), **args):
         req = f"{self.name}/{wire.new_id().hex()}"
         command = {"op": op, "args": args, "req": req}
+        since = COMMAND_SINCE.get(op, 1)
+        if since > 1:
+            self.require_protocol(op, since)
+            command["v"] = since
         if session[0] and session[1]:
             command["client"], command["seq"] = session
         if not self.core.propose([wire.pack(command)]):
             raise errors.NotLeader("no leader: the cluster cannot take writes now (an election is under way)")
         self.wait(req, env)
+
+    def require_protocol(self, op, version):
+        """etcd's lowest-common-version rule: a command of protocol N is proposed only once every
+        server that applies the log (voters and learners) has registered N. A record read here
+        may be stale, but versions only rise (no downgrade but by a snapshot restore), so a stale
+        one errs on the side of refusing."""
+        membership, spoken = self.core.log.membership(), self.fsm.server_protocols()
+        behind = sorted(f"{n} speaks {spoken.get(n, [1, 1])[1]}" for n in {**membership.voters, **membership.learners}
+                        if spoken.get(n, [1, 1])[1] < version)
+        if behind:
+            raise errors.Unavailable(f"cluster not yet upgraded: {op} needs protocol {version} on every server "
+                                     f"({', '.join(behind)})")
 
     def wait(self, key, env):
         if env is None:
@@ -340,8 +364,10 @@ class RaftShell:
 
     def peers(self):
         membership, status = self.core.log.membership(), self.core.status()
+        protocols = self.fsm.server_protocols()
         describe = lambda n, role: {"id": n, "role": role, "leader": n == self.core.leader,  # noqa: E731
                                     "addrs": self.fsm.server(n) or membership.voters.get(n) or membership.learners.get(n),
+                                    "protocol": protocols.get(n, [1, 1]),
                                     **status["progress"].get(n, {})}
         return {"term": self.core.term, "leader": self.core.leader,
                 "peers": [describe(n, "voter") for n in sorted(membership.voters)]
@@ -412,5 +438,5 @@ def _found(value, what, name):
 def main(argv=None):
     conf = config.load_argv(argv, prog="pykron-raft")
     loop = Loop(conf, service="raft")
-    RaftShell(conf, loop)
+    loop.start(lambda: RaftShell(conf, loop))
     sys.exit(loop.run())

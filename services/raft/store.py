@@ -6,6 +6,8 @@ import json
 import os
 import sqlite3
 
+from common import schema
+from services.raft.log_schema import RAFT_LOG
 from services.raft.raftlog import Entry, Membership, Snapshot
 
 
@@ -14,15 +16,7 @@ class LogStore:
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript("""
-            CREATE TABLE IF NOT EXISTS entry (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL,
-                                              data BLOB NOT NULL, kind INTEGER NOT NULL DEFAULT 0);
-            CREATE TABLE IF NOT EXISTS hard_state (id INTEGER PRIMARY KEY CHECK (id = 1), term INTEGER NOT NULL,
-                                                   vote TEXT NOT NULL, commit_index INTEGER NOT NULL);
-            CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL,
-                                                 term INTEGER NOT NULL, membership TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS store (id INTEGER PRIMARY KEY CHECK (id = 1), store_id TEXT NOT NULL);
-        """)
+        schema.migrate(self.db, path, RAFT_LOG)
         self.db.execute("INSERT OR IGNORE INTO store (id, store_id) VALUES (1, ?)", (os.urandom(8).hex(),))
         # Made once with the file: a server that returns with another id lost its Raft state.
         self.store_id = self.db.execute("SELECT store_id FROM store").fetchone()[0]

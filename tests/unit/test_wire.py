@@ -77,11 +77,59 @@ def test_topic_decode_needs_a_topic_frame():
     assert err.value.code == "frames"
 
 
-@pytest.mark.parametrize("version", [0, 2, "1"])
-def test_version_other_than_1(version):
+@pytest.fixture
+def speaks_next():
+    wire.set_protocol(wire.NEXT_PROTOCOL)
+    yield
+    wire.set_protocol(wire.PROTOCOL)
+
+
+@pytest.mark.parametrize("version", [0, wire.PROTOCOL + 1, 99, -1])
+def test_a_protocol_this_node_does_not_speak_is_refused_with_the_request_id(version):
     with pytest.raises(WireError) as err:
         wire.decode(frames_of(header(version=version), {"name": "a"}))
     assert err.value.code == "version"
+    assert err.value.msg_id == b"\x01" * 16  # so the refusal reaches the caller at once
+
+
+@pytest.mark.parametrize("version", ["1", 1.0, True, None])
+def test_a_version_that_is_not_an_int_is_malformed(version):
+    with pytest.raises(WireError) as err:
+        wire.decode(frames_of(header(version=version), {"name": "a"}))
+    assert err.value.code == "format"
+
+
+def test_a_message_carries_the_protocol_of_its_type_not_the_senders():
+    """A node speaking the next protocol still talks to older ones in every type they know."""
+    assert msgpack.unpackb(wire.encode(m.JobDelete(name="a"), "s1")[0])[0] == 1
+    assert msgpack.unpackb(wire.encode(m.NotePut(text="hi"), "s1")[0])[0] == wire.NEXT_PROTOCOL
+
+
+def test_a_type_of_a_newer_protocol_is_refused_as_a_version_not_read(speaks_next):
+    frames = wire.encode(m.NotePut(text="hi"), "s3")
+    assert wire.decode(frames).msg == m.NotePut(text="hi")  # spoken here
+    wire.set_protocol(wire.PROTOCOL)
+    with pytest.raises(WireError) as err:
+        wire.decode(frames)
+    assert err.value.code == "version" and "note.put" in err.value.detail
+
+
+def test_a_type_unknown_here_from_a_newer_protocol_is_a_version_error():
+    with pytest.raises(WireError) as err:
+        wire.decode(frames_of(header("job.explode", version=wire.PROTOCOL + 1), {}))
+    assert err.value.code == "version"
+
+
+def test_a_type_stamped_older_than_it_is_refused(speaks_next):
+    with pytest.raises(WireError) as err:
+        wire.decode(frames_of(header("note.put", version=1), {"text": "hi"}))
+    assert err.value.code == "version" and "needs 2" in err.value.detail
+
+
+def test_protocol_range_is_what_a_node_announces(speaks_next):
+    assert wire.protocol() == [wire.PROTOCOL_MIN, wire.NEXT_PROTOCOL]
+    with pytest.raises(ValueError):
+        wire.set_protocol(wire.NEXT_PROTOCOL + 1)
 
 
 def test_unknown_type():

@@ -16,7 +16,7 @@ SHELL = {"executor": "shell", "executor_config": {"command": "true"}}
 def member(name, *, role="server", status="alive", tags=None):
     return {"name": name, "addr": "10.0.0.1", "port": 8946, "status": status, "role": role,
             "tags": {"role": "pykron", "server": str(role == "server").lower(), **(tags or {})},
-            "addrs": {"raft": f"tcp://{name}:8191"}, "executors": ["shell"], "protocol": 1}
+            "addrs": {"raft": f"tcp://{name}:8191"}, "executors": ["shell"], "protocol": [1, 1]}
 
 
 def execution(job, started_at, *, node="s1", status="success", output="ok\n", truncated=False, attempt=1):

@@ -9,7 +9,7 @@ from common import messages as m, wire
 from services.gossip import suspicion
 from services.gossip.broadcasts import Broadcasts
 from services.gossip.core import HEADROOM_BYTES, Config, Gossip, push_pull_interval
-from services.gossip.roster import ALIVE, DEAD, LEFT, SUSPECT, local_meta, member_map
+from services.gossip.roster import ALIVE, DEAD, LEFT, SUSPECT, check_meta, local_meta, member_map
 
 ADDRS = {"raft": "tcp://10.0.0.1:8191", "peer": "tcp://10.0.0.1:8190", "run": "tcp://10.0.0.1:6868"}
 
@@ -374,3 +374,18 @@ def test_member_maps_carry_dkrons_tags_and_user_tags_may_set_role():
 def test_tags_too_large_to_announce_are_refused():
     with pytest.raises(ValueError):
         local_meta("agent", ADDRS, {"k": "v" * 600}, ["shell"])
+
+
+def test_members_announce_the_protocols_they_speak_and_older_ones_speak_the_first():
+    newer = local_meta("server", ADDRS, {}, ["shell"], [1, 2])
+    assert member_map("s3", "10.0.0.3", 7946, 0, "alive", check_meta(newer))["protocol"] == [1, 2]
+    older = local_meta("server", ADDRS, {}, ["shell"])
+    assert "protocol" not in older  # the meta a release before versions announced, byte for byte
+    assert member_map("s1", "10.0.0.1", 7946, 0, "alive", older)["protocol"] == [1, 1]
+
+
+@pytest.mark.parametrize("bad", [[2, 1], [0, 1], [1], "1..2", [1, True], [1, 1 << 16]])
+def test_a_member_announcing_a_malformed_protocol_range_is_refused(bad):
+    with pytest.raises(wire.WireError) as err:
+        check_meta({**local_meta("server", ADDRS, {}, ["shell"]), "protocol": bad})
+    assert "protocol" in str(err.value)

@@ -4,7 +4,8 @@ entries change them, and the applied index kept in the same transaction."""
 import pytest
 
 from common import models
-from common.errors import BadRequest
+from common.errors import BadRequest, Halt
+from common.wire import NEXT_PROTOCOL
 from services.raft.fsm import StateMachine
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -463,3 +464,45 @@ def test_jobs_page_by_offset_in_name_order_and_count_them_all(fsm):
     assert [j["name"] for j in fsm.jobs(limit=2, offset=1)] == ["b", "c"]
     assert [j["name"] for j in fsm.jobs(after="c", limit=5, offset=1)] == ["e"]
     assert fsm.job_count() == 5
+
+
+# -- commands of a newer protocol ----------------------------------------------------------
+
+
+def note(version=None, text="upgraded"):
+    command = {"op": "note.put", "args": {"text": text}, "req": "n"}
+    if version is not None:
+        command["v"] = version
+    return command
+
+
+def test_a_command_of_the_next_protocol_is_unknown_to_a_node_that_does_not_speak_it(fsm):
+    """As the release before it would answer, on every replica alike: refused, never applied."""
+    assert Log(fsm).command(note())["error"] == "bad_request"
+    assert "note" not in fsm.settings()
+
+
+def test_an_entry_of_a_protocol_this_node_does_not_speak_stops_it_before_applying(fsm):
+    """Refusing what replicas of the newer protocol apply would fork the state: stop instead."""
+    before = fsm.applied
+    with pytest.raises(Halt, match=f"protocol {NEXT_PROTOCOL}.*upgrade pykron on this server"):
+        Log(fsm).command(note(NEXT_PROTOCOL))
+    assert fsm.applied == before and "note" not in fsm.settings()
+
+
+def test_the_next_protocols_command_applies_where_it_is_spoken_and_only_with_its_version(tmp_path):
+    sm = StateMachine(str(tmp_path / "state.db"), protocol=NEXT_PROTOCOL)
+    try:
+        log = Log(sm)
+        assert log.command(note())["error"] == "bad_request"  # not marked: refused on every replica
+        assert log.command(note(NEXT_PROTOCOL))["settings"]["note"] == "upgraded"
+        assert log.command(note(NEXT_PROTOCOL, text="x" * 5000))["error"] == "bad_request"
+        assert sm.settings()["note"] == "upgraded"
+    finally:
+        sm.close()
+
+
+@pytest.mark.parametrize("protocol", [[2, 1], [0, 1], [1], "1..2", [1, 2 ** 63]])
+def test_a_server_record_with_a_bad_protocol_range_is_refused(fsm, protocol):
+    result = Log(fsm).apply("server.register", name="s1", addrs={}, store="x", protocol=protocol)
+    assert result["error"] == "bad_request" and fsm.server_protocols() == {}

@@ -1,0 +1,41 @@
+"""Migrations of state.db, the replicated state machine's file (services/raft/fsm.py), oldest
+first. Each is a small function run once per file inside common.schema.migrate's transaction;
+a new one is appended, never edited, and the peewee models in fsm.py follow the last."""
+
+from common.schema import Schema
+
+
+def tables(db):
+    """The first schema, as the release before versions made it (peewee's create_tables)."""
+    # One statement at a time: executescript would commit migrate's transaction first.
+    for statement in """
+        CREATE TABLE IF NOT EXISTS "jobrow" ("name" TEXT NOT NULL PRIMARY KEY, "parent" TEXT NOT NULL,
+                                             "body" TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS "jobrow_parent" ON "jobrow" ("parent");
+        CREATE TABLE IF NOT EXISTS "jobstaterow" ("name" TEXT NOT NULL PRIMARY KEY, "body" TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS "executionrow" ("id" TEXT NOT NULL PRIMARY KEY, "job" TEXT NOT NULL,
+                                                   "grp" INTEGER NOT NULL, "status" TEXT NOT NULL,
+                                                   "body" TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS "executionrow_status" ON "executionrow" ("status");
+        CREATE INDEX IF NOT EXISTS "executionrow_job_grp" ON "executionrow" ("job", "grp");
+        CREATE TABLE IF NOT EXISTS "tickrow" ("job" TEXT NOT NULL, "scheduled_at" INTEGER NOT NULL,
+                                              "grp" INTEGER NOT NULL, "term" INTEGER NOT NULL,
+                                              PRIMARY KEY ("job", "scheduled_at"));
+        CREATE TABLE IF NOT EXISTS "metarow" ("key" TEXT NOT NULL PRIMARY KEY, "value" INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS "serverrow" ("name" TEXT NOT NULL PRIMARY KEY, "addrs" TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS "sessionrow" ("client" TEXT NOT NULL PRIMARY KEY, "seq" INTEGER NOT NULL,
+                                                 "result" TEXT NOT NULL, "applied" INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS "sessionrow_applied" ON "sessionrow" ("applied");
+        CREATE TABLE IF NOT EXISTS "settingrow" ("key" TEXT NOT NULL PRIMARY KEY, "value" TEXT NOT NULL);
+    """.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def server_protocol(db):
+    """Each server's protocol range [lowest accepted, spoken]: the leader proposes a command only
+    once every server speaks its version. A server recorded before versions spoke only 1."""
+    db.execute("""ALTER TABLE "serverrow" ADD COLUMN "protocol" TEXT NOT NULL DEFAULT '[1, 1]'""")
+
+
+STATE = Schema("state", 0x706B7374, (tables, server_protocol))  # "pkst"
