@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,10 +204,18 @@ class Cluster:
         kill_quietly(pid, signal.SIGKILL)
         return [pid]
 
-    def restart(self, name):
+    def restart(self, name, conf=None):
+        """Stop the node (TERM, as an operator would) and start it again; conf: sections layered
+        over its file first (an upgrade, say)."""
         node = self.nodes[name]
         if pid_alive(node.pid):
             self.stop(node)
+        if conf:
+            sections = tomllib.loads(Path(node.conf_path).read_text())
+            for section, values in conf.items():
+                sections.setdefault(section, {}).update(values)
+            Path(node.conf_path).write_text(to_toml(sections))
+            node.conf = config.load(node.conf_path, env={})
         self.start(node)
         self.wait_ready(node)
         self.leader(timeout=START_TIMEOUT_S)
