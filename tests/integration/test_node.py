@@ -105,23 +105,22 @@ def test_malformed_frames_are_dropped_counted_and_harmless(node):
                "dispatcher": info["addrs"]["dispatcher"]}
     before = {svc: sum(node.ctl("s1", svc)["dropped"].values()) for svc in targets}
     oversize = b"x" * (wire.DEFAULT_MAX_FRAME_BYTES + 1000)
-    bad_frames = [
-        [b"garbage", b"more garbage"],
-        [wire.pack([9, "job.list", "t", b"1" * 16, b"", 0]), wire.pack({})],   # wrong version
-        [wire.pack([1, "no.such.type", "t", b"1" * 16, b"", 0]), wire.pack({})],
-        [wire.pack([1, "job.get", "t", b"1" * 16, b"", 0]), wire.pack({"name": 42})],  # ill-typed field
-        [wire.pack([1, "job.get", "t", b"1" * 16, b"", 0]), oversize],
+    bad_frames = [  # each with the error it is answered with, when it can be answered
+        ([b"garbage", b"more garbage"], "bad_request"),
+        ([wire.pack([9, "job.list", "t", b"1" * 16, b"", 0]), wire.pack({})], "unavailable"),  # a protocol not spoken
+        ([wire.pack([1, "no.such.type", "t", b"1" * 16, b"", 0]), wire.pack({})], "bad_request"),
+        ([wire.pack([1, "job.get", "t", b"1" * 16, b"", 0]), wire.pack({"name": 42})], "bad_request"),  # ill-typed
+        ([wire.pack([1, "job.get", "t", b"1" * 16, b"", 0]), oversize], "bad_request"),
     ]
     for svc, endpoint in targets.items():
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(endpoint)
-        for frames in bad_frames:
+        for frames, code in bad_frames:
             sock.send_multipart(frames)
-            # Each malformed request that could be answered is answered with a bad_request error.
             if sock.poll(3000):
                 env = wire.decode(sock.recv_multipart())
-                assert isinstance(env.msg, m.Error) and env.msg.code == "bad_request"
+                assert isinstance(env.msg, m.Error) and env.msg.code == code, (frames[0][:40], env.msg)
         sock.close()
     for svc in targets:
         status = node.ctl("s1", svc)
