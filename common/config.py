@@ -10,6 +10,7 @@ import functools
 import hashlib
 import os
 import socket
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +148,9 @@ class Api:
     port: int = _port()
     workers: int = _spec(lo=1, hi=64)
     threads: int = _spec(lo=1, hi=256)
+    cors_origins: list = _spec()
+    certfile: str = _spec()
+    keyfile: str = _spec()
 
 
 @dataclass(frozen=True)
@@ -214,7 +218,18 @@ class Conf:
                                   f"is also [{other[0]}] {other[1]}")
             seen[port] = (section, key)
         self._validate_addresses()
+        self._validate_api()
         return self
+
+    def _validate_api(self):
+        where, api = self.source or DEFAULTS.name, self.api
+        if bool(api.certfile) != bool(api.keyfile):
+            raise ConfigError(f"{where}: [api] certfile and keyfile: set both (HTTPS) or neither (HTTP)")
+        for origin in api.cors_origins:
+            scheme, _, rest = str(origin).partition("://")
+            if origin != "*" and not (scheme in ("http", "https") and rest and "/" not in rest):
+                raise ConfigError(f'{where}: [api] cors_origins: expected origins such as "https://ops.example.com" '
+                                  f'(scheme and host, no path) or "*", got {origin!r}')
 
     def _validate_addresses(self):
         """Where processors and notifications send: checked here so a typo stops the node at start."""
@@ -399,6 +414,27 @@ def _resolve_node(node):
     advertise = node.advertise or ("127.0.0.1" if node.bind in ("0.0.0.0", "::", "") else node.bind)
     return dataclasses.replace(node, name=node.name or socket.gethostname(), data_dir=data_dir,
                                run_dir=run_dir, advertise=advertise)
+
+
+def make_run_dir(path):
+    """The node's run dir (ipc sockets, supervisord's files, logs), made 0700. One that another
+    user owns, or that others may write to, is refused: the ipc sockets in it are plain, so
+    whoever controls the directory could pose as a service or listen in."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+    except OSError as exc:
+        raise ConfigError(f"[node] run_dir {path}: {exc.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"[node] run_dir {path}: not a directory")
+    if st.st_uid != os.geteuid():
+        raise ConfigError(f"[node] run_dir {path}: owned by uid {st.st_uid}, not by this user (uid {os.geteuid()}); "
+                          f"remove it, or set [node] run_dir to a directory of this user's")
+    if st.st_mode & 0o022:
+        raise ConfigError(f"[node] run_dir {path}: others may write to it (mode {stat.S_IMODE(st.st_mode):o}); "
+                          f"chmod 700 it, or set [node] run_dir")
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)
 
 
 def addrs(conf):

@@ -107,7 +107,8 @@ def run_node(conf, log_level=None):
     print(f"pykron node {conf.node.name} ({conf.node.role}): data {conf.node.data_dir}, logs {conf.node.run_dir}/log",
           file=sys.stderr)
     if conf.is_server:
-        print(f"pykron API and UI on http://{conf.node.advertise}:{conf.api.port}/", file=sys.stderr)
+        scheme = "https" if conf.api.certfile else "http"
+        print(f"pykron API and UI on {scheme}://{conf.node.advertise}:{conf.api.port}/", file=sys.stderr)
     os.execvp(sys.executable, [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", path])
 
 
@@ -125,6 +126,11 @@ def main(argv=None):
     if args["render"]:
         print(render(conf, level))
         return 0
+    try:
+        config.make_run_dir(conf.node.run_dir)
+    except ConfigError as err:
+        print(f"pykron: {err}", file=sys.stderr)
+        return 2
     if args["service"]:
         name = args["NAME"]
         if name not in {s.name for s in SERVICES}:

@@ -16,7 +16,7 @@ import time
 
 import zmq
 
-from common import errors, log as pklog, messages as m, metrics, wire
+from common import config, errors, log as pklog, messages as m, metrics, wire
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Loop:
         pklog.setup(service, conf.log.level, conf.log.format, behind=True)
         wire.set_max_frame_bytes(conf.wire.max_message_bytes)
         wire.set_protocol(wire.NEXT_PROTOCOL if conf.wire.protocol_next else wire.PROTOCOL)
-        os.makedirs(conf.node.run_dir, exist_ok=True)
+        config.make_run_dir(conf.node.run_dir)
         os.makedirs(conf.node.data_dir, exist_ok=True)
         self.ctx = zmq.Context()
         self.poller = zmq.Poller()

@@ -24,6 +24,8 @@ logconfig_dict = {
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "line", "stream": "ext://sys.stderr"}},
     "formatters": {"line": {"format": "%(message)s"}},
 }
+if _conf.api.certfile:  # HTTPS only: no plain listener beside it
+    certfile, keyfile = _conf.api.certfile, _conf.api.keyfile
 proc_name = f"pykron-api-{_conf.node.name}"
 # gunicorn >= 25.1 opens a control socket, by default one per user ($HOME/.gunicorn): several
 # nodes on one host (a test cluster) would share it. Older versions ignore the name.

@@ -11,6 +11,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -49,7 +50,8 @@ class Node:
 
     @property
     def api(self):
-        return f"http://{self.conf.node.advertise}:{self.conf.api.port}"
+        scheme = "https" if self.conf.api.certfile else "http"
+        return f"{scheme}://{self.conf.node.advertise}:{self.conf.api.port}"
 
     @property
     def server(self):
@@ -154,7 +156,8 @@ class Cluster:
             if not pid_alive(node.pid):
                 raise ClusterError(f"node {node.name}: supervisord exited")
             name = pending[0]
-            if name == "api" and http_ok(f"{node.api}/health") or name != "api" and self.ctl(node.name, name, 500).get("ready"):
+            if (name == "api" and http_ok(f"{node.api}/health", node.conf.api.certfile)
+                    or name != "api" and self.ctl(node.name, name, 500).get("ready")):
                 pending.pop(0)
             else:
                 time.sleep(0.05)
@@ -446,9 +449,11 @@ def nft(script, check=True):
         raise ClusterError(f"nft failed: {done.stderr.strip()}")
 
 
-def http_ok(url):
+def http_ok(url, cafile=""):
+    """GET url answers 200; an https one is checked against cafile (a test's own certificate)."""
+    context = ssl.create_default_context(cafile=cafile) if url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(url, timeout=1) as resp:
+        with urllib.request.urlopen(url, timeout=1, context=context) as resp:
             return resp.status == 200
     except OSError:
         return False
@@ -499,7 +504,7 @@ def main(argv=None):
             (cluster.dir / "cluster.json").unlink(missing_ok=True)
         elif args["status"]:
             for node in cluster.nodes.values():
-                states = {s.name: ("up" if (http_ok(f"{node.api}/health") if s.name == "api"
+                states = {s.name: ("up" if (http_ok(f"{node.api}/health", node.conf.api.certfile) if s.name == "api"
                                             else cluster.ctl(node.name, s.name, 500).get("ready")) else "down")
                           for s in services_for(node.conf)}
                 print(node.name, node.role, " ".join(f"{k}={v}" for k, v in states.items()))

@@ -54,7 +54,7 @@ def create_app(conf=None, client=None):
     wire.set_max_frame_bytes(conf.wire.max_message_bytes)
     wire.set_protocol(wire.NEXT_PROTOCOL if conf.wire.protocol_next else wire.PROTOCOL)
     node = Node(conf, client)
-    app = falcon.App(middleware=[hooks.Meta(conf.node.name), hooks.Token(conf.security.token)])
+    app = falcon.App(middleware=[hooks.Meta(conf.node.name, conf.api.cors_origins), hooks.Token(conf.security.token)])
     app.req_options.strip_url_path_trailing_slash = True  # /v1/ is /v1, as Dkron routes both
     hooks.install(app)
     app.add_route("/", ui.Root())

@@ -24,7 +24,13 @@ _METADATA = re.compile(r"^metadata\[(.+)\]$")
 
 
 def read_json(req):
-    """The request body as JSON, or BadRequest whose text says why (Dkron: text/plain)."""
+    """The request body as JSON, or BadRequest whose text says why (Dkron: text/plain). JSON
+    only with a JSON Content-Type: the types a page of another site may send without asking
+    first (text/plain, forms) are refused with 415, so no such page can write here."""
+    media = (req.content_type or "").split(";", 1)[0].strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        raise falcon.HTTPUnsupportedMediaType(
+            title=f"expected a JSON body with Content-Type: application/json, got {req.content_type or 'none'}")
     if req.content_length and req.content_length > MAX_BODY_BYTES:
         raise errors.BadRequest(f"Unable to parse payload: body over {MAX_BODY_BYTES} bytes.")
     raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)

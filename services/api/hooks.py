@@ -1,6 +1,6 @@
 """Cross-cutting HTTP behaviour, as Dkron's API has it: `X-Whom` on every response, CORS for
-any origin (exposing X-Total-Count to browsers), the optional token check, and the one mapping
-from the client library's typed errors to HTTP statuses and bodies."""
+the origins [api] cors_origins names (none by default), the optional token check, and the one
+mapping from the client library's typed errors to HTTP statuses and bodies."""
 
 from __future__ import annotations
 
@@ -22,23 +22,38 @@ OPEN_PATHS = ("/health", "/")
 # ask for a token; every /v1 call it then makes carries the token.
 OPEN_PREFIXES = ("/ui", "/v1/openapi.yaml")
 CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # "*" covers every header for current browsers; the names are for those that predate the wildcard.
 CORS_EXPOSE = "*, X-Total-Count, X-Whom, Location"
 
 
 class Meta:
-    """X-Whom names the node that answered; CORS lets a UI served from any origin call the API."""
+    """X-Whom names the node that answered. CORS lets the pages of the listed origins call the
+    API; others get no CORS headers, so a browser keeps a page from elsewhere from reading the
+    API or sending it anything but a simple request (which read_json refuses: JSON only)."""
 
-    def __init__(self, node):
+    def __init__(self, node, cors_origins=()):
         self.node = node
+        self.origins = frozenset(cors_origins)
 
     def process_request(self, req, resp):
         if req.method == "OPTIONS":
             resp.complete = True  # a CORS preflight needs only the headers set below
+            return
+        # A browser names the page's origin on every write it sends; a form of another site
+        # (multipart needs no preflight, and /v1/restore takes it) is refused here.
+        origin = req.get_header("Origin")
+        if (req.method not in SAFE_METHODS and origin and origin != f"{req.scheme}://{req.netloc}"
+                and "*" not in self.origins and origin not in self.origins):
+            raise falcon.HTTPForbidden(title=f"a write from a page of {origin} is refused (not in [api] cors_origins)")
 
     def process_response(self, req, resp, resource, req_succeeded):
         resp.set_header("X-Whom", self.node)
-        resp.set_header("Access-Control-Allow-Origin", "*")
+        origin = req.get_header("Origin")
+        resp.append_header("Vary", "Origin")
+        if not origin or not ("*" in self.origins or origin in self.origins):
+            return
+        resp.set_header("Access-Control-Allow-Origin", origin)
         resp.set_header("Access-Control-Allow-Methods", CORS_METHODS)
         resp.set_header("Access-Control-Allow-Headers", req.get_header("Access-Control-Request-Headers") or "*")
         resp.set_header("Access-Control-Expose-Headers", CORS_EXPOSE)

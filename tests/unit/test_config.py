@@ -203,3 +203,44 @@ def test_every_node_toml_key_has_a_comment_on_its_line():
             value_and_comment = line.split("=", 1)[1]
             assert re.search(r"\s#\s*\S", value_and_comment), f"no comment on: {line}"
     assert seen == node_toml_keys()
+
+
+# -- the API's keys and the run dir -----------------------------------------------------
+
+
+def test_certfile_and_keyfile_go_together(node_file):
+    assert "set both" in refused(node_file('[api]\ncertfile = "/etc/pykron/api.pem"\n'))
+    conf = config.load(node_file('[api]\ncertfile = "a.pem"\nkeyfile = "a.key"\n'), env={})
+    assert (conf.api.certfile, conf.api.keyfile) == ("a.pem", "a.key")
+
+
+@pytest.mark.parametrize("origin", ["ops.example.com", "https://ops.example.com/ui", "ftp://x", ""])
+def test_cors_origins_are_scheme_and_host(node_file, origin):
+    assert "[api] cors_origins" in refused(node_file(f'[api]\ncors_origins = ["{origin}"]\n'))
+
+
+def test_the_run_dir_is_made_0700_and_a_readable_one_is_tightened(tmp_path):
+    made = tmp_path / "run"
+    config.make_run_dir(str(made))
+    assert made.stat().st_mode & 0o777 == 0o700
+    made.chmod(0o755)  # as an earlier release made it: nobody else could write in it
+    config.make_run_dir(str(made))
+    assert made.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_run_dir_others_may_write_to_is_refused(tmp_path):
+    made = tmp_path / "run"
+    made.mkdir()
+    made.chmod(0o777)
+    with pytest.raises(ConfigError, match="others may write to it"):
+        config.make_run_dir(str(made))
+
+
+@pytest.mark.skipif(os.geteuid() != 0 and not os.environ.get("CI"), reason="needs root to give a directory away")
+def test_a_run_dir_another_user_made_first_is_refused(tmp_path):
+    """The default run dir is a predictable path under /tmp: a local user could make it first."""
+    made = tmp_path / "run"
+    made.mkdir(mode=0o700)
+    os.chown(made, 65534, 65534)
+    with pytest.raises(ConfigError, match="owned by uid 65534"):
+        config.make_run_dir(str(made))

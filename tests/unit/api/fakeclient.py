@@ -170,7 +170,8 @@ class FakeClient:
         return self.services[service]
 
 
-def make_conf(name="s1", token=""):
+def make_conf(name="s1", token="", cors_origins=()):
     conf = config.load(None, env={})
     return dataclasses.replace(conf, node=dataclasses.replace(conf.node, name=name),
-                               security=dataclasses.replace(conf.security, token=token))
+                               security=dataclasses.replace(conf.security, token=token),
+                               api=dataclasses.replace(conf.api, cors_origins=list(cors_origins)))

@@ -1,5 +1,6 @@
-"""services/api/hooks.py: X-Whom and CORS on every response, the X-Dkron-Token check, and the
-mapping of the client library's errors to HTTP statuses and bodies (JSON; text on job writes)."""
+"""services/api/hooks.py: X-Whom on every response, CORS for the listed origins only, the
+X-Dkron-Token check, and the mapping of the client library's errors to HTTP statuses and
+bodies (JSON; text on job writes)."""
 
 import json
 
@@ -9,15 +10,55 @@ from common import errors, wire
 
 
 @pytest.mark.parametrize("path", ["/health", "/v1", "/v1/jobs", "/v1/jobs/missing", "/no/such/route"])
-def test_every_response_names_the_node_and_allows_any_origin(api, path):
-    resp = api.simulate_get(path)
+def test_every_response_names_the_node_and_allows_a_listed_origin(app_with, path):
+    api = app_with(cors_origins=["https://ops.example"])
+    resp = api.simulate_get(path, headers={"Origin": "https://ops.example"})
     assert resp.headers["X-Whom"] == "s1"
-    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    assert resp.headers["Access-Control-Allow-Origin"] == "https://ops.example"
     assert "X-Total-Count" in resp.headers["Access-Control-Expose-Headers"]
     assert "*" in resp.headers["Access-Control-Expose-Headers"]
+    assert "Origin" in resp.headers["Vary"]
 
 
-def test_preflight_answers_with_the_cors_headers_and_runs_nothing(api, fake):
+@pytest.mark.parametrize("origins", [[], ["https://ops.example"]])
+def test_no_cors_for_an_origin_not_listed(app_with, origins):
+    api = app_with(cors_origins=origins)
+    for resp in (api.simulate_get("/v1/jobs", headers={"Origin": "https://evil.example"}),
+                 api.simulate_options("/v1/jobs", headers={"Origin": "https://evil.example",
+                                                           "Access-Control-Request-Method": "POST"})):
+        assert resp.headers["X-Whom"] == "s1"
+        assert not any(h.lower().startswith("access-control-") for h in resp.headers)
+
+
+def test_a_body_that_is_not_declared_json_is_refused_unread(api, fake):
+    """What a page of another site may send without a preflight: text/plain, forms, no type."""
+    body = '{"name": "x", "schedule": "@every 1m", "executor": "shell", "executor_config": {"command": "id"}}'
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None):
+        headers = {"Content-Type": content_type} if content_type else {}
+        resp = api.simulate_post("/v1/jobs", body=body, headers=headers)
+        assert resp.status_code == 415 and "application/json" in resp.text, content_type
+    assert fake.calls == []
+    assert api.simulate_post("/v1/jobs", body=body, headers={"Content-Type": "application/json; charset=utf-8"}
+                             ).status_code == 201
+
+
+def test_a_write_from_a_page_of_another_origin_is_refused_whatever_its_body(app_with, fake):
+    """A form needs no preflight: /v1/restore takes multipart, so the Origin itself is checked."""
+    api = app_with(cors_origins=["https://ops.example"])
+    form = {"body": b"--x\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n[]\r\n--x--\r\n",
+            "headers": {"Content-Type": "multipart/form-data; boundary=x"}}
+    refused = api.simulate_post("/v1/restore", **{**form, "headers": {**form["headers"], "Origin": "https://evil.example"}})
+    assert refused.status_code == 403 and "evil.example" in refused.text
+    assert api.simulate_post("/v1/jobs/x/run", headers={"Origin": "https://evil.example"}).status_code == 403
+    assert fake.calls == []
+    assert api.simulate_post("/v1/restore", **{**form, "headers": {**form["headers"], "Origin": "https://ops.example"}}
+                             ).status_code == 200
+    assert api.simulate_post("/v1/restore", **form).status_code == 200  # no Origin: not a browser
+    assert api.simulate_get("/v1/jobs", headers={"Origin": "https://evil.example"}).status_code == 200
+
+
+def test_preflight_answers_with_the_cors_headers_and_runs_nothing(app_with, fake):
+    api = app_with(cors_origins=["http://ui.example"])
     resp = api.simulate_options("/v1/jobs", headers={
         "Origin": "http://ui.example", "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "Content-Type, X-Dkron-Token"})
