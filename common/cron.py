@@ -41,9 +41,9 @@ MONTH = Field("month", 1, 12, MONTH_NAMES, "1-12 or JAN-DEC")
 WEEKDAY = Field("day-of-week", 0, 7, DAY_NAMES, "0-7 or SUN-SAT, nL or n#k")
 FIELDS = (SECOND, MINUTE, HOUR, MONTHDAY, MONTH, WEEKDAY)
 
-_NEAREST = re.compile(r"^(?:(\d+)W|W(\d+))$")      # 15W; W15 as croniter also read it
-_LAST_BEFORE = re.compile(r"^L-(\d+)$")
-_TO_LAST = re.compile(r"^(\w+)-L(?:/(\d+))?$")      # 10-L, 1-L/2: to the month's last day
+_NEAREST = re.compile(r"^(?:(\d+)W|W(\d+))$", re.ASCII)  # 15W; W15 as croniter also read it
+_LAST_BEFORE = re.compile(r"^L-(\d+)$", re.ASCII)
+_TO_LAST = re.compile(r"^(\w+)-L(?:/(\d+))?$", re.ASCII)  # 10-L, 1-L/2: to the month's last day
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ def _values(field, part):
     base, slash, step_text = part.partition("/")
     step = 1
     if slash:
-        if not step_text.isdigit() or int(step_text) < 1:
+        if not _digits(step_text) or int(step_text) < 1:
             raise BadRequest(f"{field.name}: {part!r}: the step after / must be a whole number of at least 1")
         step = int(step_text)
     high = 6 if field is WEEKDAY else field.high  # `*` and `a/s` end on Saturday
@@ -174,7 +174,7 @@ def _values(field, part):
 
 
 def _number(field, text, part):
-    if text.isdigit():
+    if _digits(text):
         value = int(text)
     elif text in field.names:
         value = field.names[text]
@@ -217,7 +217,7 @@ def _monthday_term(part):
 def _weekday_term(part):
     if "#" in part:
         day, _, week = part.partition("#")
-        if not week.isdigit() or not 1 <= int(week) <= 5:
+        if not _digits(week) or not 1 <= int(week) <= 5:
             raise BadRequest(f"day-of-week: {part!r}: n#k takes a week k from 1 to 5")
         return ("nth", _number(WEEKDAY, day, part) % 7, int(week))
     if part == "L":
@@ -262,6 +262,10 @@ def _weekday(term, first, last):
         return {last - (_weekday_of(last, first) - term[1]) % 7}
     day = 1 + (term[1] - first) % 7 + 7 * (term[2] - 1)  # nth: the k-th such weekday
     return {day} if day <= last else set()
+
+
+def _digits(text):
+    return text.isascii() and text.isdigit()  # not "²" or "٣", which str.isdigit also takes
 
 
 def _weekday_of(day, first):

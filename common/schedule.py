@@ -25,8 +25,9 @@ _UNIT_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1, "s": 1000, "m": 60_000
 MIN_EVERY_MS = 1000
 # croniter's R (a random value, drawn again at each evaluation and so on each server) in a
 # field of its own, as stored schedules may hold it: read as Dkron's `~`, R(a-b) within a..b.
-_RANDOM = re.compile(r"^R(?:\((\d+)-(\d+)\))?(/\d+)?$", re.IGNORECASE)
+_RANDOM = re.compile(r"^R(?:\((\d+)-(\d+)\))?(/\d+)?$", re.IGNORECASE | re.ASCII)
 CHANGE_PROBE_S = 86_400          # UTC offsets are read this far apart when looking for a change
+YEAR_S = 366 * 86_400
 # Instants a cron schedule is evaluated between (1900-01-01 and 9999-01-01 UTC): Python's
 # calendar ends in the year 9999, and wall times near its end would not fit.
 MIN_S, MAX_S = -2_208_988_800, 253_370_764_800
@@ -140,6 +141,12 @@ def _next_change(tz, start, until, offset):
             return high
         low = high
     return None
+
+
+def offset_changes(tz, at):
+    """Whether the zone's UTC offset changes within a year after `at` (Unix ms)."""
+    start = at // 1000
+    return MIN_S <= start <= MAX_S and _next_change(tz, start, start + YEAR_S, _offset(tz, start)) is not None
 
 
 def parse(text, *, timezone="", name="", anchor_at=0):
