@@ -51,8 +51,7 @@ def describe(sched, text, name, now):
         passed = ", which has passed: it will not run" if sched.at <= now else ""
         return f"Once, at {when} ({where}){passed}"
     words = f"{_cron_words(sched.spec)} ({where})"
-    hashed = [field for field in text.split() if "~" in field]
-    if hashed:
+    if "~" in text:
         whose = f"the job name {name!r}" if name else "an empty job name (give the job's name)"
         words += f"; ~ is read from {whose}: {sched.spec}"
     return words

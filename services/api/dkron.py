@@ -148,6 +148,7 @@ def _descending(req, default="ASC"):
 
 
 def whole_number(req, name, default):
+    """Query parameter `name` as a whole number, `default` when absent; BadRequest names it otherwise."""
     value = req.get_param(name)
     if value is None or value == "":
         return default
