@@ -13,7 +13,7 @@ import time
 
 from docopt import DocoptExit, docopt
 
-from common import errors, models
+from common import errors, models, preview
 from common.client import Client
 from common.loop import now_ms
 from common.terminal import Printer, Progress, read_jobs, write_jobs
@@ -45,6 +45,7 @@ Usage:
   pykronctl [options] raft list-peers
   pykronctl [options] raft remove-peer ID
   pykronctl [options] raft transfer-leader [ID]
+  pykronctl [options] schedule EXPR...
   pykronctl (-h | --help)
 
 Options:
@@ -61,13 +62,18 @@ Options:
   --install=KEY           keyring: add KEY on every member (rotation step 1 of 3).
   --use=KEY               keyring: seal with KEY on every member (step 2; it must be installed).
   --remove=KEY            keyring: drop KEY on every member (step 3; not the one in use).
+  --tz ZONE               schedule: the job's IANA time zone (UTC when not given).
+  --count N               schedule: how many fire times to show, 1 to 100 [default: 5].
+  --name NAME             schedule: the job's name, which ~ hashes.
 
 FILE is JSON or YAML holding one job or a list (Dkron's restore format); "-" is stdin or stdout.
+`schedule` reads a schedule back (in words, and its next fire times) here, without a cluster:
+pykronctl schedule '*/15 * * * *' --tz America/New_York
 """
 
 OK, FAILED, USAGE_ERROR, NOT_FOUND, UNAVAILABLE = 0, 1, 2, 3, 4
 VERBS = ("status", "jobs", "job", "apply", "delete", "run", "kill", "toggle", "executions", "tail", "busy", "members",
-         "leader", "leave", "pause", "unpause", "settings", "export", "import", "keyring", "keygen", "raft")
+         "leader", "leave", "pause", "unpause", "settings", "export", "import", "keyring", "keygen", "raft", "schedule")
 JOB_COLUMNS = ("name", "schedule", "status", "last_success", "next", "success_count", "error_count", "disabled")
 EXECUTION_COLUMNS = ("id", "node_name", "status", "started_at", "finished_at", "exit_code", "output")
 
@@ -264,6 +270,20 @@ class Ctl:
             print(f"pykronctl: no execution of {name} started", file=sys.stderr)
             return UNAVAILABLE if executions is None else FAILED
         return outcome
+
+    def do_schedule(self):
+        """The preview GET /v1/schedule answers, from the same function, computed here: it needs
+        no cluster, so the cluster's default_timezone is not read (--tz gives the zone)."""
+        doc = preview.preview(" ".join(self.args["EXPR"]), timezone=self.args["--tz"] or "",
+                              name=self.args["--name"] or "", count=_positive(self.args["--count"], "--count"),
+                              now=now_ms())
+        if self.json:
+            return self.p.dump(doc)
+        for line in (doc["description"], doc["daylight_saving"]):  # whole sentences: a table would cut them
+            if line:
+                self.p.print(line)
+        rows = [{"local": f"{t['local'][:19].replace('T', ' ')} {t['zone']}", "utc": t["at"]} for t in doc["next"]]
+        self.p.table(rows, ("local", "utc")) if rows else self.p.print("no fire times to come")
 
     # -- raft and gossip -------------------------------------------------------------------
 

@@ -208,7 +208,7 @@ def execution_to_dkron(ex):
         "node_name": ex["node"], "started_at": rfc3339(ex["started_at"]) or ZERO_TIME,
         "finished_at": rfc3339(ex["finished_at"]) or ZERO_TIME, "success": ex["success"],
         "output": ex["output"], "output_truncated": ex["output_truncated"],
-        "status": ex["status"], "scheduled_at": rfc3339(ex["scheduled_at"]),
+        "status": ex["status"], "scheduled_at": rfc3339(ex["scheduled_at"]), "jitter_ms": ex.get("jitter_ms", 0),
         "exit_code": ex["exit_code"], "reason": ex["reason"],
     }
 

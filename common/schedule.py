@@ -1,6 +1,7 @@
-"""Schedule parsing shared by the api (validation, `next`) and the scheduler core (firing):
-Dkron's language — 6-field cron with seconds, 5-field cron, descriptors, @every, @at, @manually,
-TZ=/CRON_TZ= prefixes and the `~` name hash — evaluated in the job's IANA zone. Pure: time comes in."""
+"""Schedule parsing shared by the api (validation, `next`, the preview) and the scheduler core
+(firing): Dkron's language — 6-field cron with seconds, 5-field cron, descriptors, @every, @at,
+@manually, TZ=/CRON_TZ= prefixes and the `~` name hash — evaluated in the job's IANA zone by
+cron's daylight-saving rule (common/cron.py reads the fields). Pure: time comes in."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone as dt_timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter, CroniterError
-
+from common.cron import Cron, parse_fields
 from common.errors import BadRequest
 
 DESCRIPTORS = {
@@ -23,6 +23,14 @@ HASH_FIELDS = ((60, 0), (60, 0), (24, 0), (28, 1), (12, 1), (7, 0))
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 MIN_EVERY_MS = 1000
+# croniter's R (a random value, drawn again at each evaluation and so on each server) in a
+# field of its own, as stored schedules may hold it: read as Dkron's `~`, R(a-b) within a..b.
+_RANDOM = re.compile(r"^R(?:\((\d+)-(\d+)\))?(/\d+)?$", re.IGNORECASE | re.ASCII)
+CHANGE_PROBE_S = 86_400          # UTC offsets are read this far apart when looking for a change
+YEAR_S = 366 * 86_400
+# Instants a cron schedule is evaluated between (1900-01-01 and 9999-01-01 UTC): Python's
+# calendar ends in the year 9999, and wall times near its end would not fit.
+MIN_S, MAX_S = -2_208_988_800, 253_370_764_800
 
 
 def parse_duration(text):
@@ -65,6 +73,7 @@ class Schedule:
     every_ms: int = 0
     anchor_at: int = 0   # @every ticks are anchor_at + k * every_ms
     at: int = 0
+    cron: Cron | None = None
 
     def next_after(self, t):
         """The first fire time strictly after t (Unix ms), or None when there is none."""
@@ -79,16 +88,27 @@ class Schedule:
         return self._next_cron(t)
 
     def _next_cron(self, t):
-        start = datetime.fromtimestamp(t / 1000, tz=dt_timezone.utc).astimezone(self.tz)
-        it = croniter(self.spec, start, second_at_beginning=True, day_or=True, max_years_between_matches=5)
-        for _ in range(64):
-            try:
-                fire = it.get_next(datetime)
-            except CroniterError:
+        """Cron's daylight-saving rule (cron(8)), walking the zone's stretches of one UTC offset.
+        Within one, wall time and real time move together. Where the offset changes, a wall-clock
+        job goes on from the wall time the last stretch reached: an hour repeated is not run
+        again, and times a gap skipped run at its end; a real-time job goes on from the wall
+        time the new stretch starts at: the repeated hour runs again, the skipped one never."""
+        after = t // 1000  # the last whole second that is not after t
+        if not MIN_S <= after <= MAX_S:
+            return None
+        offset = _offset(self.tz, after)
+        start, low, floor = after, after + offset + 1, after
+        while True:
+            wall = self.cron.next_wall(low)
+            if wall is None:
                 return None
-            if not _second_occurrence(fire, self.tz):
-                return int(fire.timestamp() * 1000)
-        return None
+            fire = max(floor, wall - offset)
+            change = _next_change(self.tz, start, fire, offset)
+            if change is None:
+                return fire * 1000
+            new = _offset(self.tz, change)
+            low = change + (offset if self.cron.wall_clock else new)
+            start, offset, floor = change, new, change
 
     def ticks(self, after, until):
         """Every fire time in (after, until]."""
@@ -100,12 +120,33 @@ class Schedule:
             found.append(t)
 
 
-def _second_occurrence(fire, tz):
-    """On a fall-back night a wall time happens twice; a job runs at the first one only."""
+def _offset(tz, at):
+    """The zone's UTC offset at instant `at` (seconds)."""
+    return int(datetime.fromtimestamp(at, tz).utcoffset().total_seconds())
+
+
+def _next_change(tz, start, until, offset):
+    """The first instant in (start, until] whose UTC offset is not `offset`, or None. Offsets
+    are read a day apart, then the change is narrowed to its second: zones change at most a
+    couple of times a year, never twice in a day."""
     if tz is dt_timezone.utc:
-        return False
-    first = fire.replace(tzinfo=None).replace(tzinfo=tz, fold=0)
-    return first.utcoffset() != fire.utcoffset() and first.timestamp() < fire.timestamp()
+        return None
+    low = start
+    while low < until:
+        high = min(low + CHANGE_PROBE_S, until)
+        if _offset(tz, high) != offset:
+            while high - low > 1:
+                mid = (low + high) // 2
+                low, high = (mid, high) if _offset(tz, mid) == offset else (low, mid)
+            return high
+        low = high
+    return None
+
+
+def offset_changes(tz, at):
+    """Whether the zone's UTC offset changes within a year after `at` (Unix ms)."""
+    start = at // 1000
+    return MIN_S <= start <= MAX_S and _next_change(tz, start, start + YEAR_S, _offset(tz, start)) is not None
 
 
 def parse(text, *, timezone="", name="", anchor_at=0):
@@ -127,16 +168,20 @@ def parse(text, *, timezone="", name="", anchor_at=0):
         parts = ["0", *parts]
     if len(parts) != 6:
         raise BadRequest(f"can't parse job schedule {text!r}: expected 5 or 6 fields, found {len(parts)}")
-    fields = [_unhash(f, i, name) for i, f in enumerate(parts)]
-    spec = " ".join(fields)
-    if not croniter.is_valid(spec, second_at_beginning=True):
-        raise BadRequest(f"can't parse job schedule {text!r}: invalid cron expression")
-    return Schedule("cron", spec=spec, tz=tz)
+    return _cron([_unhash(f, i, name) for i, f in enumerate(parts)], tz, text)
+
+
+def _cron(fields, tz, text):
+    try:
+        cron = parse_fields(fields)
+    except BadRequest as err:
+        raise BadRequest(f"can't parse job schedule {text!r}: {err}") from None
+    return Schedule("cron", spec=" ".join(fields), tz=tz, cron=cron)
 
 
 def _descriptor(head, rest, tz, anchor_at, text):
     if head in DESCRIPTORS and not rest:
-        return Schedule("cron", spec=DESCRIPTORS[head], tz=tz)
+        return _cron(DESCRIPTORS[head].split(), tz, text)
     if head == "@manually" and not rest:
         return Schedule("manually", tz=tz)
     if head == "@every" and len(rest) == 1:
@@ -163,7 +208,12 @@ def parse_time(text, tz=dt_timezone.utc):
 
 
 def _unhash(field, index, name):
+    modulus, offset = HASH_FIELDS[index]
+    if match := _RANDOM.match(field):
+        low, high, step = match.groups()
+        if low is not None and int(low) <= int(high):
+            modulus, offset = int(high) - int(low) + 1, int(low)
+        return str(name_hash(name) % modulus + offset) + (step or "")
     if "~" not in field:
         return field
-    modulus, offset = HASH_FIELDS[index]
     return field.replace("~", str(name_hash(name) % modulus + offset))

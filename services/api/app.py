@@ -10,7 +10,7 @@ import falcon
 
 from common import config, log, messages as m, wire
 from common.client import Client
-from services.api import executions, hooks, jobs, members, metrics, output, settings, status, ui
+from services.api import executions, hooks, jobs, members, metrics, output, preview, settings, status, ui
 
 
 class Node:
@@ -72,6 +72,7 @@ def create_app(conf=None, client=None):
     app.add_route("/v1/pause", settings.Pause(node))
     app.add_route("/v1/unpause", settings.Unpause(node))
     app.add_route("/v1/settings", settings.Settings(node))
+    app.add_route("/v1/schedule", preview.SchedulePreview(node))
     app.add_route("/v1/restore", jobs.Restore(node))
     app.add_route("/v1/jobs", jobs.Jobs(node))
     app.add_route("/v1/jobs/{job_name}", jobs.Job(node))

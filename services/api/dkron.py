@@ -73,8 +73,8 @@ def list_jobs(req, client, now):
     plain = not filtered and (req.get_param("_sort") or "id") in ("id", "name") and not _descending(req)
     if not plain or req.get_param("_end") in (None, ""):
         return filter_jobs(req, client.jobs(stale=stale), now)
-    start = _index(req, "_start", 0)
-    jobs, total = client.job_page(start, max(0, _index(req, "_end", 0) - start), stale=stale)
+    start = whole_number(req, "_start", 0)
+    jobs, total = client.job_page(start, max(0, whole_number(req, "_end", 0) - start), stale=stale)
     return [job_json(j, now) for j in jobs], total
 
 
@@ -106,8 +106,8 @@ def filter_jobs(req, jobs, now):
         value = lambda j: j.get(field)  # noqa: E731
     # Missing values (never ran, no next) sort after present ones, and never compare with them.
     found.sort(key=lambda j: (value(j) is None, value(j) if value(j) is not None else 0), reverse=_descending(req))
-    start = _index(req, "_start", 0)
-    end = _index(req, "_end", len(found))
+    start = whole_number(req, "_start", 0)
+    end = whole_number(req, "_end", len(found))
     return [job_json(j, now) for j in found[start:max(start, end)]], len(found)
 
 
@@ -135,7 +135,7 @@ def sort_executions(req, docs, records):
 
 def output_limit(req):
     """`output_size_limit=N`: how many trailing bytes of output to keep, or None for all."""
-    return _index(req, "output_size_limit", None)
+    return whole_number(req, "output_size_limit", None)
 
 
 def member_json(member):
@@ -153,7 +153,8 @@ def _descending(req, default="ASC"):
     return (req.get_param("_order") or default).upper() == "DESC"
 
 
-def _index(req, name, default):
+def whole_number(req, name, default):
+    """Query parameter `name` as a whole number, `default` when absent; BadRequest names it otherwise."""
     value = req.get_param(name)
     if value is None or value == "":
         return default

@@ -159,6 +159,17 @@ def check_put_settings(api):
     assert "no_such" in api.call("PUT", "/settings", 400, json={"no_such": "x"}).json()["error"]
 
 
+@covers("GET", "/schedule")
+def check_schedule_preview(api):
+    doc = api.call("GET", "/schedule", 200, params={"schedule": "*/15 * * * *", "timezone": "America/New_York",
+                                                    "count": 7}).json()
+    assert doc["description"] == "Every 15 minutes (America/New_York time)" and len(doc["next"]) == 7
+    first, second = (parse_time(t["at"]) for t in doc["next"][:2])
+    assert second - first == 15 * 60_000 and doc["next"][0]["local"].endswith(("-04:00", "-05:00"))
+    bad = api.call("GET", "/schedule", 400, params={"schedule": "0 0 0 * * 1#6"}).json()
+    assert bad["error"] == "can't parse job schedule '0 0 0 * * 1#6': day-of-week: '1#6': n#k takes a week k from 1 to 5"
+
+
 @covers("GET", "/openapi.yaml")
 def check_openapi(api):
     resp = api.call("GET", "/openapi.yaml", 200)

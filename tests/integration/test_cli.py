@@ -258,6 +258,14 @@ def test_an_unreachable_cluster_exits_4_for_reads_and_writes(tmp_path):
         assert gone.returncode == 4 and "unavailable" in gone.stderr, args
 
 
+def test_schedule_prints_what_the_api_answers(node):
+    # One function behind both: the same words and times (a yearly tick, so no tick passes between the calls).
+    here = json.loads(ok(node, "--json", "schedule", "0 0 12 1 1 *", "--tz", "Asia/Tokyo", "--count", "3").stdout)
+    there = requests.get(f"{node.api()}/v1/schedule", params={"schedule": "0 0 12 1 1 *", "timezone": "Asia/Tokyo",
+                                                                "count": 3}, timeout=10).json()
+    assert here == there and there["next"][0]["local"].endswith("T12:00:00.000+09:00")
+
+
 def test_leave_last(node):
     left = ok(node, "leave")
     assert left.stdout.strip() == "s1 is leaving the cluster"

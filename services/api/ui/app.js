@@ -1,7 +1,7 @@
 // pykron's UI: a hash router over three views (dashboard, job page, job form), each refreshing
 // itself from the /v1 API while shown and stopping when left. No build step: ES modules as is.
 
-import { api, badge, enc, h, notice, poller, running, setToken, when } from "/ui/lib.js";
+import { api, badge, defaultZone, enc, h, inZone, jobZone, notice, poller, running, setToken, when } from "/ui/lib.js";
 import { jobPage } from "/ui/job.js";
 import { jobForm } from "/ui/form.js";
 
@@ -42,9 +42,9 @@ function dashboard(view) {
   view.append(h("h1", {}, "Dashboard"), cards, h("h2", {}, "Jobs"), jobs,
     h("h2", {}, "Running now"), busy, h("h2", {}, "Members"), members);
   return poller(async () => {
-    const [jobList, busyList, memberList, leader] = await Promise.all([
+    const [jobList, busyList, memberList, leader, zone] = await Promise.all([
       api("GET", "/jobs"), api("GET", "/busy"), api("GET", "/members"),
-      api("GET", "/leader").catch(() => null)]);
+      api("GET", "/leader").catch(() => null), defaultZone()]);
     const runningJobs = new Set(busyList.data.map((x) => x.job_name));
     const statusOf = (job) => (runningJobs.has(job.name) ? "running" : job.status || "untriggered");
     const count = (status) => jobList.data.filter((j) => statusOf(j) === status).length;
@@ -53,7 +53,7 @@ function dashboard(view) {
       card("Leader", leader ? leader.data.Name : "none"), card("Jobs", jobList.data.length),
       card("Running", count("running")), card("Succeeded", count("success")), card("Failed", count("failed")),
       card("Untriggered", count("untriggered")));
-    jobs.replaceChildren(jobTable(jobList.data, statusOf));
+    jobs.replaceChildren(jobTable(jobList.data, statusOf, zone));
     busy.replaceChildren(busyList.data.length ? busyTable(busyList.data) : h("p", { class: "muted" }, "Nothing is running."));
     members.replaceChildren(memberTable(memberList.data));
   });
@@ -68,7 +68,8 @@ function lastRun(job) {
   return times.length ? times[times.length - 1] : null;
 }
 
-function jobTable(jobs, statusOf) {
+// Each job's times in its own zone (UTC on hover).
+function jobTable(jobs, statusOf, zone) {
   if (!jobs.length) return h("p", { class: "muted" }, "No jobs yet. ", h("a", { href: "#/new" }, "Create one."));
   const run = (name) => async () => {
     try {
@@ -85,8 +86,8 @@ function jobTable(jobs, statusOf) {
         job.displayname ? h("div", { class: "muted" }, job.displayname) : null),
       h("td", { class: "mono" }, job.schedule || (job.parent_job ? `after ${job.parent_job}` : "-")),
       h("td", {}, badge(statusOf(job))),
-      h("td", {}, when(lastRun(job))),
-      h("td", {}, when(job.next)),
+      h("td", {}, inZone(lastRun(job), jobZone(job, zone))),
+      h("td", { class: "next" }, inZone(job.next, jobZone(job, zone))),
       h("td", { class: "num" }, job.success_count),
       h("td", { class: "num" }, job.error_count),
       h("td", {}, job.disabled ? "no" : "yes"),

@@ -1,5 +1,6 @@
 // The job form, for a new job (POST /v1/jobs) or an existing one (PUT /v1/jobs/{name}). The
-// server validates; its message (Dkron's plain text) is shown as it comes.
+// server validates; its message (Dkron's plain text) is shown as it comes. The schedule is read
+// back as it is typed (GET /v1/schedule): in words, with its next times, or the parser's error.
 
 import { api, enc, go, h, notice } from "/ui/lib.js";
 
@@ -17,13 +18,18 @@ const CHOICES = [["concurrency", "Concurrency", ["allow", "forbid", "replace"]],
 const MAPS = [["executor_config", "Executor config (JSON)", { command: "echo hello" }], ["tags", "Target tags (JSON)", {}],
   ["metadata", "Metadata (JSON)", {}], ["processors", "Processors (JSON)", {}]];
 const FLAGS = [["disabled", "Disabled"], ["ephemeral", "Ephemeral (delete after its first success)"]];
+const PREVIEW_COUNT = 5;
+const PREVIEW_DELAY_MS = 250; // typing pauses this long before the schedule is read back
 
 export function jobForm(view, name) {
   const error = h("div", { id: "form-error", class: "error", role: "alert", hidden: true });
   const fields = {};
   const input = (key, attrs) => (fields[key] = h("input", { name: key, id: `f-${key}`, ...attrs }));
+  const preview = h("div", { id: "schedule-preview", class: "wide preview", "aria-live": "polite" });
   const form = h("form", { class: "job", id: "job-form", novalidate: true },
-    TEXT.map(([key, label, hint]) => h("label", {}, label, input(key, { placeholder: hint, readonly: key === "name" && name }))),
+    TEXT.map(([key, label, hint]) => [
+      h("label", {}, label, input(key, { placeholder: hint, readonly: key === "name" && name })),
+      key === "timezone" ? preview : null]),
     NUMBERS.map(([key, label, value]) => h("label", {}, label, input(key, { type: "number", min: 0, value }))),
     CHOICES.map(([key, label, options]) => h("label", {}, label,
       (fields[key] = h("select", { name: key, id: `f-${key}` }, options.map((o) => h("option", { value: o }, o)))))),
@@ -37,9 +43,34 @@ export function jobForm(view, name) {
   fields.executor.value = "shell";
 
   let stopped = false;
+  let asked = 0;
+  let timer = null;
+  // The newest answer wins: one that arrives after a later question is dropped.
+  const readBack = () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const mine = ++asked;
+      const text = fields.schedule.value.trim();
+      if (!text) return preview.replaceChildren(h("span", { class: "muted" }, "Type a schedule to see when it runs."));
+      const query = new URLSearchParams({ schedule: text, count: String(PREVIEW_COUNT) });
+      for (const key of ["timezone", "name"]) if (fields[key].value.trim()) query.set(key, fields[key].value.trim());
+      let shown;
+      try {
+        shown = readable((await api("GET", `/schedule?${query}`)).data);
+      } catch (err) {
+        shown = [h("div", { class: "error", id: "schedule-error", role: "alert" }, err.message)];
+      }
+      if (mine === asked && !stopped) preview.replaceChildren(...shown);
+    }, PREVIEW_DELAY_MS);
+  };
+  for (const key of ["schedule", "timezone", "name"]) fields[key].addEventListener("input", readBack);
+  readBack();
   if (name) {
-    api("GET", `/jobs/${enc(name)}`).then(({ data }) => !stopped && fill(fields, data))
-      .catch((err) => notice(`Cannot load ${name}: ${err.message}`));
+    api("GET", `/jobs/${enc(name)}`).then(({ data }) => {
+      if (stopped) return;
+      fill(fields, data);
+      readBack();
+    }).catch((err) => notice(`Cannot load ${name}: ${err.message}`));
   }
 
   form.addEventListener("submit", async (event) => {
@@ -59,7 +90,18 @@ export function jobForm(view, name) {
       show(error, err.message);
     }
   });
-  return { stop() { stopped = true; } };
+  return { stop() { stopped = true; clearTimeout(timer); } };
+}
+
+// A schedule preview: its words, the rule it keeps on the nights the clock changes, its next times.
+function readable(doc) {
+  const times = doc.next.map((t) => h("li", {}, h("time", { datetime: t.at, title: `${t.at} (UTC)` },
+    `${t.local.slice(0, 19).replace("T", " ")} ${t.zone}`)));
+  return [
+    h("p", { id: "schedule-words" }, doc.description),
+    doc.daylight_saving ? h("p", { class: "muted", id: "schedule-dst" }, doc.daylight_saving) : null,
+    times.length ? h("ol", { id: "schedule-next" }, times) : h("p", { class: "muted" }, "No fire times to come."),
+  ].filter(Boolean);
 }
 
 function show(box, message) {

@@ -2,7 +2,10 @@
 // output of a running execution (with kill), a chart of recent runs, and the executions with
 // their outputs.
 
-import { api, badge, duration, enc, follow, go, h, notice, poller, running, seconds, svg, when, ZERO_TIME } from "/ui/lib.js";
+import {
+  api, badge, defaultZone, duration, enc, follow, go, h, inZone, jobZone, lateness, millis, notice, poller, running, seconds,
+  svg, ZERO_TIME,
+} from "/ui/lib.js";
 
 const CHART_RUNS = 30;
 const OUTPUT_LIMIT = 4000; // bytes of each output the list brings; "Load full output" fetches the rest
@@ -14,10 +17,12 @@ export function jobPage(view, name) {
   const chart = h("div", { id: "chart", class: "chart" });
   const executions = h("div", { id: "executions" });
   const definition = h("div", { id: "definition" });
-  view.append(h("h1", {}, h("span", { id: "job-name" }, name), status), actions,
+  const zoneNote = h("p", { id: "job-zone", class: "muted" });
+  view.append(h("h1", {}, h("span", { id: "job-name" }, name), status), zoneNote, actions,
     h("h2", {}, "Live output"), live, h("h2", {}, "Recent runs"), chart,
     h("h2", {}, "Executions"), executions, h("h2", {}, "Definition"), definition);
-  const state = { job: null, open: new Set(), full: new Map(), following: null, abort: new AbortController() };
+  const state = { job: null, zone: "UTC", open: new Set(), full: new Map(), following: null,
+    abort: new AbortController() };
   const path = `/jobs/${enc(name)}`;
 
   const act = (label, fn) => async () => {
@@ -28,14 +33,16 @@ export function jobPage(view, name) {
     }
   };
   const refresh = async () => {
-    const [job, list] = await Promise.all([
-      api("GET", path), api("GET", `${path}/executions?output_size_limit=${OUTPUT_LIMIT}`)]);
+    const [job, list, fallback] = await Promise.all([
+      api("GET", path), api("GET", `${path}/executions?output_size_limit=${OUTPUT_LIMIT}`), defaultZone()]);
     state.job = job.data;
+    state.zone = jobZone(job.data, fallback);
+    zoneNote.textContent = `Times in ${state.zone} (UTC on hover)`;
     const busy = list.data.filter(running);
     status.replaceChildren(badge(busy.length ? "running" : job.data.status));
     if (!actions.childElementCount) actions.append(...buttons());
     document.getElementById("toggle").textContent = job.data.disabled ? "Enable" : "Disable";
-    definition.replaceChildren(describe(job.data));
+    definition.replaceChildren(describe(job.data, state.zone));
     chart.replaceChildren(drawChart(list.data.slice(0, CHART_RUNS).reverse()));
     executions.replaceChildren(executionTable(list.data));
     const newest = busy.find((x) => x.status === "running") || busy[0];
@@ -105,8 +112,8 @@ export function jobPage(view, name) {
 
   function executionTable(list) {
     if (!list.length) return h("p", { class: "muted" }, "No executions yet.");
-    const rows = [h("tr", {}, ["Execution", "Node", "Status", "Scheduled", "Started", "Finished", "Took", "Exit", "Attempt", ""]
-      .map((c) => h("th", {}, c)))];
+    const rows = [h("tr", {}, ["Execution", "Node", "Status", "Scheduled", "Started", "Late", "Jitter", "Finished", "Took",
+      "Exit", "Attempt", ""].map((c) => h("th", {}, c)))];
     for (const x of list) {
       const open = state.open.has(x.id);
       const toggle = () => {
@@ -117,12 +124,16 @@ export function jobPage(view, name) {
       rows.push(h("tr", { "data-execution": x.id, "data-status": x.status },
         h("td", { class: "mono" }, x.id), h("td", {}, x.node_name), h("td", {}, badge(x.status),
           x.reason ? h("div", { class: "muted" }, x.reason) : null),
-        h("td", {}, when(x.scheduled_at)), h("td", {}, when(x.started_at)), h("td", {}, when(x.finished_at)),
+        h("td", { class: "scheduled" }, inZone(x.scheduled_at, state.zone)),
+        h("td", { class: "started" }, inZone(x.started_at, state.zone)),
+        h("td", { class: "num late", title: "started after its tick plus its jitter" }, millis(lateness(x))),
+        h("td", { class: "num jitter" }, x.scheduled_at ? millis(x.jitter_ms ?? 0) : "-"),
+        h("td", {}, inZone(x.finished_at, state.zone)),
         h("td", { class: "num" }, seconds(duration(x))), h("td", { class: "num" }, x.exit_code ?? "-"),
         h("td", { class: "num" }, x.attempt),
         h("td", {}, h("button", { class: "show-output", onclick: toggle }, open ? "Hide output" : "Output"),
           running(x) ? [" ", h("button", { class: "danger kill-row", onclick: kill(x) }, "Kill")] : null)));
-      if (open) rows.push(h("tr", { class: "output-row" }, h("td", { colspan: 10 }, outputCell(x))));
+      if (open) rows.push(h("tr", { class: "output-row" }, h("td", { colspan: 12 }, outputCell(x))));
     }
     return h("table", { id: "execution-table" }, rows);
   }
@@ -144,14 +155,17 @@ export function jobPage(view, name) {
   return { stop() { state.abort.abort(); return poll.stop(); } };
 }
 
-function describe(job) {
+const TIMES = new Set(["next", "last_success", "last_error", "starts_at", "expires_at"]);
+
+function describe(job, zone) {
   const keys = ["name", "displayname", "schedule", "timezone", "executor", "executor_config", "disabled", "concurrency",
     "retries", "retry_interval", "timeout", "misfire_policy", "catchup_window", "jitter", "history_limit", "parent_job",
     "dependent_jobs", "tags", "metadata", "processors", "owner", "owner_email", "ephemeral", "starts_at", "expires_at",
     "next", "last_success", "last_error", "success_count", "error_count"];
   const show = (v) => (v === null || v === undefined || v === "" || v === ZERO_TIME ? "-"
     : typeof v === "object" ? JSON.stringify(v) : String(v));
-  return h("dl", { class: "def" }, keys.filter((k) => k in job).map((k) => [h("dt", {}, k), h("dd", { "data-field": k }, show(job[k]))]));
+  return h("dl", { class: "def" }, keys.filter((k) => k in job).map((k) => [h("dt", {}, k),
+    h("dd", { "data-field": k }, TIMES.has(k) ? inZone(job[k], zone) : show(job[k]))]));
 }
 
 // One bar per execution, oldest first: height is how long it took, colour its outcome.

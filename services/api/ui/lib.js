@@ -72,6 +72,49 @@ export function when(iso) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
+// A time in a zone, as the job reads it ("2026-11-01 01:45:00 EDT"), with UTC on hover.
+export function inZone(iso, zone) {
+  if (!iso || iso === ZERO_TIME) return "-";
+  let parts;
+  try {
+    parts = Object.fromEntries(new Intl.DateTimeFormat("en-US", {
+      timeZone: zone || "UTC", hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+    }).formatToParts(new Date(iso)).map((p) => [p.type, p.value]));
+  } catch (err) {
+    return when(iso); // a zone this browser does not know: its own time
+  }
+  const utc = new Date(iso).toISOString().replace(".000Z", "Z");
+  return h("time", { datetime: iso, title: `${utc} (UTC)` },
+    `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second} ${parts.timeZoneName}`);
+}
+
+// The zone a job's times are read in: its schedule's TZ= prefix, else its timezone, else the cluster's default.
+export function jobZone(job, fallback) {
+  const prefix = /^(?:CRON_)?TZ=(\S+)/.exec((job.schedule || "").trim());
+  return (prefix && prefix[1]) || job.timezone || fallback || "UTC";
+}
+
+let defaultZoneAsked = null;
+
+// The cluster's default_timezone (asked once per page load): the zone of jobs without one.
+export function defaultZone() {
+  defaultZoneAsked ??= api("GET", "/settings").then(({ data }) => data.default_timezone || "UTC")
+    .catch(() => { defaultZoneAsked = null; return "UTC"; });
+  return defaultZoneAsked;
+}
+
+// How late a scheduled run started: after its tick plus the jitter drawn for it; null for a manual run.
+export function lateness(execution) {
+  if (!execution.scheduled_at || !execution.started_at || execution.started_at === ZERO_TIME) return null;
+  return Date.parse(execution.started_at) - Date.parse(execution.scheduled_at) - (execution.jitter_ms || 0);
+}
+
+export function millis(ms) {
+  if (ms === null || ms === undefined) return "-";
+  return Math.abs(ms) < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+}
+
 export function running(execution) {
   return !execution.finished_at || execution.finished_at === ZERO_TIME;
 }

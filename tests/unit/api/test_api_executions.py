@@ -34,6 +34,13 @@ def test_list_in_dkron_shape_newest_first_with_total(api, history):
     assert newest["started_at"] == "2025-12-31T23:59:59.000Z"
 
 
+def test_an_execution_shows_its_tick_and_the_jitter_drawn_for_it(api, history):
+    history[1]["jitter_ms"] = 1234
+    docs = api.simulate_get("/v1/jobs/hello/executions").json
+    assert docs[1]["scheduled_at"] == "2025-12-31T23:59:59.000Z" and docs[1]["jitter_ms"] == 1234
+    assert docs[2]["jitter_ms"] == 0  # a record from before jitter, or without it
+
+
 def test_a_job_without_executions_lists_none(api, fake):
     fake.add({"name": "quiet", "schedule": "@hourly"})
     resp = api.simulate_get("/v1/jobs/quiet/executions")
