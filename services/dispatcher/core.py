@@ -9,7 +9,6 @@ the order carry_out fixes."""
 
 from __future__ import annotations
 
-import collections
 import heapq
 import itertools
 import logging

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from common import messages as m, models
 from services.executor.journal import Journal
-from services.executor.outcome import Output, final_record
+from services.executor.outcome import Finished, Output, final_record
 from services.executor.waiting import Bursts, Waiting
 
 NEW, DUPLICATE, NOT_MINE = "new", "duplicate", "not_mine"
@@ -41,17 +41,6 @@ class Run:
     timeout_ms: int = 0
     mem_limit: int = 0
     acked: bool = False
-
-
-@dataclass
-class Finished:
-    """A run's final record, with the output this node keeps of it (the head, up to
-    output_max_bytes, and the size): to be processed by its job's processors, or stored."""
-
-    record: dict
-    job: dict | None
-    head: bytes
-    size: int
 
 
 @dataclass

@@ -33,6 +33,17 @@ class Output:
         return bytes(self.head[offset:offset + limit])
 
 
+@dataclass
+class Finished:
+    """A run's final record, with the output this node keeps of it (the head, up to
+    output_max_bytes, and the size): to be processed by its job's processors, or stored."""
+
+    record: dict
+    job: dict | None
+    head: bytes
+    size: int
+
+
 def final_record(execution, *, started_at, finished_at, exit_code, output, reason=""):
     success = exit_code == 0 and not reason
     text = output.tail.decode(errors="replace")
