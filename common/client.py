@@ -44,9 +44,9 @@ class Client:
     # -- transport -------------------------------------------------------------------------
 
     def call(self, endpoint, msg, *, timeout_ms=None):
-        """One request → its reply's map (for a document a face shows whole; `ask` types it).
-        While the server answers not_leader (an election takes about a second) it is retried
-        with backoff until the timeout. Raises errors.Error subclasses."""
+        """One request → its reply's map, as it came (`ask` types it). While the server answers
+        not_leader (an election takes about a second) it is retried with backoff until the
+        timeout. Raises errors.Error subclasses."""
         timeout_ms = timeout_ms or self.timeout_ms
         deadline = time.monotonic() + timeout_ms / 1000
         pause = 0.05
@@ -67,6 +67,11 @@ class Client:
             return wire.typed(wire.reply_type(msg), result)
         except wire.WireError as exc:
             raise errors.Unavailable(f"{endpoint} answered {msg.TYPE} with a malformed reply: {exc}") from None
+
+    def document(self, endpoint, msg):
+        """A reply the faces show whole (JSON, a CLI table): checked as ask checks it, handed
+        on as its map."""
+        return wire.fields(self.ask(endpoint, msg))
 
     def call_once(self, endpoint, msg, *, timeout_ms=None):
         """Send one request and wait for its reply; on timeout reopen the socket and retry once
@@ -118,7 +123,7 @@ class Client:
 
     def node_info(self, refresh=False):
         if self.info is None or refresh:
-            self.info = self.call(self.endpoint, m.NodeInfo())
+            self.info = self.document(self.endpoint, m.NodeInfo())
         return self.info
 
     def _addr(self, role, *, leader=False):
@@ -134,14 +139,14 @@ class Client:
             raise errors.NotLeader("the cluster has no leader that can be reached yet")
         return addrs[role]
 
-    def _leader_call(self, role, msg, *, typed=False):
-        """A call to the leader's service (ask when typed); while the leader is unknown or moving,
-        retried with backoff within the timeout (the first answer names where to go next)."""
+    def _leader_call(self, role, msg):
+        """ask the leader's service; while the leader is unknown or moving, retried with
+        backoff within the timeout (the first answer names where to go next)."""
         deadline = time.monotonic() + self.timeout_ms / 1000
         pause = 0.05
         while True:
             try:
-                return (self.ask if typed else self.call)(self._addr(role, leader=True), msg)
+                return self.ask(self._addr(role, leader=True), msg)
             except (errors.NotLeader, errors.Unavailable):
                 if time.monotonic() + pause > deadline:
                     raise
@@ -230,7 +235,7 @@ class Client:
         return self.ask(self.endpoint, m.ExecGet(job=name, id=execution_id, stale=stale)).execution
 
     def leader(self):
-        return self.call(self.endpoint, m.LeaderGet())
+        return self.document(self.endpoint, m.LeaderGet())
 
     def members(self):
         return self.ask(self._addr("gossip"), m.MemberList()).members
@@ -243,7 +248,7 @@ class Client:
         """Gossip keyring verb on every member: list, install, use or remove (Serf's `keys`)."""
         msg = {"list": m.KeyringList(), "install": m.KeyringInstall(key=key), "use": m.KeyringUse(key=key),
                "remove": m.KeyringRemove(key=key)}[verb]
-        return self.call(self._addr("gossip"), msg)
+        return self.document(self._addr("gossip"), msg)
 
     def fire_event(self, name, payload=b""):
         """A user event to every member (Serf's `event`) → its Lamport time."""
@@ -251,7 +256,7 @@ class Client:
 
     def kill(self, job, execution_id=None):
         """Kill one running execution, or every running execution of the job: {killed: [ids]}."""
-        return self._leader_call("dispatcher", m.ExecKill(job=job, id=execution_id or ""))
+        return wire.fields(self._leader_call("dispatcher", m.ExecKill(job=job, id=execution_id or "")))
 
     def delete_executions(self, job):
         """Delete a job's executions and reset its counters; returns the job."""
@@ -264,29 +269,29 @@ class Client:
         return self.ask(self.endpoint, m.SettingsPut(key=key, value=value, **self._request())).settings
 
     def raft_peers(self):
-        return self.call(self.endpoint, m.RaftPeers())
+        return self.document(self.endpoint, m.RaftPeers())
 
     def raft_remove_peer(self, name):
-        return self._leader_call("raft", m.RaftRemovePeer(name=name))
+        return wire.fields(self._leader_call("raft", m.RaftRemovePeer(name=name)))
 
     def raft_transfer(self, name=""):
-        return self._leader_call("raft", m.RaftTransfer(name=name))
+        return wire.fields(self._leader_call("raft", m.RaftTransfer(name=name)))
 
     def run(self, name):
         """Run now; a retry of this call (after a lost reply) starts nothing more."""
         request = self._request()
-        return self._leader_call("dispatcher", m.JobRun(name=name, request=f"{request['client']}/{request['seq']}"),
-                                 typed=True).executions
+        msg = m.JobRun(name=name, request=f"{request['client']}/{request['seq']}")
+        return self._leader_call("dispatcher", msg).executions
 
     def busy(self):
-        return self._leader_call("dispatcher", m.BusyList(), typed=True).executions
+        return self._leader_call("dispatcher", m.BusyList()).executions
 
     def output(self, execution, offset=0):
         """Full output of one execution from the node that ran it: {data, size, finished}."""
         member = next((x for x in self.members() if x["name"] == execution["node"]), None)
         if member is None:
             raise errors.Unavailable(f"node {execution['node']} is not a member")
-        return self.call(member["addrs"]["executor"], m.OutputGet(id=execution["id"], offset=offset))
+        return self.document(member["addrs"]["executor"], m.OutputGet(id=execution["id"], offset=offset))
 
     def tail(self, name, *, wait_ms=60_000, executions=None, on_wait=None):
         """Yield ("output", id, bytes) as a job's running executions write, then ("finished",

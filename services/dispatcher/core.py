@@ -61,6 +61,8 @@ class Skips:
 
 @dataclass
 class Ready:
+    """Effects to carry out in carry_out's order."""
+
     publish: list = field(default_factory=list)   # (executions, job, (kind, name)): run.start
     kill: list = field(default_factory=list)      # (execution, reason): run.kill on its node
     calls: list = field(default_factory=list)     # Calls
