@@ -44,8 +44,9 @@ class Client:
     # -- transport -------------------------------------------------------------------------
 
     def call(self, endpoint, msg, *, timeout_ms=None):
-        """One request; while the server answers not_leader (an election takes about a second)
-        it is retried with backoff until the timeout. Raises errors.Error subclasses."""
+        """One request → its reply's map, as it came (`ask` types it). While the server answers
+        not_leader (an election takes about a second) it is retried with backoff until the
+        timeout. Raises errors.Error subclasses."""
         timeout_ms = timeout_ms or self.timeout_ms
         deadline = time.monotonic() + timeout_ms / 1000
         pause = 0.05
@@ -57,6 +58,20 @@ class Client:
                     raise
             time.sleep(pause)
             pause = min(pause * 2, 0.5)
+
+    def ask(self, endpoint, msg, *, timeout_ms=None):
+        """call, answered with the request's typed reply (common/messages.py). Unavailable when
+        the reply does not fit it."""
+        result = self.call(endpoint, msg, timeout_ms=timeout_ms)
+        try:
+            return wire.typed(wire.reply_type(msg), result)
+        except wire.WireError as exc:
+            raise errors.Unavailable(f"{endpoint} answered {msg.TYPE} with a malformed reply: {exc}") from None
+
+    def document(self, endpoint, msg):
+        """A reply the faces show whole (JSON, a CLI table): checked as ask checks it, handed
+        on as its map."""
+        return wire.fields(self.ask(endpoint, msg))
 
     def call_once(self, endpoint, msg, *, timeout_ms=None):
         """Send one request and wait for its reply; on timeout reopen the socket and retry once
@@ -108,7 +123,7 @@ class Client:
 
     def node_info(self, refresh=False):
         if self.info is None or refresh:
-            self.info = self.call(self.endpoint, m.NodeInfo())
+            self.info = self.document(self.endpoint, m.NodeInfo())
         return self.info
 
     def _addr(self, role, *, leader=False):
@@ -124,14 +139,14 @@ class Client:
             raise errors.NotLeader("the cluster has no leader that can be reached yet")
         return addrs[role]
 
-    def _leader_call(self, role, msg, **kw):
-        """A call to the leader's service; while the leader is unknown or moving, retried with
+    def _leader_call(self, role, msg):
+        """ask the leader's service; while the leader is unknown or moving, retried with
         backoff within the timeout (the first answer names where to go next)."""
         deadline = time.monotonic() + self.timeout_ms / 1000
         pause = 0.05
         while True:
             try:
-                return self.call(self._addr(role, leader=True), msg, **kw)
+                return self.ask(self._addr(role, leader=True), msg)
             except (errors.NotLeader, errors.Unavailable):
                 if time.monotonic() + pause > deadline:
                     raise
@@ -150,23 +165,23 @@ class Client:
         without reading the rest → (jobs, total)."""
         found, after = [], ""
         while True:
-            page = self.call(self.endpoint, m.JobList(stale=stale, after=after, offset=0 if after else offset,
-                                                     limit=min(JOB_PAGE, max(1, limit - len(found)))))
-            found.extend(page["jobs"])
+            page = self.ask(self.endpoint, m.JobList(stale=stale, after=after, offset=0 if after else offset,
+                                                    limit=min(JOB_PAGE, max(1, limit - len(found)))))
+            found.extend(page.jobs)
             if not after:
-                total = page["total"]  # sent with the first page only
-            if not page["more"] or len(found) >= limit:
+                total = page.total  # sent with the first page only
+            if not page.more or len(found) >= limit:
                 return found[:limit], total
-            after = page["jobs"][-1]["name"]
+            after = page.jobs[-1]["name"]
 
     def job(self, name, stale=False):
-        return self.call(self.endpoint, m.JobGet(name=name, stale=stale))["job"]
+        return self.ask(self.endpoint, m.JobGet(name=name, stale=stale)).job
 
     def put_job(self, job):
-        return self.call(self.endpoint, m.JobPut(job=job, **self._request()))["job"]
+        return self.ask(self.endpoint, m.JobPut(job=job, **self._request())).job
 
     def delete_job(self, name):
-        return self.call(self.endpoint, m.JobDelete(name=name, **self._request()))["job"]
+        return self.ask(self.endpoint, m.JobDelete(name=name, **self._request())).job
 
     def restore(self, docs):
         """Create or replace many jobs, parents before children (Dkron's restore; `pykronctl
@@ -214,73 +229,73 @@ class Client:
         return {"client": self.local.session, "seq": self.local.seq}
 
     def executions(self, name, limit=100, stale=False):
-        return self.call(self.endpoint, m.ExecList(job=name, limit=limit, stale=stale))["executions"]
+        return self.ask(self.endpoint, m.ExecList(job=name, limit=limit, stale=stale)).executions
 
     def execution(self, name, execution_id, stale=False):
-        return self.call(self.endpoint, m.ExecGet(job=name, id=execution_id, stale=stale))["execution"]
+        return self.ask(self.endpoint, m.ExecGet(job=name, id=execution_id, stale=stale)).execution
 
     def leader(self):
-        return self.call(self.endpoint, m.LeaderGet())
+        return self.document(self.endpoint, m.LeaderGet())
 
     def members(self):
-        return self.call(self._addr("gossip"), m.MemberList())["members"]
+        return self.ask(self._addr("gossip"), m.MemberList()).members
 
     def leave(self):
         """This node leaves the cluster gracefully (Dkron's POST /v1/leave) → the members."""
-        return self.call(self._addr("gossip"), m.MemberLeave())["members"]
+        return self.ask(self._addr("gossip"), m.MemberLeave()).members
 
     def keyring(self, verb, key=""):
         """Gossip keyring verb on every member: list, install, use or remove (Serf's `keys`)."""
         msg = {"list": m.KeyringList(), "install": m.KeyringInstall(key=key), "use": m.KeyringUse(key=key),
                "remove": m.KeyringRemove(key=key)}[verb]
-        return self.call(self._addr("gossip"), msg)
+        return self.document(self._addr("gossip"), msg)
 
     def fire_event(self, name, payload=b""):
         """A user event to every member (Serf's `event`) → its Lamport time."""
-        return self.call(self._addr("gossip"), m.EventFire(name=name, payload=payload))["ltime"]
+        return self.ask(self._addr("gossip"), m.EventFire(name=name, payload=payload)).ltime
 
     def kill(self, job, execution_id=None):
         """Kill one running execution, or every running execution of the job: {killed: [ids]}."""
-        return self._leader_call("dispatcher", m.ExecKill(job=job, id=execution_id or ""))
+        return wire.fields(self._leader_call("dispatcher", m.ExecKill(job=job, id=execution_id or "")))
 
     def delete_executions(self, job):
         """Delete a job's executions and reset its counters; returns the job."""
-        return self.call(self.endpoint, m.ExecDeleteAll(job=job, **self._request()))["job"]
+        return self.ask(self.endpoint, m.ExecDeleteAll(job=job, **self._request())).job
 
     def settings(self, stale=False):
-        return self.call(self.endpoint, m.SettingsGet(stale=stale))["settings"]
+        return self.ask(self.endpoint, m.SettingsGet(stale=stale)).settings
 
     def put_setting(self, key, value):
-        return self.call(self.endpoint, m.SettingsPut(key=key, value=value, **self._request()))["settings"]
+        return self.ask(self.endpoint, m.SettingsPut(key=key, value=value, **self._request())).settings
 
     def put_note(self, text):
         """The cluster's note (note.put): a command of the next protocol, for version-gate tests."""
-        return self.call(self.endpoint, m.NotePut(text=text, **self._request()))["settings"]
+        return self.ask(self.endpoint, m.NotePut(text=text, **self._request())).settings
 
     def raft_peers(self):
-        return self.call(self.endpoint, m.RaftPeers())
+        return self.document(self.endpoint, m.RaftPeers())
 
     def raft_remove_peer(self, name):
-        return self._leader_call("raft", m.RaftRemovePeer(name=name))
+        return wire.fields(self._leader_call("raft", m.RaftRemovePeer(name=name)))
 
     def raft_transfer(self, name=""):
-        return self._leader_call("raft", m.RaftTransfer(name=name))
+        return wire.fields(self._leader_call("raft", m.RaftTransfer(name=name)))
 
     def run(self, name):
         """Run now; a retry of this call (after a lost reply) starts nothing more."""
         request = self._request()
-        return self._leader_call("dispatcher", m.JobRun(name=name, request=f"{request['client']}/{request['seq']}"))[
-            "executions"]
+        msg = m.JobRun(name=name, request=f"{request['client']}/{request['seq']}")
+        return self._leader_call("dispatcher", msg).executions
 
     def busy(self):
-        return self._leader_call("dispatcher", m.BusyList())["executions"]
+        return self._leader_call("dispatcher", m.BusyList()).executions
 
     def output(self, execution, offset=0):
         """Full output of one execution from the node that ran it: {data, size, finished}."""
         member = next((x for x in self.members() if x["name"] == execution["node"]), None)
         if member is None:
             raise errors.Unavailable(f"node {execution['node']} is not a member")
-        return self.call(member["addrs"]["executor"], m.OutputGet(id=execution["id"], offset=offset))
+        return self.document(member["addrs"]["executor"], m.OutputGet(id=execution["id"], offset=offset))
 
     def tail(self, name, *, wait_ms=60_000, executions=None, on_wait=None):
         """Yield ("output", id, bytes) as a job's running executions write, then ("finished",

@@ -4,6 +4,7 @@ ctl.status. Handlers get decoded Envelopes; bad input is logged and counted, nev
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import heapq
 import itertools
@@ -44,7 +45,8 @@ class Timer:
 
 
 class Peer:
-    """A DEALER with request tracking: replies are matched to calls by `re`, calls time out."""
+    """A DEALER with request tracking: replies are matched to calls by `re`, calls time out,
+    and an `ok` arrives as the reply type its request declares (common/messages.py)."""
 
     def __init__(self, loop, sock, on=None):
         self.loop, self.sock, self.on = loop, sock, on
@@ -54,18 +56,19 @@ class Peer:
         return self.loop.send(self.sock, msg, term=term, re=re)
 
     def call(self, msg, callback, *, timeout_ms=None, term=0):
-        """callback(result, error): error is an errors.Error (Timeout when no reply came)."""
+        """callback(reply, error): error is an errors.Error (Timeout when no reply came; code
+        internal when the reply does not fit its declared type)."""
         msg_id = self.send(msg, term=term)
         if msg_id is None:
             callback(None, errors.Unavailable("send queue full"))
             return None
         timeout_ms = timeout_ms or self.loop.conf.wire.call_timeout_ms
         timer = self.loop.after(timeout_ms, lambda: self._expire(msg_id, msg))
-        self.pending[msg_id] = (callback, timer)
+        self.pending[msg_id] = (callback, timer, wire.reply_type(msg))
         return msg_id
 
     def _expire(self, msg_id, msg):
-        callback, _ = self.pending.pop(msg_id, (None, None))
+        callback, _, _ = self.pending.pop(msg_id, (None, None, None))
         if callback:
             callback(None, errors.Timeout(f"no reply to {msg.TYPE}"))
 
@@ -75,12 +78,19 @@ class Peer:
             if self.on:
                 self.on(env)
             return
-        callback, timer = waiting
+        callback, timer, reply_type = waiting
         timer.cancel()
         if isinstance(env.msg, m.Error):
-            callback(None, errors.Error.from_code(env.msg.code, env.msg.message, env.msg.leader))
-        else:
-            callback(env.msg.result if isinstance(env.msg, m.Ok) else env.msg, None)
+            return callback(None, errors.Error.from_code(env.msg.code, env.msg.message, env.msg.leader))
+        if not isinstance(env.msg, m.Ok):
+            return callback(env.msg, None)  # a peer protocol's own reply message (gossip's sealed stream)
+        if reply_type is None:
+            return callback(env.msg.result, None)
+        try:
+            reply = wire.typed(reply_type, env.msg.result)
+        except wire.WireError as exc:
+            return callback(None, errors.Error(f"{env.sender} answered with a malformed reply: {exc}"))
+        callback(reply, None)
 
 
 class Loop:
@@ -188,6 +198,9 @@ class Loop:
         return msg_id
 
     def reply(self, sock, env, result=None, *, term=0):
+        """`result`: the request's typed reply, or a plain map where none is declared."""
+        if dataclasses.is_dataclass(result):
+            result = wire.fields(result)
         self.send(sock, m.Ok(result=result), route=env.route, re=env.msg_id, term=term)
 
     def reply_error(self, sock, env, err):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import field
 from typing import Any
 
-from common.wire import NEXT_PROTOCOL, message
+from common.wire import NEXT_PROTOCOL, message, reply
 
 # -- replies (any ROUTER) -------------------------------------------------------------------
 
@@ -22,6 +22,151 @@ class Error:
     code: str
     message: str = ""
     leader: str = ""
+
+
+# Typed replies: what an `ok` carries back for each request type, its `result` map checked on
+# arrival against the reply's fields as a request's body is (wire.typed). ctl.status has none:
+# each service adds details of its own to its status.
+
+
+@reply("node.info")
+class NodeInfoReply:
+    node: str
+    role: str
+    addrs: dict[str, str]
+    leader: dict[str, Any] | None = None  # {node, term, addrs, ready}, None when no leader is known
+
+
+@reply("leader.get")
+class LeaderReply:
+    node: str
+    term: int
+    addrs: dict[str, str]
+    ready: bool = False
+
+
+@reply("job.put", "job.delete", "job.get", "exec.delete_all")
+class JobReply:
+    job: dict[str, Any]
+
+
+@reply("job.list")
+class JobPage:
+    jobs: list[dict[str, Any]]
+    more: bool
+    seq: int                          # the job feed's sequence the page was read at
+    settings: dict[str, Any]
+    total: int | None = None          # every job, counted on the first page of a walk only
+
+
+@reply("exec.list", "busy.list", "job.run", "tick.fire", "tick.skip")
+class Executions:
+    executions: list[dict[str, Any]]
+    skipped: str = ""                 # a tick.fire whose tick was recorded as skipped: why
+
+
+@reply("exec.get")
+class ExecutionReply:
+    execution: dict[str, Any]
+
+
+@reply("tick.claim")
+class ClaimReply:
+    executions: list[dict[str, Any]]
+    skipped: str = ""                 # refused by the job's concurrency: the tick was recorded as skipped
+    replace: list[str] = field(default_factory=list)  # running ids the claim replaces (to kill)
+
+
+@reply("exec.record")
+class RecordReply:
+    """One outcome per ack and per final record, in order (each an Outcome's map)."""
+
+    acks: list[dict[str, Any]]
+    finishes: list[dict[str, Any]]
+
+
+@reply()
+class Outcome:
+    """One item of an exec.record: the execution as recorded, or the error it met alone."""
+
+    execution: dict[str, Any] | None = None
+    duplicate: bool = False           # already finished: nothing changed
+    group_done: bool = False          # its firing is over (no attempt left on any node)
+    group_status: str = ""
+    error: str = ""
+    message: str = ""
+
+
+@reply("exec.unfinished")
+class UnfinishedRuns:
+    runs: list[dict[str, Any]]        # {execution, job} of every claimed or running execution
+
+
+@reply("settings.get", "settings.put", "note.put")
+class SettingsReply:
+    settings: dict[str, Any]
+
+
+@reply("server.register")
+class Registered:
+    name: str
+
+
+@reply("raft.peers")
+class PeersReply:
+    term: int
+    leader: str
+    peers: list[dict[str, Any]]
+
+
+@reply("raft.add_peer", "raft.remove_peer")
+class MembershipChanged:
+    index: int                        # of the configuration entry, once applied
+
+
+@reply("raft.transfer")
+class TransferReply:
+    to: str
+
+
+@reply("exec.kill")
+class Killed:
+    killed: list[str]
+
+
+@reply("exec.result")
+class ResultRecorded:
+    """The result is committed: its executor stops sending it."""
+
+    id: str
+
+
+@reply("output.get")
+class OutputChunk:
+    data: bytes
+    size: int
+    finished: bool
+
+
+@reply("member.list", "member.leave")
+class Members:
+    members: list[dict[str, Any]]
+
+
+@reply("event.fire")
+class EventFired:
+    ltime: int
+
+
+@reply("keyring.list", "keyring.install", "keyring.use", "keyring.remove")
+class KeyringReport:
+    """Who answered and which keys each holds, as `serf keys -list` reports it."""
+
+    members: int
+    responded: int
+    failed: dict[str, str]
+    keys: dict[str, int]
+    primary: dict[str, int]
 
 
 # -- control socket of every service (ipc {run_dir}/{service}.ctl) ---------------------------

@@ -209,15 +209,16 @@ def _envelope(head, body, route, tpc):
 
 
 def _build(cls, body):
+    what = getattr(cls, "TYPE", cls.__name__)  # a reply has no type name of its own
     kwargs = {}
     for fname, check, required in _checks(cls):
         if fname not in body:
             if required:
-                raise WireError("field", f"{cls.TYPE}: missing field {fname!r}")
+                raise WireError("field", f"{what}: missing field {fname!r}")
             continue
         value = body[fname]
         if not check(value):
-            raise WireError("field", f"{cls.TYPE}: field {fname!r} has the wrong type ({type(value).__name__})")
+            raise WireError("field", f"{what}: field {fname!r} has the wrong type ({type(value).__name__})")
         kwargs[fname] = value
     return cls(**kwargs)
 
@@ -258,6 +259,42 @@ def _checker(tp):
         key, val = (_checker(args[0]), _checker(args[1])) if args else ((lambda v: True),) * 2
         return lambda v: isinstance(v, dict) and all(key(k) and val(x) for k, x in v.items())
     raise TypeError(f"unsupported field type {tp!r}")
+
+
+_REPLIES: dict[str, type] = {}
+
+
+def reply(*requests):
+    """Declare the typed reply of the named request types: a frozen, slotted dataclass whose
+    fields are the map an `ok` carries back, checked on arrival as a request's body is (typed).
+    Without names, a record that such a reply holds items of."""
+
+    def register(cls):
+        cls = dataclass(frozen=True, slots=True, kw_only=True)(cls)
+        for name in requests:
+            if name in _REPLIES:
+                raise ValueError(f"reply to {name!r} declared twice")
+            _REPLIES[name] = cls
+        return cls
+
+    return register
+
+
+def reply_type(request):
+    """The reply declared for a request (a message instance or class); None: a plain map."""
+    return _REPLIES.get(request.TYPE)
+
+
+def fields(obj):
+    """A message or reply's fields as the plain map that travels."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
+def typed(cls, result):
+    """A reply's map → the reply, checked field by field; WireError("field") when it does not fit."""
+    if not isinstance(result, dict):
+        raise WireError("field", f"{cls.__name__}: reply is not a map")
+    return _build(cls, result)
 
 
 # Registers every message type; last so that `message` exists when messages.py imports it.

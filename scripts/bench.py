@@ -26,13 +26,16 @@ from scripts.cluster import Cluster  # noqa: E402
 
 USAGE = """Usage:
   bench raft [--seconds S] [--failovers N]
-  bench schedule [--quick]
+  bench schedule [--quick] [--case C] [--config K]
   bench api [--jobs N] [--seconds S]
 
 Options:
   --seconds S     How long each load runs [default: 5].
   --failovers N   Leader kills to time [default: 10].
   --quick         Smaller and shorter (schedule: 2,000 jobs in case b).
+  --case C        schedule: only case C (a, b or c).
+  --config K      schedule: only configuration K (aps: APScheduler, 1n: one node, 3s2a: 3 servers and
+                  2 agents); case c runs on 3s2a only.
   --jobs N        Jobs the api bench creates, then lists [default: 10000].
 """
 
@@ -135,8 +138,11 @@ def main(argv=None):
     if args["raft"]:
         bench_raft(int(args["--seconds"]), int(args["--failovers"]))
     if args["schedule"]:
-        from scripts.bench_schedule import bench_schedule
-        bench_schedule(quick=args["--quick"])
+        from scripts.bench_schedule import CASES, CONFIGS, bench_schedule
+        if args["--case"] not in (None, *CASES) or args["--config"] not in (None, *CONFIGS):
+            print(f"--case is one of {', '.join(CASES)}; --config one of {', '.join(CONFIGS)}", file=sys.stderr)
+            return 2
+        bench_schedule(quick=args["--quick"], case=args["--case"], config=args["--config"])
     if args["api"]:
         from scripts.bench_api import bench_api
         bench_api(int(args["--jobs"]), int(args["--seconds"]))

@@ -4,7 +4,8 @@ minute, (c) a rising load until runs fall behind. Lateness is the executor's sta
 scheduled time, the fork's own cost apart (a run claimed ahead is forked before its time and
 started by releasing its held child: "forked ahead" counts those); beside it, APScheduler 3
 firing the same schedules in one process (thread pool, misfire_grace_time=None,
-coalesce=False) as the baseline."""
+coalesce=False) as the baseline. `--case a --config 3s2a` runs one case on one configuration
+alone, so that one figure can be measured again and again."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from scripts.cluster import Cluster
 
 JOB = {"schedule": "@manually", "executor": "shell", "executor_config": {"command": "true"}, "history_limit": 1000}
 RISING = (25, 50, 100, 200, 300, 400)  # runs per second asked of the cluster in case (c)
+# The configurations a case runs on: name → (label, servers, agents); servers 0 is APScheduler.
+CONFIGS = {"aps": ("apscheduler", 0, 0), "1n": ("1 node", 1, 0), "3s2a": ("3 servers + 2 agents", 3, 2)}
+CASES = ("a", "b", "c")
 
 
 def every_10s(count):
@@ -148,23 +152,33 @@ def rising(cluster, seconds):
     return rows
 
 
-def bench_schedule(quick=False):
+def bench_schedule(quick=False, case=None, config=None):
+    """Every case on every configuration, or only `case` (a, b or c) and only `config` (aps,
+    1n or 3s2a: see CONFIGS), so that one figure can be measured alone and repeated."""
     seconds_a, count_b, seconds_b = (30, 2000, 65) if quick else (60, 10_000, 125)
     cases = {"a": every_10s(1000), "b": each_minute(count_b)}
+    configs = [config] if config else list(CONFIGS)
     table = {}
     for label, jobs, seconds in (("a", cases["a"], seconds_a), ("b", cases["b"], seconds_b)):
-        print(f"  case ({label}): APScheduler baseline ...", flush=True)
-        table[(label, "apscheduler")] = run_apscheduler(jobs, seconds)
-        for shape, servers, agents in (("1 node", 1, 0), ("3 servers + 2 agents", 3, 2)):
+        if case and case != label:
+            continue
+        for name in configs:
+            shape, servers, agents = CONFIGS[name]
+            if not servers:
+                print(f"  case ({label}): APScheduler baseline ...", flush=True)
+                table[(label, shape)] = run_apscheduler(jobs, seconds)
+                continue
             print(f"  case ({label}): pykron {shape} ...", flush=True)
             with Cluster(servers=servers, agents=agents) as cluster:
                 runs, _ = run_pykron(cluster, jobs, seconds)
                 table[(label, shape)] = {**summarize(runs, seconds), "memory": service_memory(cluster)}
-    report(table, cases, seconds_a, seconds_b, count_b)
-    print("  case (c): rising load on 3 servers + 2 agents ...", flush=True)
-    with Cluster(servers=3, agents=2) as cluster:
-        climb = rising(cluster, 15 if quick else 25)
-    report_climb(climb)
+    if table:
+        report(table, cases, seconds_a, seconds_b, count_b)
+    if case in (None, "c") and config in (None, "3s2a"):
+        print("  case (c): rising load on 3 servers + 2 agents ...", flush=True)
+        with Cluster(servers=3, agents=2) as cluster:
+            climb = rising(cluster, 15 if quick else 25)
+        report_climb(climb)
 
 
 def report(table, cases, seconds_a, seconds_b, count_b):

@@ -1,6 +1,8 @@
-"""The layout rules of DESIGN §6 and STYLE §1, read from the source with ast: services meet only
-over the wire (no service imports another), common/ imports no service, and every core.py is
-pure (no sockets, clock, randomness, disk, processes or threads)."""
+"""The layout rules of DESIGN §6 and STYLE §1 and §10, read from the source with ast: services
+meet only over the wire (no service imports another), common/ imports no service, every core.py
+is pure (no sockets, clock, randomness, disk, processes or threads), a shell never writes into
+its core's state (it steps the core), and the simulators in scripts/sim/ import no shell (they
+drive the cores that ship, and no shell logic lives there)."""
 
 import ast
 from pathlib import Path
@@ -9,6 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 IO_MODULES = {"zmq", "socket", "time", "random", "os", "sqlite3", "peewee", "subprocess", "threading"}
+MUTATORS = {"append", "appendleft", "extend", "extendleft", "insert", "remove", "pop", "popleft", "popitem",
+            "clear", "update", "setdefault", "add", "discard", "sort", "reverse", "rotate", "difference_update",
+            "intersection_update", "symmetric_difference_update"}
 
 
 def module_name(path):
@@ -50,6 +55,38 @@ def service_violations(source, module):
 
 def io_violations(source, module):
     return sorted({name for name in imports(source, module) if name.split(".")[0] in IO_MODULES})
+
+
+def core_writes(source):
+    """Lines where a shell writes into its core: assigns to (or deletes) an attribute of
+    `<x>.core` or an item of one, or calls a mutating method on one of its collections."""
+    def into_core(node):
+        """node is <x>.core.<attr>..., an attribute or item reached through the core."""
+        while isinstance(node, (ast.Attribute, ast.Subscript)):
+            inner = node.value
+            if isinstance(inner, ast.Attribute) and inner.attr == "core":
+                return True
+            node = inner
+        return False
+
+    bad = []
+    for node in ast.walk(ast.parse(source)):
+        targets = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            targets = [node.target]
+        elif isinstance(node, ast.Delete):
+            targets = node.targets
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in MUTATORS:
+            targets = [node.func.value] if into_core(node.func) else []
+        flat = [t for target in targets for t in (target.elts if isinstance(target, ast.Tuple) else [target])]
+        bad += [node.lineno for t in flat if into_core(t)]
+    return sorted(set(bad))
+
+
+def shell_imports(source, module):
+    return sorted({name for name in imports(source, module) if "shell" in name.split(".")})
 
 
 def sources(folder):
@@ -116,3 +153,44 @@ def test_io_check_catches(source):
 def test_io_check_allows_pure_modules():
     source = "import heapq\nimport shlex\nfrom dataclasses import dataclass\nfrom common import models\n"
     assert io_violations(source, "services.scheduler.core") == []
+
+
+@pytest.mark.parametrize("path", [p for p in sources("services") if p.name == "shell.py"],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_a_shell_never_writes_into_its_core(path):
+    assert core_writes(path.read_text()) == []
+
+
+@pytest.mark.parametrize("path", sources("scripts/sim"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_simulators_import_no_shell(path):
+    assert shell_imports(path.read_text(), module_name(path)) == []
+
+
+@pytest.mark.parametrize("source", [
+    "self.core.runs.clear()", "self.core.members = members", "self.core.untagged = 'all'",
+    "self.core.runs[key] = run", "del self.core.runs[key]", "self.core.seq += 1", "self.core.waiting.add(run)",
+    "self.core.runs[key].state = 'x'", "self.core.claims['job'].append(claim)", "a, self.core.term = 1, 2",
+])
+def test_core_write_check_catches(source):
+    assert core_writes(source)
+
+
+@pytest.mark.parametrize("source", [
+    "self.core = Dispatcher()", "self.core.step(env.msg, now)", "run = self.core.runs.get(key)",
+    "n = len(self.core.runs)", "self.core.tick(now)", "self.runs.clear()", "self.held.pop(key, None)",
+])
+def test_core_write_check_allows(source):
+    assert core_writes(source) == []
+
+
+@pytest.mark.parametrize("source", [
+    "from services.executor import shell", "import services.dispatcher.shell",
+    "from services.dispatcher.shell import DispatcherShell", "from ...services.raft import shell as raft_shell",
+])
+def test_shell_import_check_catches(source):
+    assert shell_imports(source, "scripts.sim.scheduler")
+
+
+def test_shell_import_check_allows_cores():
+    source = "from services.executor import core\nfrom services.raft.fsm import StateMachine\n"
+    assert shell_imports(source, "scripts.sim.scheduler") == []

@@ -66,8 +66,8 @@ class Node:
     def start(self, now):
         conf = Config(self.name, tick_ms=TICK_MS, heartbeat_ticks=2, election_ticks=10, max_batch_entries=64)
         self.core = self.core_class(conf, rng=random.Random(self.seed), hard_state=self.disk.hard_state,
-                                    entries=list(self.disk.entries), snapshot=self.disk.snapshot, now=now)
-        self.core.applied = len(self.disk.applied)
+                                    entries=list(self.disk.entries), snapshot=self.disk.snapshot, now=now,
+                                    applied=len(self.disk.applied))
         self.seed += 1
         self.up = True
         self.checked = (0, 0)

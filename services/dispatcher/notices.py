@@ -1,6 +1,6 @@
 """Notifications, the pure part: which of the node's and a job's notifications an event matches
 (rules always, on_failure, on_recovery, on_skipped), the fields their string.Template texts use,
-and the payload each child of services.dispatcher.notify sends (a webhook POST or an email)."""
+and the payload each child of services.dispatcher.delivery sends (a webhook POST or an email)."""
 
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ def payload(note, values, settings):
             "body": render(note["body"], values) if note["body"] else values["report"], "timeout_ms": timeout_ms}
 
 
-def plan(job, execution, status, settings, leader, *, previous=None, count=1):
+def deliveries(job, execution, status, settings, leader, *, previous=None, count=1):
     """One event of a job → (event, payloads to send, notifications that cannot be sent: why)."""
     event = event_for(status, previous)
     notes = matching(configured(job, settings), event)

@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 
-from services.executor.process import ChildProcess
+from services.executor.child import ChildProcess
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,13 @@ import binascii
 import json
 import os
 import re
+import shlex
 import sys
 from dataclasses import dataclass
 from importlib import metadata
 
 from common import schedule
 from common.errors import BadRequest
-from services.executor import core
 
 ENTRY_POINTS = "pykron.executors"
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|K|MB|M|GB|G|TB|T)?\s*$", re.IGNORECASE)
@@ -35,6 +35,31 @@ class Plan:
     group: str | None = None
 
 
+def shell_command(config):
+    """Dkron's shell keys → argv. Without shell=true the command is split and exec'd directly."""
+    command = config.get("command", "")
+    if not command.strip():
+        raise BadRequest("executor_config.command is empty")
+    if config.get("shell", "false").lower() in ("true", "1", "yes"):
+        return ["/bin/sh", "-c", command]
+    try:
+        return shlex.split(command)
+    except ValueError as exc:
+        raise BadRequest(f"cannot split command: {exc}") from None
+
+
+def shell_env(config, job_name, base):
+    """Dkron's env key is "K1=v1,K2=v2", appended to the executor's own environment."""
+    env = dict(base)
+    env["ENV_JOB_NAME"] = job_name
+    for pair in filter(None, (p.strip() for p in config.get("env", "").split(","))):
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise BadRequest(f"executor_config.env: {pair!r} is not KEY=value")
+        env[key] = value
+    return env
+
+
 def shell_plan(job, cfg, base_env):
     """Dkron's shell keys: command, shell, env, cwd, timeout, mem_limit, su, payload."""
     user, _, group = (cfg.get("su") or "").partition(":")
@@ -44,7 +69,7 @@ def shell_plan(job, cfg, base_env):
             payload = base64.b64decode(cfg["payload"], validate=True)
         except (binascii.Error, ValueError):
             raise BadRequest("executor_config.payload is not valid base64") from None
-    return Plan(core.shell_command(cfg), core.shell_env(cfg, job["name"], base_env), cwd=cfg.get("cwd") or None,
+    return Plan(shell_command(cfg), shell_env(cfg, job["name"], base_env), cwd=cfg.get("cwd") or None,
                 stdin=payload, timeout_ms=_duration(cfg.get("timeout")), mem_limit=parse_size(cfg.get("mem_limit")),
                 user=user or None, group=group or None)
 

@@ -88,8 +88,8 @@ class Tally:
     def maybe_done(self):
         if not self.sent and self.responded + len(self.failed) >= self.members:
             self.sent = True
-            self.reply({"members": self.members, "responded": self.responded, "failed": self.failed,
-                        "keys": dict(self.keys), "primary": dict(self.primary)})
+            self.reply(m.KeyringReport(members=self.members, responded=self.responded, failed=self.failed,
+                                       keys=dict(self.keys), primary=dict(self.primary)))
 
 
 def _fields(msg):

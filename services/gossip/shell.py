@@ -199,17 +199,17 @@ class GossipShell:
     def on_query(self, env):
         msg, now = env.msg, self.loop.now()
         if isinstance(msg, m.MemberList):
-            return self.loop.reply(self.query_router, env, {"members": self.core.members()})
+            return self.loop.reply(self.query_router, env, m.Members(members=self.core.members()))
         if isinstance(msg, m.MemberLeave):
             log.info("leaving the cluster")
             self.core.leave(now)
-            return self.loop.reply(self.query_router, env, {"members": self.core.members()})
+            return self.loop.reply(self.query_router, env, m.Members(members=self.core.members()))
         if isinstance(msg, m.EventFire):
             try:
                 ltime = self.core.fire_event(msg.name, msg.payload, now)
             except ValueError as exc:
                 raise errors.BadRequest(str(exc)) from None
-            return self.loop.reply(self.query_router, env, {"ltime": ltime})
+            return self.loop.reply(self.query_router, env, m.EventFired(ltime=ltime))
         if isinstance(msg, KEYRING_VERBS):
             return self.fanout.start(env)
         raise errors.BadRequest(f"the gossip query port does not answer {env.type}")

@@ -31,6 +31,18 @@ class Config:
 
 
 @dataclass
+class PendingRead:
+    """A ReadIndex round (§6.4): answered with `index` once a quorum has acked heartbeats of
+    round `seq` or later."""
+
+    seq: int
+    index: int
+    acks: set
+    requester: str
+    ctx: int
+
+
+@dataclass
 class Ready:
     """Effects to carry out in this order: install snapshot and persist (hard_state, entries
     from entries[0].index on, replacing what was there) with one fsync; send messages; apply
@@ -50,15 +62,17 @@ class Ready:
 
 
 class Raft:
-    def __init__(self, conf, *, rng, hard_state=(0, "", 0), entries=(), snapshot=None, now=0):
+    def __init__(self, conf, *, rng, hard_state=(0, "", 0), entries=(), snapshot=None, now=0, applied=0):
+        """`applied`: the index the state machine has applied already (a restart applies
+        nothing twice); never below the snapshot's."""
         self.conf, self.id, self.rng = conf, conf.node_id, rng
         self.log = RaftLog(snapshot or Snapshot(0, 0, Membership({}, {})), entries, wire.unpack)
         self.term, self.vote, self.commit = hard_state
-        self.applied = self.log.snapshot.index
+        self.applied = max(applied, self.log.snapshot.index)
         self.role, self.leader = FOLLOWER, ""
         self.votes = {}
         self.progress = {}
-        self.pending_reads = []  # [read_id, index, acks, requester, requester_ctx]
+        self.pending_reads = []  # PendingReads, oldest first
         # Read contexts start at random, so an answer to a read sent before a restart cannot
         # be taken for the answer to a new read with the same number (a stale read).
         self.read_seq = rng.getrandbits(48)
@@ -151,12 +165,12 @@ class Raft:
             return True
         if self.leader:
             entries = [[d, kind] for d in datas]
-            last = self.msgs[-1] if self.msgs else None
+            to, last, term = self.msgs[-1] if self.msgs else ("", None, 0)
             # Proposals taken in one round go to the leader as one message (etcd's MsgProp takes
             # many): only onto the last message queued, so that nothing overtakes anything.
-            if (last is not None and last[0] == self.leader and last[2] == self.term and type(last[1]) is m.RaftProp
-                    and len(last[1].entries) + len(entries) <= self.conf.max_batch_entries):
-                last[1].entries.extend(entries)
+            if (to == self.leader and term == self.term and type(last) is m.RaftProp
+                    and len(last.entries) + len(entries) <= self.conf.max_batch_entries):
+                last.entries.extend(entries)
             else:
                 self.send(self.leader, m.RaftProp(entries=entries))
             return True
@@ -283,10 +297,10 @@ class Raft:
         self.votes = {self.id: True}
         if self.has_quorum(self.votes):
             return self.campaign() if pre else self.become_leader()
-        last = (self.log.last_index(), self.log.last_term())
+        last_index, last_term = self.log.last_index(), self.log.last_term()
         for peer in sorted(self.log.membership().voters):
             if peer != self.id:
-                self.msgs.append((peer, m.RaftVote(last_index=last[0], last_term=last[1], pre=pre, force=force),
+                self.msgs.append((peer, m.RaftVote(last_index=last_index, last_term=last_term, pre=pre, force=force),
                                   self.term + 1 if pre else self.term))
 
     def step_vote(self, sender, msg, term):
@@ -390,7 +404,7 @@ class Raft:
 
     def broadcast_heartbeat(self, resync=False):
         self.commit_sent = self.commit
-        ctx = self.pending_reads[-1][0] if self.pending_reads else 0
+        ctx = self.pending_reads[-1].seq if self.pending_reads else 0
         for peer in self.peers():
             pr = self.progress[peer]
             # Appends still in flight, none acked for a whole interval: lost on the way.
@@ -538,7 +552,7 @@ class Raft:
         if len(self.log.membership().voters) == 1:
             return self.answer_read(requester, ctx, self.commit)
         self.read_seq += 1
-        self.pending_reads.append([self.read_seq, self.commit, {self.id}, requester, ctx])
+        self.pending_reads.append(PendingRead(self.read_seq, self.commit, {self.id}, requester, ctx))
         self.broadcast_heartbeat()
 
     def answer_read(self, requester, ctx, index):
@@ -549,15 +563,15 @@ class Raft:
 
     def ack_reads(self, sender, ctx):
         for read in self.pending_reads:
-            if read[0] <= ctx:
-                read[2].add(sender)
+            if read.seq <= ctx:
+                read.acks.add(sender)
         self.release_reads()
 
     def release_reads(self):
         kept = []
         for read in self.pending_reads:
-            if self.has_quorum(read[2]):
-                self.answer_read(read[3], read[4], read[1])
+            if self.has_quorum(read.acks):
+                self.answer_read(read.requester, read.ctx, read.index)
             else:
                 kept.append(read)
         self.pending_reads = kept

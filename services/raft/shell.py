@@ -43,8 +43,7 @@ class RaftShell:
         hard_state, snapshot, entries = self.store.load()
         self.core = Raft(Config(self.name, rc.tick_ms, rc.heartbeat_ticks, rc.election_ticks, rc.max_batch_entries),
                          rng=random.Random(), hard_state=hard_state, entries=entries, snapshot=snapshot,
-                         now=loop.now())
-        self.core.applied = max(self.fsm.applied, self.core.log.snapshot.index)  # already in the state machine
+                         now=loop.now(), applied=self.fsm.applied)
         self.pending = {}      # request key → (env, timer): proposals answered once applied
         self.reads = {}        # ReadIndex ctx → [(env, answer, timer)]
         self.waiting = []      # (index, env, answer): reads waiting for the apply to catch up
@@ -414,7 +413,7 @@ class RaftShell:
 
     def _got_members(self, result, err):
         if err is None:
-            self.members = {x["name"]: x for x in result["members"]}
+            self.members = {x["name"]: x for x in result.members}
 
     def on_members(self, env):
         member = env.msg.member

@@ -56,7 +56,7 @@ class Scheduler:
         self.seq = seq
         self.next_at, self.heap, self.handled = {}, [], {}
         for name in self.jobs:
-            self.plan(name, now)
+            self.arm(name, now)
 
     def step(self, env, now):
         """A job.changed from the state feed; False when it asks for a reload (a gap in the
@@ -72,7 +72,7 @@ class Scheduler:
                 table.pop(msg.name, None)
         else:
             self.jobs[msg.name] = msg.job
-            self.plan(msg.name, now)
+            self.arm(msg.name, now)
         return True
 
     def activate(self, active, now=0):
@@ -97,6 +97,15 @@ class Scheduler:
         else:
             self.pending.pop(name, None)
             self.resend_at.pop(name, None)
+
+    def answered(self, name, at, error, now):
+        """The dispatcher's answer to a fired tick (error: an errors.Error, or None). Claimed,
+        skipped or already claimed settles it, and so does a job that is gone; anything else
+        (not leading, a timeout) leaves it to be fired again."""
+        if error is None or error.code in ("conflict", "not_found"):
+            self.resolved(name, at, now)
+        else:
+            log.info("tick not settled job=%s scheduled_at=%d: %s", name, at, error)
 
     def fire(self, name, now):
         self.fires.append((self.jobs[name], self.pending[name][0]))
@@ -141,8 +150,8 @@ class Scheduler:
         """Every tick of the job up to now that was neither fired nor skipped, by the policy."""
         job = self.jobs[name]
         if not self.active:
-            # Nothing fires, so nothing is handled: planned past the lead, or it is due again at once.
-            return self.plan(name, now + self.lead(job))
+            # Nothing fires, so nothing is handled: armed past the lead, or it is due again at once.
+            return self.arm(name, now + self.lead(job))
         ticks, more = self.missed(job, now + self.lead(job))
         ahead = [t for t in ticks if t > now]  # fired early, never misfired
         window = max(models.duration_ms(job, "catchup_window"), GRACE_MS)
@@ -169,7 +178,7 @@ class Scheduler:
                 self.fire(name, now)
         if ticks:
             self.handled[name] = ticks[-1]
-        self.plan(name, now)
+        self.arm(name, now)
 
     def missed(self, job, now):
         """Ticks in (the newest tick handled or claimed, now], and how many more lie beyond the cap."""
@@ -193,9 +202,9 @@ class Scheduler:
                     job.get("enabled_at") or 0)
         return max(since, job["starts_at"] - 1) if job.get("starts_at") else since
 
-    def plan(self, name, now):
-        """The job's next tick after now, from the same line missed() starts at, so the tick that
-        comes due is one missed() finds (a created_at ahead of this clock would be due forever)."""
+    def arm(self, name, now):
+        """Arm the job's next tick after now, from the same line missed() starts at, so the tick
+        that comes due is one missed() finds (a created_at ahead of this clock would be due forever)."""
         job = self.jobs[name]
         try:
             at = models.next_fire(job, max(now, self.since(job)), self.settings.get("default_timezone", ""))
@@ -213,3 +222,12 @@ class Scheduler:
             return models.job_schedule(job, self.settings.get("default_timezone", ""))
         except BadRequest:
             return None
+
+
+def carry_out(rd, *, fire, skip):
+    """The Ready's order, for the shell and the scheduler simulator: fires (each answered
+    through answered()), then skips."""
+    for job, at in rd.fires:
+        fire(job, at)
+    for name, ticks, reason in rd.skips:
+        skip(name, ticks, reason)

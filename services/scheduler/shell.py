@@ -11,7 +11,7 @@ import zmq
 
 from common import config, messages as m, wire
 from common.loop import Loop, mono_ms
-from services.scheduler.core import Scheduler
+from services.scheduler.core import Scheduler, carry_out
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class SchedulerShell:
         self.loading = {"jobs": [], "seq": None, "settings": None, "feed": []}
         self.raft.call(m.JobList(stale=True, limit=PAGE), self._paged)
 
-    def _paged(self, result, err):
+    def _paged(self, page, err):
         snapshot, self.loading = self.loading, None
         if snapshot is None or not self.leading:
             return
@@ -90,12 +90,12 @@ class SchedulerShell:
             log.warning("job snapshot failed, trying again: %s", err)
             self.loop.after(RELOAD_RETRY_MS, self.reload)
             return
-        snapshot["jobs"].extend(result["jobs"])
+        snapshot["jobs"].extend(page.jobs)
         if snapshot["seq"] is None:
-            snapshot["seq"], snapshot["settings"] = result["seq"], result["settings"]
-        if result["more"]:
+            snapshot["seq"], snapshot["settings"] = page.seq, page.settings
+        if page.more:
             self.loading = snapshot
-            self.raft.call(m.JobList(stale=True, after=result["jobs"][-1]["name"], limit=PAGE), self._paged)
+            self.raft.call(m.JobList(stale=True, after=page.jobs[-1]["name"], limit=PAGE), self._paged)
             return
         now = self.loop.now()
         self.core.load(snapshot["jobs"], snapshot["seq"], now, snapshot["settings"])
@@ -109,24 +109,19 @@ class SchedulerShell:
         rd = self.core.ready()
         if rd.empty():
             return
-        for job, at in rd.fires:
-            log.debug("fire job=%s scheduled_at=%d", job["name"], at)
-            self.dispatcher.call(m.TickFire(job=job, scheduled_at=at), self._fired(job["name"], at))
-        for name, ticks, reason in rd.skips:
-            log.info("skipping job=%s ticks=%d reason=%s", name, len(ticks), reason)
-            if ticks:
-                # Through the dispatcher, which records them in Raft and sends on_skipped notices.
-                self.dispatcher.call(m.TickSkip(job=name, ticks=ticks, reason=reason), self._skipped(name))
+        carry_out(rd, fire=self.fire, skip=self.skip)
         self.core.advance(rd)
 
-    def _fired(self, name, at):
-        def answered(result, err):
-            # Claimed, skipped or already claimed: settled. Anything else: fired again later.
-            if err is None or err.code in ("conflict", "not_found"):
-                self.core.resolved(name, at, self.loop.now())
-            else:
-                log.info("tick not settled job=%s scheduled_at=%d: %s", name, at, err)
-        return answered
+    def fire(self, job, at):
+        log.debug("fire job=%s scheduled_at=%d", job["name"], at)
+        self.dispatcher.call(m.TickFire(job=job, scheduled_at=at),
+                             lambda reply, err: self.core.answered(job["name"], at, err, self.loop.now()))
+
+    def skip(self, name, ticks, reason):
+        log.info("skipping job=%s ticks=%d reason=%s", name, len(ticks), reason)
+        if ticks:
+            # Through the dispatcher, which records them in Raft and sends on_skipped notices.
+            self.dispatcher.call(m.TickSkip(job=name, ticks=ticks, reason=reason), self._skipped(name))
 
     def _skipped(self, name):
         def answered(result, err):

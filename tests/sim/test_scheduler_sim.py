@@ -1,17 +1,22 @@
-"""Scheduling through failover in the deterministic simulator: successive leaders' scheduler
-and dispatcher cores over the real state machine, with lost and delayed messages and leaders
-dying mid-claim. No tick may run twice, and every tick of the window must run once or be
-recorded as skipped. Broken variants show the checks bite."""
+"""Scheduling through failover in the deterministic simulator, which drives the shipped
+scheduler, dispatcher and executor cores with their own carry_out orders over the real state
+machine, with lost, duplicated and reordered messages, leaders dying mid-claim and executors
+crashing. No tick may run twice or early, and every tick of the window must run once or be
+recorded as skipped. Broken variants of the real cores show the checks bite."""
+
+import dataclasses
 
 import pytest
 
+from common import messages as m
 from scripts.sim.scheduler import Violation, run_seed
 from services.dispatcher.core import Dispatcher
-from services.executor.core import Waiting
+from services.executor.core import Executor, carry_out
+from services.executor.waiting import Waiting
 from services.scheduler.core import Scheduler
 
-SEEDS = 30
-SECONDS = 60
+SEEDS = 120
+SECONDS = 45
 HUNT_SEEDS = 30
 
 
@@ -52,6 +57,28 @@ class ForgetsUnfinishedRuns(Dispatcher):
         pass
 
 
+class PublishesOnce(Dispatcher):
+    """Broken: a run goes out at its claim and never again, so a run.start lost on the way
+    loses the run."""
+
+    def publish(self, run, now):
+        again = run.publications > 0
+        super().publish(run, now)
+        if again:
+            self.outgoing.remove(run)
+
+
+class ConfirmsBeforeRecording(Dispatcher):
+    """Broken: an executor's result is confirmed when it arrives, not once Raft has recorded
+    it; a leader that dies in between loses it, and the executor no longer sends it."""
+
+    def step(self, msg, now, reply=None):
+        if isinstance(msg, m.ExecResult) and self.active:
+            self.answer(reply, m.ResultRecorded(id=msg.execution["id"]))
+            reply = None
+        return super().step(msg, now, reply)
+
+
 class StartsWhatWaitsAtOnce(Waiting):
     """Broken: once one run waiting on the executor is due, every waiting run starts, so a
     tick claimed ahead (or a jittered run) starts early."""
@@ -61,12 +88,42 @@ class StartsWhatWaitsAtOnce(Waiting):
         return due + super().due(float("inf")) if due else due
 
 
+class ForgetsStartedIds(Executor):
+    """Broken: the executor takes every run.start for a new run (no dedupe by id)."""
+
+    def start(self, execution, job):
+        self.started.discard(execution["id"])
+        super().start(execution, job)
+
+
+class DropsUnconfirmedResults(Executor):
+    """Broken: a result that was not confirmed (lost, refused, timed out) is not sent again."""
+
+    def result_failed(self, execution_id):
+        super().result_failed(execution_id)
+        self.journal.unconfirmed.pop(execution_id, None)
+
+
+def launches_before_storing(rd, *, launch, **effects):
+    """Broken carry_out order: runs start before their ids are durable, so an executor that
+    dies before its commit starts the run again when it is sent again."""
+    for run in rd.launches:
+        launch(run)
+    carry_out(dataclasses.replace(rd, launches=[]), launch=launch, **effects)
+
+
 @pytest.mark.parametrize("variant", [
     {"scheduler_class": FiresOutOfOrder},
     {"dispatcher_class": ForgetsUnfinishedRuns},
+    {"dispatcher_class": PublishesOnce},
+    {"dispatcher_class": ConfirmsBeforeRecording},
     {"waiting_class": StartsWhatWaitsAtOnce},
-    {"executor_dedupes": False},
-], ids=["fires-out-of-order", "forgets-unfinished-runs", "starts-what-waits-at-once", "executor-without-dedupe"])
+    {"executor_class": ForgetsStartedIds},
+    {"executor_class": DropsUnconfirmedResults},
+    {"executor_carry_out": launches_before_storing},
+], ids=["fires-out-of-order", "forgets-unfinished-runs", "publishes-once", "confirms-before-recording",
+        "starts-what-waits-at-once", "executor-without-dedupe", "drops-unconfirmed-results",
+        "launches-before-storing"])
 def test_each_broken_variant_is_caught(variant):
     for seed in range(1, HUNT_SEEDS + 1):
         try:

@@ -1,12 +1,16 @@
-"""services/dispatcher/core.py: target selection by tags, and each run's walk from claimed to
-finished, re-published until acked, then failed with its reason."""
+"""services/dispatcher/core.py with a virtual clock: target selection by tags (targets.py), the
+per-job claim queue (claims.py), and each run's walk from claimed to finished, re-published
+until acked, then failed with its reason; Raft's replies come from a fake answering as the
+state machine would."""
 
 import random
 
 import pytest
 
-from common import models
-from services.dispatcher.core import ACK_RECORD_DELAY_MS, DISPATCHED, RUNNING, Dispatcher, select_targets
+from common import errors, messages as m, models
+from services.dispatcher.core import (ACK_RECORD_DELAY_MS, DISPATCHED, RUNNING, Call, Dispatcher, Ready, Skips,
+                                      carry_out)
+from services.dispatcher.targets import select_targets
 
 NOW = 1_767_225_600_000
 ACK_MS = 2000
@@ -84,11 +88,57 @@ def test_unmatched_tag_selects_none():
     assert targets(job(role="cache")) == []
 
 
-def dispatcher(seed=1, members=MEMBERS, untagged="one"):
-    d = Dispatcher("s1", rng=random.Random(seed), ack_timeout_ms=ACK_MS, run_attempts=3, lease_ms=LEASE_MS)
-    d.members = members
-    d.untagged = untagged
+class Raft:
+    """Answers a dispatcher's calls as the local Raft and gossip would: claims accepted (or what
+    a test sets in `claim`), records applied, the jobs and members it holds."""
+
+    def __init__(self, members, untagged="one", jobs=(), unfinished=()):
+        self.members, self.untagged, self.unfinished = members, untagged, list(unfinished)
+        self.jobs = {j["name"]: j for j in jobs}
+        self.claim = None  # a ClaimReply or errors.Error to answer claims with, instead of taking them
+        self.seen = []
+
+    def answer(self, call):
+        msg = call.msg
+        self.seen.append(msg)
+        if isinstance(msg, m.MemberList):
+            return m.Members(members=self.members), None
+        if isinstance(msg, m.SettingsGet):
+            return m.SettingsReply(settings={"untagged_jobs": self.untagged}), None
+        if isinstance(msg, m.ExecUnfinished):
+            return m.UnfinishedRuns(runs=self.unfinished), None
+        if isinstance(msg, m.TickClaim):
+            if isinstance(self.claim, errors.Error):
+                return None, self.claim
+            return self.claim or m.ClaimReply(executions=msg.executions), None
+        if isinstance(msg, m.ExecRecord):
+            return m.RecordReply(acks=[{"execution": a} for a in msg.acks],
+                                 finishes=[{"execution": x} for x in msg.finishes]), None
+        if isinstance(msg, m.TickSkip):
+            return m.Executions(executions=[{"scheduled_at": t, "reason": msg.reason} for t in msg.ticks]), None
+        if isinstance(msg, m.JobGet):
+            found = self.jobs.get(msg.name)
+            return (m.JobReply(job=found), None) if found else (None, errors.NotFound(msg.name))
+        raise AssertionError(f"unexpected call {msg}")
+
+
+def dispatcher(seed=1, members=MEMBERS, untagged="one", **raft):
+    """An active dispatcher of term 3 at NOW, its members and settings read."""
+    d = Dispatcher("s1", rng=random.Random(seed), ack_timeout_ms=ACK_MS, run_attempts=3, lease_ms=LEASE_MS, now=NOW)
+    d.raft = Raft(members, untagged, **raft)
+    d.step(m.RaftLeader(node="s1", leader="s1", term=3, ready=True, applied=9), NOW)
+    d.tick(NOW)
+    drain(d)
     return d
+
+
+def drain(d, now=NOW):
+    """One Ready, its Raft calls answered at `now` (their effects wait for the next Ready)."""
+    rd = d.ready()
+    d.advance(rd)
+    for call in rd.calls:
+        d.answered(call, *d.raft.answer(call), now)
+    return rd
 
 
 def shell_job(name="backup", **fields):
@@ -96,42 +146,119 @@ def shell_job(name="backup", **fields):
                                    "executor_config": {"command": "true"}, **fields}, now=NOW)}
 
 
-def drain(d):
-    rd = d.ready()
-    d.advance(rd)
-    return rd
+def fire(d, job, scheduled_at=NOW, now=NOW):
+    """A tick from the scheduler, claimed: (the Ready with the claim, the one with its publication)."""
+    d.step(m.TickFire(job=job, scheduled_at=scheduled_at), now, reply="scheduler")
+    return drain(d, now), drain(d, now)
 
 
-def test_plan_makes_one_claimed_execution_per_target():
+def test_new_executions_are_one_claimed_execution_per_target():
     d = dispatcher()
-    executions = d.plan(shell_job(tags={"role": "web"}), NOW, NOW)
+    executions = d.new_executions(shell_job(tags={"role": "web"}), NOW)
     assert [e["node"] for e in executions] == ["web1", "web2", "web3"]
     assert all(e["status"] == "claimed" and e["group"] == NOW * 1_000_000 for e in executions)
     assert executions[0]["id"] == f"backup-{NOW * 1_000_000}-web1"
 
 
-def test_plan_is_the_same_for_the_same_tick_and_manual_runs_get_distinct_groups():
+def test_new_executions_are_the_same_for_the_same_tick_and_manual_runs_get_distinct_groups():
     d = dispatcher()
     db = shell_job(tags={"role": "db"})
-    assert d.plan(db, NOW, NOW)[0]["id"] == d.plan(db, NOW, NOW + 5)[0]["id"]
-    first, second = d.plan(shell_job(), NOW, NOW, manual=True), d.plan(shell_job(), NOW, NOW, manual=True)
+    assert d.new_executions(db, NOW)[0]["id"] == d.new_executions(db, NOW)[0]["id"]
+    first, second = d.new_executions(shell_job(), NOW, manual=True), d.new_executions(shell_job(), NOW, manual=True)
     assert first[0]["group"] != second[0]["group"]
 
 
 def test_untagged_jobs_run_on_one_node_unless_the_setting_says_all():
-    assert len(dispatcher().plan(shell_job(), NOW, NOW)) == 1
-    assert len(dispatcher(untagged="all").plan(shell_job(), NOW, NOW)) == len(MEMBERS)
+    assert len(dispatcher().new_executions(shell_job(), NOW)) == 1
+    assert len(dispatcher(untagged="all").new_executions(shell_job(), NOW)) == len(MEMBERS)
+
+
+def test_a_tick_is_claimed_then_published_and_its_scheduler_answered_once_the_claim_is_committed():
+    d = dispatcher()
+    job = shell_job(tags={"role": "db"})
+    claiming, published = fire(d, job)
+    (claim,) = [c.msg for c in claiming.calls]
+    assert isinstance(claim, m.TickClaim) and claim.term == 3 and claim.scheduled_at == NOW
+    assert claiming.publish == [] and claiming.replies == []  # nothing goes out before the claim commits
+    assert published.publish == [(claim.executions, job, ("node", "db1"))]
+    assert published.replies == [("scheduler", m.Executions(executions=claim.executions))]
+
+
+def test_claims_of_one_job_wait_their_turn_and_other_jobs_do_not_wait_for_them():
+    d = dispatcher()
+    job, other = shell_job(tags={"role": "db"}), shell_job("other", tags={"role": "db"})
+    d.step(m.TickFire(job=job, scheduled_at=NOW), NOW, reply="t1")
+    d.step(m.TickFire(job=job, scheduled_at=NOW + 10_000), NOW, reply="t2")
+    d.step(m.TickFire(job=other, scheduled_at=NOW), NOW, reply="o1")
+    rd = d.ready()
+    assert [(c.msg.job, c.msg.scheduled_at) for c in rd.calls] == [("backup", NOW), ("other", NOW)]
+    d.advance(rd)
+    d.answered(rd.calls[0], m.ClaimReply(executions=rd.calls[0].msg.executions), None, NOW)
+    rd = d.ready()
+    assert [(c.msg.job, c.msg.scheduled_at) for c in rd.calls] == [("backup", NOW + 10_000)]
+    assert [asked for asked, _ in rd.replies] == ["t1"]
+
+
+def test_a_claim_answered_after_leadership_was_lost_is_stale_and_changes_nothing():
+    d = dispatcher()
+    d.step(m.TickFire(job=shell_job(tags={"role": "db"}), scheduled_at=NOW), NOW, reply="t1")
+    rd = d.ready()
+    d.advance(rd)
+    d.step(m.RaftLeader(node="s1", leader="s2", term=4, ready=False, applied=9), NOW)
+    d.answered(rd.calls[0], m.ClaimReply(executions=rd.calls[0].msg.executions), None, NOW)
+    assert d.ready().empty() and d.runs == {} and d.claims == {}
+    with pytest.raises(errors.NotLeader):
+        d.step(m.TickFire(job=shell_job(), scheduled_at=NOW), NOW, reply="t2")
+
+
+def test_a_refused_claim_is_answered_with_its_error_and_a_skipped_one_is_counted_and_told():
+    d = dispatcher()
+    job = shell_job(tags={"role": "db"})
+    d.raft.claim = errors.NotLeader("claim of term 3 in an entry of term 4: stale leader")
+    _, answered = fire(d, job)
+    assert answered.publish == [] and answered.replies == [("scheduler", d.raft.claim)]
+    rows = [{"id": "x", "reason": "concurrency forbid: y still running"}]
+    d.raft.claim = m.ClaimReply(executions=rows, skipped="concurrency forbid: y still running")
+    _, answered = fire(d, job, NOW + 10_000)
+    assert answered.publish == [] and answered.replies == [("scheduler", m.Executions(executions=rows,
+                                                                                        skipped=rows[0]["reason"]))]
+    (skips,) = answered.skips
+    assert (skips.job, skips.rows, skips.notify) == ("backup", rows, True)
+
+
+def test_a_tick_with_no_target_is_recorded_skipped_and_a_manual_run_refused():
+    d = dispatcher()
+    job = shell_job(tags={"role": "cache"})
+    skipping, answered = fire(d, job)
+    (skip,) = [c.msg for c in skipping.calls]
+    assert isinstance(skip, m.TickSkip) and skip.ticks == [NOW] and "no alive node offers executor" in skip.reason
+    assert [asked for asked, _ in answered.replies] == ["scheduler"] and len(answered.skips) == 1
+    d.raft.jobs["backup"] = job
+    d.step(m.JobRun(name="backup", request="r1"), NOW, reply="client")
+    drain(d)
+    (asked, refusal), = drain(d).replies
+    assert asked == "client" and isinstance(refusal, errors.Conflict)
+
+
+def test_a_run_now_request_sent_again_gets_the_first_answer_and_starts_nothing_more():
+    d = dispatcher()
+    d.raft.jobs["backup"] = shell_job(tags={"role": "db"})
+    d.step(m.JobRun(name="backup", request="r1"), NOW, reply="client")
+    drain(d)  # the job read
+    drain(d)  # the claim
+    (asked, first), = drain(d).replies
+    d.step(m.JobRun(name="backup", request="r1"), NOW + 5, reply="again")
+    rd = drain(d)
+    assert rd.calls == [] and rd.replies == [("again", first)] and first.executions[0]["manual"]
 
 
 def test_jitter_is_recorded_and_the_run_goes_out_at_once_with_it():
     d = dispatcher(seed=3)
-    job = shell_job(jitter="5s")
-    executions = d.plan(job, NOW, NOW)
+    job = shell_job(jitter="5s", tags={"role": "db"})
+    _, published = fire(d, job)
+    (executions, _, _), = published.publish  # the executor waits out the jitter on its own clock
     delay = executions[0]["jitter_ms"]
     assert 0 < delay < 5000
-    d.claimed(job, executions, NOW)
-    (published, _, _), = drain(d).publish  # the executor waits out the jitter on its own clock
-    assert [e["id"] for e in published] == [executions[0]["id"]] and published[0]["jitter_ms"] == delay
     d.tick(NOW + delay + ACK_MS - 1)
     assert drain(d).publish == []  # the ack timeout counts from the start time, not the publication
     d.tick(NOW + delay + ACK_MS)
@@ -141,13 +268,12 @@ def test_jitter_is_recorded_and_the_run_goes_out_at_once_with_it():
 def test_a_run_claimed_ahead_goes_out_at_the_claim_and_again_only_after_its_time_plus_the_ack_timeout():
     d = dispatcher()
     job = shell_job(tags={"role": "web"})
-    executions = d.plan(job, NOW + 1000, NOW)
-    d.claimed(job, executions, NOW)
-    assert [([r["id"] for r in runs], topic) for runs, _, topic in drain(d).publish] == [
-        ([e["id"] for e in executions], ("tag", "role=web"))]
+    _, published = fire(d, job, scheduled_at=NOW + 1000)
+    (executions, _, topic), = published.publish
+    assert topic == ("tag", "role=web") and len(executions) == 3
     assert d.busy(NOW + 999) == []  # published, but not due to have started yet
     d.tick(NOW + 1000 + ACK_MS - 1)
-    assert drain(d).empty()
+    assert drain(d).publish == []
     assert len(d.busy(NOW + 1000)) == 3
     d.tick(NOW + 1000 + ACK_MS)
     assert [[r["id"] for r in runs] for runs, _, _ in drain(d).publish] == [[e["id"] for e in executions]]
@@ -156,112 +282,158 @@ def test_a_run_claimed_ahead_goes_out_at_the_claim_and_again_only_after_its_time
 def test_claimed_runs_are_published_to_their_node_and_published_again_until_acked_then_failed():
     d = dispatcher()
     job = shell_job(tags={"role": "db"})
-    executions = d.plan(job, NOW, NOW)
-    d.claimed(job, executions, NOW)
-    published = drain(d).publish
-    assert published == [(executions, job, ("node", "db1"))]
-    assert d.runs[executions[0]["id"]].state == DISPATCHED
+    _, published = fire(d, job)
+    (executions, _, topic), = published.publish
+    assert topic == ("node", "db1") and d.runs[executions[0]["id"]].state == DISPATCHED
     for attempt in (1, 2):
         d.tick(NOW + attempt * ACK_MS)
         assert len(drain(d).publish) == 1
     d.tick(NOW + 3 * ACK_MS)
     rd = drain(d)
     assert rd.publish == []
-    kind, record = rd.record[0]
-    assert kind == "exec.finish" and record["status"] == "failed" and "did not acknowledge" in record["reason"]
+    (record,) = [c.msg for c in rd.calls if isinstance(c.msg, m.ExecRecord)][0].finishes
+    assert record["status"] == "failed" and "did not acknowledge" in record["reason"]
 
 
-def test_a_job_on_every_node_with_one_tag_goes_out_once_on_the_tag_topic():
-    d = dispatcher()
-    job = shell_job(tags={"role": "web"})
-    d.claimed(job, d.plan(job, NOW, NOW), NOW)
-    (executions, _, topic), = drain(d).publish
-    assert topic == ("tag", "role=web") and len(executions) == 3
-
-
-def acked_run(d):
+def acked_run(d, **fields):
     """A run claimed and published at NOW, acked 10 ms later; its execution."""
-    job = shell_job(tags={"role": "db"})
-    execution, = d.plan(job, NOW, NOW)
-    d.claimed(job, [execution], NOW)
-    drain(d)
-    d.acked(execution["id"], NOW + 10, NOW + 10)
+    _, published = fire(d, shell_job(tags={"role": "db"}, **fields))
+    (execution,), _, _ = published.publish[0]
+    d.step(m.RunAck(id=execution["id"], job="backup", node="db1", started_at=NOW + 10), NOW + 10)
     return execution
+
+
+def records(rd):
+    """The acks and final records of a Ready's exec.record, if it has one."""
+    found = [c.msg for c in rd.calls if isinstance(c.msg, m.ExecRecord)]
+    return (found[0].acks, found[0].finishes) if found else ([], [])
 
 
 def test_ack_records_the_running_execution_once_and_heartbeats_renew_the_lease():
     d = dispatcher()
     execution = acked_run(d)
-    d.acked(execution["id"], NOW + 10, NOW + 20)
-    assert drain(d).record == [] and d.runs[execution["id"]].state == RUNNING
-    assert d.deadline() == NOW + 10 + ACK_RECORD_DELAY_MS
+    assert drain(d).lateness == [10]  # the scheduled run started 10 ms late
+    d.step(m.RunAck(id=execution["id"], job="backup", node="db1", started_at=NOW + 10), NOW + 20)
+    assert records(drain(d)) == ([], []) and d.runs[execution["id"]].state == RUNNING
+    assert d.runs[execution["id"]].ack_record_at == NOW + 10 + ACK_RECORD_DELAY_MS
     d.tick(NOW + 10 + ACK_RECORD_DELAY_MS)
-    assert [kind for kind, _ in drain(d).record] == ["exec.ack"]
+    assert records(drain(d)) == ([{"job": "backup", "id": execution["id"], "started_at": NOW + 10}], [])
     d.tick(NOW + 20 + ACK_RECORD_DELAY_MS)
-    assert drain(d).record == []
-    d.heard([execution["id"]], NOW + LEASE_MS)
+    assert records(drain(d)) == ([], [])
+    d.step(m.ExecHeartbeat(node="db1", ids=[execution["id"]]), NOW + LEASE_MS)
     d.tick(NOW + LEASE_MS + 10)
-    assert drain(d).record == []  # the heartbeat moved the lease
+    assert records(drain(d)) == ([], [])  # the heartbeat moved the lease
     d.tick(NOW + 2 * LEASE_MS + 10)
-    (kind, record), = drain(d).record
+    _, (record,) = records(drain(d))
     assert record["status"] == "lost" and "no heartbeat" in record["reason"]
 
 
 def test_a_run_whose_result_comes_before_its_ack_is_recorded_goes_to_raft_once_by_its_result():
     d = dispatcher()
     execution = acked_run(d)
-    d.finished(dict(execution, status="success", success=True, started_at=NOW + 10, finished_at=NOW + 30), NOW + 30)
+    done = dict(execution, status="success", success=True, started_at=NOW + 10, finished_at=NOW + 30)
+    d.step(m.ExecResult(execution=done), NOW + 30, reply="executor")
     d.tick(NOW + 10 + ACK_RECORD_DELAY_MS)
-    (kind, record), = drain(d).record
-    assert kind == "exec.finish" and record["started_at"] == NOW + 10
+    acks, (record,) = records(drain(d))
+    assert acks == [] and record["started_at"] == NOW + 10
+
+
+def test_a_result_is_confirmed_to_its_executor_once_recorded_and_republished_for_tails():
+    d = dispatcher()
+    execution = acked_run(d)
+    done = dict(execution, status="success", success=True, started_at=NOW + 10, finished_at=NOW + 30)
+    d.step(m.ExecResult(execution=done), NOW + 30, reply="executor")
+    recording = drain(d, NOW + 30)
+    assert recording.replies == [] and records(recording)[1][0]["id"] == execution["id"]
+    rd = drain(d, NOW + 30)
+    assert rd.replies == [("executor", m.ResultRecorded(id=execution["id"]))]
+    assert rd.results[0]["id"] == execution["id"] and rd.recorded == [("backup", "success")]
+    with pytest.raises(errors.BadRequest):
+        d.step(m.ExecResult(execution={"id": "x", "job": "backup"}), NOW + 40, reply="executor")
 
 
 def test_a_failed_run_with_retries_left_is_retried_with_a_doubling_delay():
     d = dispatcher()
-    job = shell_job(tags={"role": "db"}, retries=2, retry_interval="2s")
-    execution, = d.plan(job, NOW, NOW)
-    d.claimed(job, [execution], NOW)
-    drain(d)
-    d.finished(dict(execution, status="failed", success=False), NOW + 100)
-    rd = drain(d)
-    (kind, record), = rd.record
-    assert record["retrying"] is True
-    (_, nxt), = rd.retry
-    assert nxt["attempt"] == 2 and nxt["group"] == execution["group"] and nxt["retry_at"] == NOW + 100 + 2000
-    d.claimed(job, [nxt], NOW + 2100)
-    drain(d)
-    d.finished(dict(nxt, status="failed", success=False), NOW + 3000)
-    (_, third), = drain(d).retry
-    assert third["attempt"] == 3 and third["retry_at"] == NOW + 3000 + 4000
-    d.claimed(job, [third], NOW + 7000)
-    drain(d)
-    d.finished(dict(third, status="failed", success=False), NOW + 8000)
-    rd = drain(d)
-    assert rd.retry == [] and "retrying" not in rd.record[0][1]  # no attempts left
+    execution = acked_run(d, retries=2, retry_interval="2s")
+    d.step(m.ExecResult(execution=dict(execution, status="failed", success=False)), NOW + 100)
+    _, (record,) = records(drain(d, NOW + 100))
+    assert record["retrying"] is True and min(due for due, *_ in d.retries) == NOW + 100 + 2000
+    d.tick(NOW + 100 + 2000)
+    (claim,) = [c.msg for c in drain(d, NOW + 2100).calls if isinstance(c.msg, m.TickClaim)]
+    (nxt,) = claim.executions
+    assert nxt["attempt"] == 2 and nxt["group"] == execution["group"] and claim.manual
+    drain(d, NOW + 2100)
+    d.step(m.ExecResult(execution=dict(nxt, status="failed", success=False)), NOW + 3000)
+    drain(d, NOW + 3000)
+    assert min(due for due, *_ in d.retries) == NOW + 3000 + 4000
+    d.tick(NOW + 7000)
+    (claim,) = [c.msg for c in drain(d, NOW + 7000).calls if isinstance(c.msg, m.TickClaim)]
+    (third,) = claim.executions
+    assert third["attempt"] == 3
+    drain(d, NOW + 7000)
+    d.step(m.ExecResult(execution=dict(third, status="failed", success=False)), NOW + 8000)
+    _, (record,) = records(drain(d, NOW + 8000))
+    assert d.retries == [] and "retrying" not in record  # no attempts left
+
+
+def test_a_retry_whose_node_is_gone_runs_on_another():
+    d = dispatcher(members=[member("db1", role="db"), member("db2", role="db")])
+    job = shell_job(tags={"role": "db:1"}, retries=1)
+    _, published = fire(d, job)
+    (execution,), _, _ = published.publish[0]
+    d.step(m.ExecResult(execution=dict(execution, status="failed", success=False)), NOW + 100)
+    drain(d, NOW + 100)
+    d.step(m.MemberEvent(kind="failed", member=member(execution["node"], status="failed", role="db")), NOW + 200)
+    d.tick(NOW + 100 + 1000)
+    (claim,) = [c.msg for c in drain(d, NOW + 1100).calls if isinstance(c.msg, m.TickClaim)]
+    (retried,) = claim.executions
+    assert retried["node"] != execution["node"] and retried["id"].endswith(f"-{retried['node']}-2")
 
 
 def test_adopting_unfinished_runs_after_a_failover():
-    d = dispatcher()
     job = shell_job(tags={"role": "db"})
-    claimed, = d.plan(job, NOW, NOW)
+    claimed, = dispatcher().new_executions(job, NOW)
     running = dict(claimed, id="other", status="running")
-    d.adopt(claimed, job, NOW + 5000)
-    d.adopt(running, job, NOW + 5000)
+    d = dispatcher(unfinished=[{"execution": claimed, "job": job}, {"execution": running, "job": job}])
     published = drain(d).publish
     assert [e["id"] for e in published[0][0]] == [claimed["id"]]  # the same id: the executor starts nothing twice
-    assert d.runs["other"].state == RUNNING and d.runs["other"].due_at == NOW + 5000 + LEASE_MS
+    assert d.runs["other"].state == RUNNING and d.runs["other"].due_at == NOW + LEASE_MS
 
 
 def test_kill_asks_the_node_and_busy_lists_what_runs():
     d = dispatcher()
-    job = shell_job(tags={"role": "db"})
-    execution, = d.plan(job, NOW, NOW)
-    d.claimed(job, [execution], NOW)
-    d.acked(execution["id"], NOW, NOW)
-    d.output(execution["id"], b"half way")
-    assert d.busy(NOW)[0]["output"] == "half way"
-    assert d.kill(execution["id"], "killed on request") and not d.kill("nope", "x")
-    assert drain(d).kill == [(d.runs[execution["id"]].execution, "killed on request")]
+    execution = acked_run(d)
+    d.step(m.ExecOutput(id=execution["id"], job="backup", offset=0, data=b"half way"), NOW)
+    d.step(m.BusyList(), NOW, reply="client")
+    (_, busy), = drain(d).replies
+    assert busy.executions[0]["output"] == "half way"
+    d.step(m.ExecKill(job="backup", id=execution["id"]), NOW, reply="client")
+    with pytest.raises(errors.NotFound):
+        d.step(m.ExecKill(job="backup", id="nope"), NOW, reply="client")
+    rd = drain(d)
+    assert rd.kill == [(d.runs[execution["id"]].execution, "killed on request")]
+    assert rd.replies == [("client", m.Killed(killed=[execution["id"]]))]
+
+
+def test_the_active_dispatcher_heartbeats_with_its_term_and_a_follower_does_not():
+    d = dispatcher()
+    d.tick(NOW + 500)
+    assert drain(d).beats == [3]
+    d.step(m.RaftLeader(node="s1", leader="s2", term=4, ready=False, applied=9), NOW + 600)
+    d.tick(NOW + 1000)
+    assert drain(d).beats == []
+
+
+def test_carry_out_publishes_runs_first_then_asks_raft_then_answers():
+    rd = Ready(publish=[([], {}, ("node", "db1"))], kill=[({}, "why")], calls=[Call(m.BusyList(), "x")],
+               replies=[("client", None)], results=[{}], groups=[({}, {}, "success")], skips=[Skips("j", [], True)],
+               lateness=[1], recorded=[("j", "success")], beats=[3])
+    order = []
+    note = lambda kind: lambda *args: order.append(kind)  # noqa: E731
+    carry_out(rd, publish=note("publish"), kill=note("kill"), call=note("call"), reply=note("reply"),
+              result=note("result"), group_done=note("group"), skipped=note("skipped"), late=note("late"),
+              recorded=note("recorded"), beat=note("beat"))
+    assert order == ["publish", "kill", "call", "reply", "result", "group", "skipped", "late", "recorded", "beat"]
 
 
 def test_new_execution_ids_name_group_and_node():

@@ -1,5 +1,5 @@
 """services/dispatcher/notices.py (rules, recovery, template fields, payloads), the job field
-`notifications` and the [notify] keys that feed it, and services/dispatcher/notify.py: the child
+`notifications` and the [notify] keys that feed it, and services/dispatcher/delivery.py: the child
 against a real HTTP server and a real SMTP server on loopback, and the Notifier's decisions."""
 
 import dataclasses
@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from common import config, models
+from common import config, models, wire
 from common.errors import BadRequest, ConfigError
-from services.dispatcher import notices, notify
+from services.dispatcher import delivery, notices
 
 ROOT = Path(__file__).resolve().parents[3]
 NOW = 1_767_225_600_000
@@ -197,16 +197,16 @@ def test_an_email_has_a_one_line_subject_and_the_report_by_default():
     assert got["subject"] == "backup: line one line two"
 
 
-def test_plan_sends_what_matches_and_explains_what_cannot_be_sent():
+def test_deliveries_are_what_matches_and_explains_what_cannot_be_sent():
     s = settings(webhook_url="http://hooks/all", webhook_rule="on_failure")
     own = [{"type": "email", "rule": "on_failure", "to": "dev@x.io"},
            {"type": "webhook", "rule": "on_recovery", "url": "http://hooks/recovered"}]
-    event, payloads, problems = notices.plan(job(notifications=own), execution(success=False), "failed", s, "s1")
+    event, payloads, problems = notices.deliveries(job(notifications=own), execution(success=False), "failed", s, "s1")
     assert event == "failure" and [notices.target(p) for p in payloads] == ["webhook http://hooks/all"]
     assert problems == ["email to dev@x.io: no [notify] smtp_address is set on s1"]
-    event, payloads, _ = notices.plan(job(notifications=own), execution(), "success", s, "s1", previous="failed")
+    event, payloads, _ = notices.deliveries(job(notifications=own), execution(), "success", s, "s1", previous="failed")
     assert event == "recovery" and [notices.target(p) for p in payloads] == ["webhook http://hooks/recovered"]
-    assert notices.plan(job(notifications=own), execution(), "success", s, "s1")[1] == []
+    assert notices.deliveries(job(notifications=own), execution(), "success", s, "s1")[1] == []
 
 
 # -- the child, against real receivers ---------------------------------------------------------
@@ -258,7 +258,7 @@ def smtp_server():
 
 
 def child(payload):
-    return subprocess.run([sys.executable, "-m", "services.dispatcher.notify"], input=json.dumps(payload).encode(),
+    return subprocess.run([sys.executable, "-m", "services.dispatcher.delivery"], input=json.dumps(payload).encode(),
                           cwd=ROOT, capture_output=True, timeout=30)
 
 
@@ -274,7 +274,7 @@ def test_the_child_fails_on_an_error_status_or_a_bad_payload(http_server):
     url = f"http://127.0.0.1:{http_server.server_port}/broken"
     done = child({"kind": "webhook", "url": url, "headers": {}, "body": "", "timeout_ms": 5000})
     assert done.returncode == 1 and b"notify: webhook " in done.stderr and b"500" in done.stderr
-    assert child({"kind": "pigeon"}).returncode == notify.EXIT_BAD_PAYLOAD
+    assert child({"kind": "pigeon"}).returncode == delivery.EXIT_BAD_PAYLOAD
 
 
 def test_the_child_sends_an_email(smtp_server):
@@ -309,14 +309,16 @@ class FakeRaft:
         self.replies, self.calls = replies, []
 
     def call(self, msg, callback):
+        """Answers as the service loop's Peer does: an ok's map as the request's typed reply."""
         self.calls.append(msg)
-        callback(*self.replies[type(msg).__name__])
+        result, err = self.replies[type(msg).__name__]
+        callback(None if err else wire.typed(wire.reply_type(msg), result), err)
 
 
 def notifier(http_server, replies, **notify_settings):
     conf = config.load(env={"PYKRON_NODE_NAME": '"s1"'})
     conf = dataclasses.replace(conf, notify=dataclasses.replace(conf.notify, **notify_settings))
-    return notify.Notifier(conf, FakeLoop(), FakeRaft(replies))
+    return delivery.Notifier(conf, FakeLoop(), FakeRaft(replies))
 
 
 def reap_all(n):

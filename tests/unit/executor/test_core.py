@@ -1,13 +1,16 @@
-"""services/executor/core.py: whether a run is this node's, runs waiting for their start time,
-the shell executor's command line and environment from Dkron's keys, output caps, and the
-final execution record."""
+"""The executor core's pure parts: whether a run is this node's (core.py), runs waiting for
+their start time (waiting.py), the shell executor's command line and environment from Dkron's
+keys (plans.py), output caps and the final execution record (outcome.py). The core's decisions
+are in test_executor_core.py."""
 
 import pytest
 
 from common import models
 from common.errors import BadRequest
-from services.executor.core import (DUPLICATE, NEW, NOT_MINE, Output, Waiting, classify, final_record, shell_command,
-                                    shell_env)
+from services.executor.core import DUPLICATE, NEW, NOT_MINE, classify
+from services.executor.outcome import Output, final_record
+from services.executor.plans import shell_command, shell_env
+from services.executor.waiting import Waiting
 
 NOW = 1_767_225_600_000
 

@@ -18,7 +18,7 @@ import pytest
 
 from common import config, models
 from services.executor import processors
-from services.executor.core import Output, final_record
+from services.executor.outcome import Output, final_record
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 NOW = 1_767_225_600_000

@@ -1,4 +1,4 @@
-"""services/executor/process.py with real children: a child forked ahead (held) runs nothing
+"""services/executor/child.py with real children: a child forked ahead (held) runs nothing
 until it is released, then is its command with the payload on stdin; discarded, or left
 when its executor dies, it exits without running the command."""
 
@@ -7,7 +7,7 @@ import select
 import time
 
 from services.executor.plans import Plan
-from services.executor.process import ChildProcess, can_hold
+from services.executor.child import ChildProcess, can_hold
 
 
 def plan(tmp_path, script, stdin=None):

@@ -1,6 +1,7 @@
-"""How notifications leave the leader without holding its dispatcher loop: the Notifier reads what
-a decision needs from Raft and starts one short-lived child per notification, timed out and reaped
-by timers; the child (`python -m services.dispatcher.notify`) does one webhook POST or one email."""
+"""Delivery of notices (what services.dispatcher.notices decides and renders), without holding
+the dispatcher's loop: the Notifier reads what a decision needs from Raft and starts one
+short-lived child per notification, timed out and reaped by timers; the child
+(`python -m services.dispatcher.delivery`) does one webhook POST or one email."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ class Notifier:
         def got(result, err):
             if err is not None:
                 log.warning("history unread, recovery not judged job=%s: %s", job["name"], err)
-            previous = None if err else notices.previous_status(result["executions"], record["group"])
+            previous = None if err else notices.previous_status(result.executions, record["group"])
             self.send(job, record, status, previous=previous)
 
         self.raft.call(m.ExecList(job=job["name"], limit=notices.HISTORY_LIMIT, stale=True), got)
@@ -50,12 +51,12 @@ class Notifier:
         if isinstance(job, str):
             def got(result, err):
                 if err is None:
-                    self.skipped(result["job"], rows)
+                    self.skipped(result.job, rows)
             return self.raft.call(m.JobGet(name=job, stale=True), got)
         self.send(job, rows[0], "skipped", count=len(rows))
 
     def send(self, job, record, status, *, previous=None, count=1):
-        event, payloads, problems = notices.plan(job, record, status, self.conf.notify, self.conf.node.name,
+        event, payloads, problems = notices.deliveries(job, record, status, self.conf.notify, self.conf.node.name,
                                                  previous=previous, count=count)
         for problem in problems:
             log.warning("notification not sent job=%s event=%s: %s", job["name"], event, problem)
@@ -64,7 +65,7 @@ class Notifier:
 
     def spawn(self, payload, what):
         try:
-            self.errands.send([sys.executable, "-m", "services.dispatcher.notify"], json.dumps(payload).encode(), what)
+            self.errands.send([sys.executable, "-m", "services.dispatcher.delivery"], json.dumps(payload).encode(), what)
         except OSError as exc:
             log.warning("notification not sent %s: %s", what, exc)
 
