@@ -1,7 +1,9 @@
 """The one ZeroMQ client library, behind both faces (the api and pykronctl). Given one server
 address it asks that node where its services and the leader's live, then routes each verb:
 state to the raft client port, membership to gossip, run/busy to the leader's dispatcher,
-live output to the leader's output PUB, full output to the executing node's executor."""
+live output to the leader's output PUB, full output to the executing node's executor. Over
+TCP it speaks CURVE with a client keypair, and dials a server only with the key it must have:
+the first one's is given, the others' come from that server, which the first key proved."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import time
 
 import zmq
 
-from common import config, errors, messages as m, models, wire
+from common import config, curve, errors, messages as m, models, wire
 
 
 JOB_PAGE = 1000
@@ -33,10 +35,17 @@ def parse_server(server):
 class Client:
     """Thread-safe: each thread gets its own DEALER sockets (ZeroMQ sockets are not shareable)."""
 
-    def __init__(self, server="localhost", *, timeout_ms=None, sender="client"):
+    def __init__(self, server="localhost", *, timeout_ms=None, sender="client", keypair=None, server_key=None,
+                 plain=False):
+        """keypair: this client's (an accepted client key, or the node's own on its host);
+        server_key: the public key of `server`, needed when it is a tcp address; plain: a
+        cluster of the benchmark baseline ([wire] plain_tcp), which speaks no CURVE."""
+        self.plain = plain
         self.endpoint = parse_server(server)
         self.timeout_ms = timeout_ms or config.defaults()["wire"]["call_timeout_ms"]
         self.sender = sender
+        self.keypair = keypair
+        self.keys = {self.endpoint: server_key} if server_key else {}  # tcp endpoint → its server's key
         self.ctx = zmq.Context.instance()
         self.local = threading.local()
         self.info = None
@@ -106,9 +115,29 @@ class Client:
             sock = self.ctx.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.MAXMSGSIZE, wire.max_frame_bytes())
-            sock.connect(endpoint)
+            self._dial(sock, endpoint)
             socks[endpoint] = sock
         return sock
+
+    def _dial(self, sock, endpoint):
+        if endpoint.startswith("tcp://") and not self.plain:
+            if self.keypair is None:
+                sock.close(0)
+                raise errors.Unavailable(f"{endpoint}: a client key is needed over tcp (pykronctl --key FILE, "
+                                         f"or PYKRON_KEY; `pykronctl keys new FILE` makes one)")
+            key = self.keys.get(endpoint)
+            if key is None:
+                sock.close(0)
+                raise errors.Unavailable(f"{endpoint}: its server's public key is not known (pykronctl --server-key, "
+                                         f"or PYKRON_SERVER_KEY; `pykronctl keys show` on that server prints it)")
+            curve.dial_socket(sock, self.keypair, key)
+        sock.connect(endpoint)
+
+    def learn(self, addrs, key):
+        """The key that serves these addresses, from a server this client already trusts."""
+        if key:
+            for addr in addrs.values():
+                self.keys[addr] = key
 
     def _reset(self, endpoint):
         sock = self.local.__dict__.get("socks", {}).pop(endpoint, None)
@@ -123,8 +152,16 @@ class Client:
 
     def node_info(self, refresh=False):
         if self.info is None or refresh:
-            self.info = self.document(self.endpoint, m.NodeInfo())
+            info = self.document(self.endpoint, m.NodeInfo())
+            self.learn(info["addrs"], info.get("key"))
+            leader = info.get("leader") or {}
+            self.learn(leader.get("addrs") or {}, leader.get("key"))
+            self.info = info
         return self.info
+
+    def node_key(self, name):
+        """An accepted node's key, as the server this client trusts tells it."""
+        return self.node_info().get("keys", {}).get(name) or self.node_info(refresh=True).get("keys", {}).get(name)
 
     def _addr(self, role, *, leader=False):
         info = self.node_info()
@@ -268,6 +305,15 @@ class Client:
     def put_setting(self, key, value):
         return self.ask(self.endpoint, m.SettingsPut(key=key, value=value, **self._request())).settings
 
+    def keys_list(self, stale=False):
+        return self.ask(self.endpoint, m.KeysList(stale=stale)).keys
+
+    def key_accept(self, name, key="", kind=""):
+        return self.ask(self.endpoint, m.KeyAccept(name=name, key=key, kind=kind)).key
+
+    def key_reject(self, name="", key=""):
+        return self.ask(self.endpoint, m.KeyReject(name=name, key=key)).key
+
     def put_note(self, text):
         """The cluster's note (note.put): a command of the next protocol, for version-gate tests."""
         return self.ask(self.endpoint, m.NotePut(text=text, **self._request())).settings
@@ -295,6 +341,7 @@ class Client:
         member = next((x for x in self.members() if x["name"] == execution["node"]), None)
         if member is None:
             raise errors.Unavailable(f"node {execution['node']} is not a member")
+        self.learn({"executor": member["addrs"]["executor"]}, self.node_key(member["name"]))
         return self.document(member["addrs"]["executor"], m.OutputGet(id=execution["id"], offset=offset))
 
     def tail(self, name, *, wait_ms=60_000, executions=None, on_wait=None):
@@ -305,7 +352,7 @@ class Client:
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.MAXMSGSIZE, wire.max_frame_bytes())
         sub.setsockopt(zmq.SUBSCRIBE, wire.output_topic(name))
-        sub.connect(self._addr("output", leader=True))
+        self._dial(sub, self._addr("output", leader=True))
         try:
             yield from _Tail(self, sub, name, executions, wait_ms, on_wait).run()
         finally:

@@ -49,12 +49,14 @@ class Wire:
     reconnect_ivl_max_ms: int = _spec(lo=0)
     call_timeout_ms: int = _spec(lo=1)
     protocol_next: bool = _spec()
+    plain_tcp: bool = _spec()
 
 
 @dataclass(frozen=True)
 class Security:
     token: str = _spec()
     gossip_key: str = _spec()
+    auto_accept: str = _spec(choices=("", "gossip"))
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,8 @@ class Executor:
     queue_size: int = _spec(lo=0)
     fork_ahead: int = _spec(lo=0)
     nice: int = _spec(lo=-20, hi=19)
+    env_passthrough: list = _spec()
+    run_as: str = _spec()
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,7 @@ class Api:
 @dataclass(frozen=True)
 class Processors:
     log_dir: str = _spec()
+    files_root: str = _spec()
     syslog_address: str = _spec()
     syslog_tag: str = _spec()
     fluent_address: str = _spec()
@@ -219,7 +224,13 @@ class Conf:
             seen[port] = (section, key)
         self._validate_addresses()
         self._validate_api()
+        self._validate_plain()
         return self
+
+    def _validate_plain(self):
+        if self.wire.plain_tcp and not is_loopback(self.node.bind):
+            raise ConfigError(f"{self.source or DEFAULTS.name}: [wire] plain_tcp: a benchmark baseline for loopback "
+                              f"only, never with [node] bind = {self.node.bind!r}")
 
     def _validate_api(self):
         where, api = self.source or DEFAULTS.name, self.api
@@ -414,6 +425,21 @@ def _resolve_node(node):
     advertise = node.advertise or ("127.0.0.1" if node.bind in ("0.0.0.0", "::", "") else node.bind)
     return dataclasses.replace(node, name=node.name or socket.gethostname(), data_dir=data_dir,
                                run_dir=run_dir, advertise=advertise)
+
+
+def is_loopback(address):
+    return address in ("localhost", "::1") or address.startswith("127.")
+
+
+def check_gossip_key(conf):
+    """Gossip is sealed by the keyring wherever another host can reach it: a node bound past
+    loopback refuses to start without a key (one in its keyring file counts: rotations live there)."""
+    if is_loopback(conf.node.bind) or conf.security.gossip_key:
+        return
+    if os.path.exists(os.path.join(conf.node.data_dir, "gossip.keyring")):
+        return
+    raise ConfigError(f"{conf.source or DEFAULTS.name}: [security] gossip_key: required when [node] bind "
+                      f"({conf.node.bind}) is not loopback; make one with `pykronctl keygen` and give every node it")
 
 
 def make_run_dir(path):

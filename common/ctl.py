@@ -13,8 +13,7 @@ import time
 
 from docopt import DocoptExit, docopt
 
-from common import errors, models, preview
-from common.client import Client
+from common import access, errors, models, preview
 from common.loop import now_ms
 from common.terminal import Printer, Progress, read_jobs, write_jobs
 
@@ -42,6 +41,12 @@ Usage:
   pykronctl [options] import FILE
   pykronctl [options] keyring (--list | --install=KEY | --use=KEY | --remove=KEY)
   pykronctl [options] keygen
+  pykronctl [options] keys list
+  pykronctl [options] keys accept NAME [--public KEY] [--kind KIND]
+  pykronctl [options] keys reject NAME [--public KEY]
+  pykronctl [options] keys add NAME KEY
+  pykronctl [options] keys new FILE
+  pykronctl [options] keys show
   pykronctl [options] raft list-peers
   pykronctl [options] raft remove-peer ID
   pykronctl [options] raft transfer-leader [ID]
@@ -50,7 +55,9 @@ Usage:
 
 Options:
   -s ADDR, --server ADDR  Server: HOST, HOST:PORT (its raft client port) or a tcp:// endpoint
-                          [default: $PYKRON_SERVER, else localhost].
+                          [default: $PYKRON_SERVER, else this host's node].
+  --key FILE              Client key file over tcp (`keys new FILE`) [default: $PYKRON_KEY].
+  --server-key KEY        The server's public key (`keys show` on it) [default: $PYKRON_SERVER_KEY].
   --json                  Print JSON (Dkron's shapes) instead of tables; output as JSON lines.
   --stale                 Read the server's local copy without asking the leader.
   --tag K=V               jobs: only those targeting nodes with tag K=V (repeatable).
@@ -62,6 +69,8 @@ Options:
   --install=KEY           keyring: add KEY on every member (rotation step 1 of 3).
   --use=KEY               keyring: seal with KEY on every member (step 2; it must be installed).
   --remove=KEY            keyring: drop KEY on every member (step 3; not the one in use).
+  --public KEY            keys: the public key meant, when a name has several.
+  --kind KIND             keys accept: server, agent or client, for a key the cluster has not seen.
   --tz ZONE               schedule: the job's IANA time zone (UTC when not given).
   --count N               schedule: how many fire times to show, 1 to 100 [default: 5].
   --name NAME             schedule: the job's name, which ~ hashes.
@@ -73,7 +82,8 @@ pykronctl schedule '*/15 * * * *' --tz America/New_York
 
 OK, FAILED, USAGE_ERROR, NOT_FOUND, UNAVAILABLE = 0, 1, 2, 3, 4
 VERBS = ("status", "jobs", "job", "apply", "delete", "run", "kill", "toggle", "executions", "tail", "busy", "members",
-         "leader", "leave", "pause", "unpause", "settings", "export", "import", "keyring", "keygen", "raft", "schedule")
+         "leader", "leave", "pause", "unpause", "settings", "export", "import", "keyring", "keygen", "keys", "raft",
+         "schedule")
 JOB_COLUMNS = ("name", "schedule", "status", "last_success", "next", "success_count", "error_count", "disabled")
 EXECUTION_COLUMNS = ("id", "node_name", "status", "started_at", "finished_at", "exit_code", "output")
 
@@ -81,10 +91,10 @@ EXECUTION_COLUMNS = ("id", "node_name", "status", "started_at", "finished_at", "
 class Ctl:
     def __init__(self, args, out=sys.stdout):
         self.args = args
-        server = args["--server"]
-        if server in (None, "$PYKRON_SERVER, else localhost"):
-            server = os.environ.get("PYKRON_SERVER", "localhost")
-        self.client = Client(server, timeout_ms=_positive(args["--timeout-ms"], "--timeout-ms"), sender="pykronctl")
+        for option in ("--key", "--server-key"):
+            if args.get(option, "").startswith("$PYKRON_"):
+                args[option] = None  # docopt shows where the default comes from; access.connect reads it
+        self.client = access.connect(args, _positive(args["--timeout-ms"], "--timeout-ms"))
         self.json, self.stale = args["--json"], args["--stale"]
         self.p = Printer(out, self.json)
 
@@ -303,6 +313,26 @@ class Ctl:
     def do_keygen(self):
         """A new gossip key for [security] gossip_key or `keyring --install` (AES-256, base64)."""
         self.p.print(base64.b64encode(os.urandom(32)).decode())
+
+    def do_keys(self):
+        args = self.args
+        if args["new"]:
+            made = access.new_client_key(args["FILE"])
+            return self.p.show({"file": args["FILE"], "public": made.public.decode(), "id": made.id})
+        if args["show"]:
+            conf, pair = access.this_node_key()
+            return self.p.show({"node": conf.node.name, "public": pair.public.decode(), "id": pair.id,
+                                "server": f"{conf.node.advertise}:{conf.raft.client_port}"})
+        if args["list"]:
+            rows = self.client.keys_list(self.stale)
+            return self.p.dump(rows) if self.json else self.p.table(rows, ("name", "kind", "status", "id", "key"))
+        if args["reject"]:
+            done = self.client.key_reject(args["NAME"], args["--public"] or "")
+        elif args["add"]:
+            done = self.client.key_accept(args["NAME"], args["KEY"], "client")
+        else:
+            done = self.client.key_accept(args["NAME"], args["--public"] or "", args["--kind"] or "")
+        self.p.show(done)
 
     def do_keyring(self):
         verb = next((v for v in ("install", "use", "remove") if self.args[f"--{v}"]), "list")

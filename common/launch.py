@@ -127,6 +127,7 @@ def main(argv=None):
         print(render(conf, level))
         return 0
     try:
+        config.check_gossip_key(conf)
         config.make_run_dir(conf.node.run_dir)
     except ConfigError as err:
         print(f"pykron: {err}", file=sys.stderr)

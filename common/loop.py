@@ -1,6 +1,7 @@
 """The service loop every pykron service runs (not the api): one thread, one zmq.Poller over
 sockets and raw fds, timers instead of sleeps, signals as flags, and a ctl socket answering
-ctl.status. Handlers get decoded Envelopes; bad input is logged and counted, never fatal."""
+ctl.status. Every TCP socket is CURVE, let in by the process's gate (common/curve.py). Handlers
+get decoded Envelopes; bad input is logged and counted, never fatal."""
 
 from __future__ import annotations
 
@@ -16,14 +17,19 @@ import socket as pysocket
 import time
 
 import zmq
+from zmq.utils import monitor as zmq_monitor
 
-from common import config, errors, log as pklog, messages as m, metrics, wire
+from common import config, curve, errors, keys, log as pklog, messages as m, metrics, wire
 
 log = logging.getLogger(__name__)
 
 EXIT_CRASH = 70  # sysexits EX_SOFTWARE: supervisord restarts the service from durable state
 EXIT_HALT = 65  # sysexits EX_DATAERR: a store or an entry this code must not use (errors.Halt)
 MAX_BATCH = 256  # messages read from one socket before the others get a turn
+BOOK_CHECK_MS = 250  # how often the key book's file is looked at: a key rejected is cut off within a second
+REDIAL_MS, REDIAL_MAX_MS = 250, 2000  # a CURVE dial not through by then is made again (doubling)
+HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+DIAL_EVENTS = HANDSHAKE_FAILED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
 
 
 def now_ms():
@@ -42,6 +48,17 @@ class Timer:
 
     def cancel(self):
         self.cancelled = True
+
+
+class Dialled:
+    """A socket's one CURVE peer: where, with which key, its subscriptions (for a socket made
+    again in its place), whether its handshake went through, and when to look again."""
+
+    __slots__ = ("target", "key", "subscribe", "monitor", "ok", "backoff", "timer")
+
+    def __init__(self, target, key, subscribe):
+        self.target, self.key, self.subscribe = target, key, subscribe
+        self.monitor, self.ok, self.backoff, self.timer = None, False, REDIAL_MS, None
 
 
 class Peer:
@@ -120,13 +137,66 @@ class Loop:
         self.draining = False
         self.exit_code = None
         self.signals = []
+        self.keypair = keys.node_keypair(conf.node.data_dir)
+        self.gate = curve.Gate(conf.node.run_dir)
+        self.gated = {}  # socket → its role, for the sockets whose TCP endpoints are CURVE servers
+        self.tcp_bound = {}
+        self.dialled = {}   # socket → its Dialled, for the sockets that dial a CURVE peer
+        self.watching = {}  # monitor socket → the socket whose handshakes it reports
+        self.current = {}   # socket a service holds → the socket dialled again in its place
+        self.origin = {}    # and back
+        self.zap = self.ctx.socket(zmq.REP)
+        self.zap.setsockopt(zmq.LINGER, 0)
+        self.zap.bind(curve.ZAP_ENDPOINT)
+        self.kinds[self.zap] = zmq.REP
+        self.poller.register(self.zap, zmq.POLLIN)
+        self.every(BOOK_CHECK_MS, self.check_book)
         self._signal_pipe()
         self.ctl_router = self.socket(zmq.ROUTER, "ctl", on=self._on_ctl, bind=[f"ipc://{conf.node.run_dir}/{service}.ctl"])
 
     # -- sockets -------------------------------------------------------------------------
 
-    def socket(self, kind, role, *, on=None, bind=(), connect=(), subscribe=()):
-        """The only place socket options are set (STYLE §3)."""
+    def socket(self, kind, role, *, on=None, bind=(), connect=(), subscribe=(), who=curve.ANY_KIND, curve_tcp=True):
+        """The only place socket options are set (STYLE §3). TCP endpoints are bound as CURVE
+        servers after the ipc ones (the options apply to later binds): `who` are the kinds of
+        accepted key the gate lets in. `connect` takes ipc endpoints, or one (tcp endpoint, the
+        key of the node that serves it): such a socket dials one peer, and the loop may replace
+        it (see _dial_again); send and close through the loop, which knows its successor.
+        curve_tcp=False only for the gossip stream, which the gossip keyring authenticates (a
+        joining node knows no key but the keyring's)."""
+        sock = self._new_socket(kind, role)
+        curve_tcp = curve_tcp and not self.conf.wire.plain_tcp
+        for endpoint in sorted(bind, key=lambda e: not e.startswith("ipc://")):
+            if endpoint.startswith("ipc://"):
+                _unlink_stale(endpoint[len("ipc://"):])
+            elif curve_tcp and sock not in self.gated:
+                name = f"{self.service}.{role}"
+                curve.serve_socket(sock, name, self.keypair)
+                self.gate.rule(name, who)
+                self.gated[sock] = name
+            if endpoint.startswith("tcp://"):
+                self.tcp_bound.setdefault(sock, []).append(endpoint)
+            sock.bind(endpoint)
+        for prefix in subscribe:
+            sock.setsockopt(zmq.SUBSCRIBE, prefix)
+        self.kinds[sock] = kind
+        self.roles[sock] = role
+        if on is not None:
+            self.handlers[sock] = on
+            self.poller.register(sock, zmq.POLLIN)
+        for endpoint in connect:
+            endpoint, key = (endpoint, None) if isinstance(endpoint, str) else endpoint
+            if curve_tcp and endpoint.startswith("tcp://"):
+                if not key:
+                    raise errors.Unavailable(f"no key known for {endpoint}: not connecting to an unknown peer")
+                if len(connect) != 1:
+                    raise ValueError("a socket dials one CURVE peer (so that it can be dialled again alone)")
+                self._dial(sock, Dialled(self.from_bind(endpoint), key, list(subscribe)))
+            else:
+                sock.connect(self.from_bind(endpoint))
+        return sock
+
+    def _new_socket(self, kind, role):
         w = self.conf.wire
         sock = self.ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, w.linger_ms)
@@ -141,20 +211,71 @@ class Loop:
         sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
         if kind == zmq.ROUTER:
             sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        for endpoint in bind:
-            if endpoint.startswith("ipc://"):
-                _unlink_stale(endpoint[len("ipc://"):])
-            sock.bind(endpoint)
-        for endpoint in connect:
-            sock.connect(self.from_bind(endpoint))
-        for prefix in subscribe:
-            sock.setsockopt(zmq.SUBSCRIBE, prefix)
-        self.kinds[sock] = kind
-        self.roles[sock] = role
-        if on is not None:
-            self.handlers[sock] = on
-            self.poller.register(sock, zmq.POLLIN)
         return sock
+
+    # -- CURVE dials --------------------------------------------------------------------
+    # ZeroMQ never dials again after a peer refused our key at the handshake (as a server does
+    # until the book accepts it), and a socket dialled again after that may connect and still
+    # receive nothing: a dial that has not gone through is made again on a new socket.
+
+    def _dial(self, sock, dialled):
+        curve.dial_socket(sock, self.keypair, dialled.key)
+        monitor = sock.get_monitor_socket(DIAL_EVENTS)
+        self.watching[monitor] = sock
+        self.poller.register(monitor, zmq.POLLIN)
+        dialled.monitor, dialled.ok = monitor, False
+        self.dialled[sock] = dialled
+        sock.connect(dialled.target)
+        self._look_again(sock, dialled, dialled.backoff)
+
+    def _look_again(self, sock, dialled, ms):
+        if dialled.timer is not None:
+            dialled.timer.cancel()
+        dialled.timer = self.after(ms, lambda: self._dial_again(sock))
+
+    def _on_monitor(self, monitor):
+        sock = self.watching.get(monitor)
+        dialled = self.dialled.get(sock)
+        while True:
+            try:
+                event = zmq_monitor.recv_monitor_message(monitor, zmq.NOBLOCK)["event"]
+            except zmq.Again:
+                return
+            if dialled is None:
+                continue
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                dialled.ok, dialled.backoff = True, REDIAL_MS
+                if dialled.timer is not None:
+                    dialled.timer.cancel()
+                    dialled.timer = None
+            elif event & HANDSHAKE_FAILED:
+                self._look_again(sock, dialled, dialled.backoff)
+            elif event == zmq.EVENT_DISCONNECTED and dialled.ok:
+                dialled.ok = False  # ZeroMQ dials again by itself after a hang-up: look once it had its chance
+                self._look_again(sock, dialled, REDIAL_MAX_MS)
+
+    def _dial_again(self, sock):
+        dialled = self.dialled.get(sock)
+        if dialled is None or dialled.ok:
+            return
+        dialled.timer = None
+        dialled.backoff = min(dialled.backoff * 2, REDIAL_MAX_MS)
+        fresh = self._new_socket(self.kinds[sock], self.roles[sock])
+        for prefix in dialled.subscribe:
+            fresh.setsockopt(zmq.SUBSCRIBE, prefix)
+        self.kinds[fresh], self.roles[fresh] = self.kinds[sock], self.roles[sock]
+        handler = self.handlers.get(sock)
+        origin = self.origin.pop(sock, sock)
+        self.close(sock)
+        self.origin[fresh], self.current[origin] = origin, fresh
+        if handler is not None:
+            self.handlers[fresh] = handler
+            self.poller.register(fresh, zmq.POLLIN)
+        self._dial(fresh, dialled)
+
+    def now_socket(self, sock):
+        """The socket that stands for `sock` now (the loop may have dialled it again)."""
+        return self.current.get(sock, sock)
 
     def from_bind(self, endpoint):
         """Outgoing tcp leaves from the node's own address (ZeroMQ's "src;dst" form), so that a
@@ -164,14 +285,26 @@ class Loop:
             return f"tcp://{bind}:0;{endpoint[len('tcp://'):]}"
         return endpoint
 
-    def peer(self, role, connect=(), *, on=None):
-        sock = self.socket(zmq.DEALER, role, connect=connect)
+    def peer(self, role, connect=(), *, on=None, curve_tcp=True):
+        sock = self.socket(zmq.DEALER, role, connect=connect, curve_tcp=curve_tcp)
         peer = Peer(self, sock, on)
         self.handlers[sock] = peer.dispatch
         self.poller.register(sock, zmq.POLLIN)
         return peer
 
     def close(self, sock):
+        sock = self.now_socket(sock)
+        self.current.pop(self.origin.pop(sock, sock), None)
+        self.gated.pop(sock, None)
+        self.tcp_bound.pop(sock, None)
+        dialled = self.dialled.pop(sock, None)
+        if dialled is not None:
+            if dialled.timer is not None:
+                dialled.timer.cancel()
+            del self.watching[dialled.monitor]
+            self.poller.unregister(dialled.monitor)
+            sock.disable_monitor()
+            dialled.monitor.close(0)
         self.handlers.pop(sock, None)
         self.kinds.pop(sock, None)
         self.roles.pop(sock, None)
@@ -183,6 +316,7 @@ class Loop:
 
     def send(self, sock, msg, *, route=(), topic=b"", re=b"", term=0):
         """Send without blocking; returns the message id, or None when the peer is gone or full."""
+        sock = self.current.get(sock, sock)
         msg_id = wire.new_id()
         frames = [*route, *((topic,) if topic else ()), *wire.encode(msg, self.sender, re=re, term=term, msg_id=msg_id)]
         try:
@@ -247,9 +381,9 @@ class Loop:
         stops the process here with its one line, before the loop runs."""
         try:
             return make_shell()
-        except errors.Halt as exc:
+        except (errors.Halt, errors.ConfigError) as exc:
             log.error("stopping service=%s: %s", self.service, exc)
-            for sock in list(self.kinds):
+            for sock in [*self.kinds, *self.watching]:
                 sock.close(0)
             self.ctx.term()
             raise SystemExit(EXIT_HALT) from None
@@ -265,7 +399,7 @@ class Loop:
             log.exception("crash service=%s", self.service)
             self.exit_code = EXIT_CRASH
         finally:
-            for sock in list(self.kinds):
+            for sock in [*self.kinds, *self.watching]:
                 sock.close(0)
             self.ctx.term()
         return self.exit_code
@@ -276,6 +410,12 @@ class Loop:
             return
         events = self.poller.poll(self._timeout())
         for target, _ in events:
+            if target is self.zap:
+                self._on_zap()
+                continue
+            if target in self.watching:
+                self._on_monitor(target)
+                continue
             handler = self.handlers.get(target)
             if handler is None:
                 continue
@@ -324,14 +464,25 @@ class Loop:
                 tick(now)
 
     def _drain_socket(self, sock, handler):
-        kind = self.kinds.get(sock)
+        kind, role = self.kinds.get(sock), self.gated.get(sock)
         for _ in range(MAX_BATCH):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=role is None)
             except zmq.Again:
                 return
+            peer = ""
+            if role is not None:
+                # Checked on every message, not only at the handshake: a key rejected since
+                # its connection was made is cut off as soon as the book says so.
+                key = _user_id(frames[-1])
+                frames = [f.bytes for f in frames]
+                if key:
+                    peer = self.gate.who(role, key)
+                    if peer is None:
+                        self._drop(sock, kind, frames, wire.WireError("key", f"key {key[:8]} is no longer accepted"))
+                        continue
             try:
-                env = wire.decode(frames, topic=kind == zmq.SUB)
+                env = wire.decode(frames, topic=kind == zmq.SUB, peer=peer)
             except wire.WireError as exc:
                 self._drop(sock, kind, frames, exc)
                 continue
@@ -358,13 +509,34 @@ class Loop:
                      if exc.code == "version" else m.Error(code="bad_request", message=f"malformed message: {exc}"))
             self.send(sock, reply, route=(frames[0],), re=exc.msg_id)
 
+    # -- keys ------------------------------------------------------------------------------
+
+    def _on_zap(self):
+        while True:
+            try:
+                frames = self.zap.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.zap.send_multipart(self.gate.answer(frames))
+
+    def check_book(self):
+        if not self.gate.reload_if_changed():
+            return
+        for sock, role in list(self.gated.items()):
+            if self.kinds.get(sock) == zmq.PUB:
+                # A PUB cannot refuse a subscriber already connected: every connection is made
+                # again (the others within a reconnect interval), and a rejected key no longer passes.
+                for endpoint in self.tcp_bound.get(sock, ()):
+                    sock.unbind(endpoint)
+                    sock.bind(endpoint)
+
     # -- control and signals -------------------------------------------------------------
 
     def _on_ctl(self, env):
         if not isinstance(env.msg, m.CtlStatus):
             raise errors.BadRequest(f"ctl socket does not answer {env.type}")
         body = {"service": self.service, "pid": os.getpid(), "ready": self.ready, "role": "",
-                "leader": "", "term": 0, "dropped": dict(self.dropped)}
+                "leader": "", "term": 0, "dropped": dict(self.dropped), "keys_refused": self.gate.refused}
         body.update(self.status())
         body["metrics"] = self.metrics.snapshot()
         self.reply(self.ctl_router, env, body)
@@ -398,6 +570,14 @@ class Loop:
             log.info("draining signal=%d (send again to exit now)", signum)
             self.draining = True
             self.on_term()
+
+
+def _user_id(frame):
+    """The key a CURVE connection authenticated with ("" over ipc, where there is none)."""
+    try:
+        return frame.get("User-Id") or ""
+    except zmq.ZMQError:
+        return ""
 
 
 def _unlink_stale(path):

@@ -34,7 +34,9 @@ class NodeInfoReply:
     node: str
     role: str
     addrs: dict[str, str]
-    leader: dict[str, Any] | None = None  # {node, term, addrs, ready}, None when no leader is known
+    leader: dict[str, Any] | None = None  # {node, term, addrs, key, ready}, None when no leader is known
+    key: str = ""                     # this node's CURVE public key
+    keys: dict[str, str] = field(default_factory=dict)  # every accepted node's key, by name
 
 
 @reply("leader.get")
@@ -43,6 +45,7 @@ class LeaderReply:
     term: int
     addrs: dict[str, str]
     ready: bool = False
+    key: str = ""                     # the leader's CURVE public key
 
 
 @reply("job.put", "job.delete", "job.get", "exec.delete_all")
@@ -105,6 +108,16 @@ class UnfinishedRuns:
 @reply("settings.get", "settings.put", "note.put")
 class SettingsReply:
     settings: dict[str, Any]
+
+
+@reply("keys.list")
+class KeysReply:
+    keys: list[dict[str, Any]]        # {key, id, name, kind, status}
+
+
+@reply("key.accept", "key.reject", "key.pending")
+class KeyReply:
+    key: dict[str, Any]
 
 
 @reply("server.register")
@@ -345,6 +358,31 @@ class NotePut:
     seq: int = 0
 
 
+@message("keys.list", since=2)
+class KeysList:
+    """→ ok {keys: [{key, id, name, kind, status}]}: every key the cluster has heard of."""
+
+    stale: bool = False
+
+
+@message("key.accept", since=2)
+class KeyAccept:
+    """Accept `name`'s pending key, or the key given (a client's, with kind "client", or one
+    rejected before); any other key accepted for the name is rejected."""
+
+    name: str
+    key: str = ""
+    kind: str = ""
+
+
+@message("key.reject", since=2)
+class KeyReject:
+    """Reject `name`'s key (or the key given): it is cut off from every socket within a second."""
+
+    name: str = ""
+    key: str = ""
+
+
 # -- raft state PUB (Clone pattern: updates carry the applied index) -------------------------
 
 
@@ -388,6 +426,14 @@ class DispatcherHeartbeat:
 
     node: str
     term: int
+
+
+@message("keys.book", since=2)
+class KeyBookNotice:
+    """The accepted keys, from the leader's dispatcher on `all`, for agents (which have no raft
+    to read them from): public key → [name, kind]. Sent when they change, and every few seconds."""
+
+    keys: dict[str, list[str]]
 
 
 @message("run.start")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import msgpack
 
-PROTOCOL = 1        # the protocol this release speaks
+PROTOCOL = 2        # the protocol this release speaks (2: node keys)
 PROTOCOL_MIN = 1    # the oldest protocol it still accepts
 # One version past PROTOCOL, spoken only with [node] protocol_next (tests): its message and
 # command (note.put) let a mixed-version cluster be exercised before a real feature needs it.
@@ -98,6 +98,7 @@ class Envelope:
     msg: object
     route: tuple = ()
     topic: bytes = b""
+    peer: str = ""  # the name of the CURVE key it came with ("" over ipc: this node)
 
 
 _ID_PREFIX = os.urandom(8)
@@ -160,7 +161,7 @@ def encode_datagram(msg, sender, *, re=b"", term=0, msg_id=None):
     return pack([unpack(header), unpack(body)])
 
 
-def decode(frames, *, topic=False):
+def decode(frames, *, topic=False, peer=""):
     """[*route, (topic,) header, body] → Envelope, or WireError; never any other exception."""
     if not isinstance(frames, (list, tuple)) or len(frames) < (3 if topic else 2):
         raise WireError("frames", f"expected header and body, got {len(frames) if isinstance(frames, (list, tuple)) else 0} frames")
@@ -170,7 +171,7 @@ def decode(frames, *, topic=False):
     head, body = unpack(bytes(frames[-2])), unpack(bytes(frames[-1]))
     rest = [bytes(f) for f in frames[:-2]]
     tpc = rest.pop() if topic else b""
-    return _envelope(head, body, tuple(rest), tpc)
+    return _envelope(head, body, tuple(rest), tpc, peer)
 
 
 def decode_datagram(data):
@@ -182,7 +183,7 @@ def decode_datagram(data):
     return _envelope(pair[0], pair[1], (), b"")
 
 
-def _envelope(head, body, route, tpc):
+def _envelope(head, body, route, tpc, peer=""):
     if not isinstance(head, list) or len(head) != 6:
         raise WireError("format", "header is not a 6-item array")
     version, name, sender, msg_id, re, term = head
@@ -202,7 +203,7 @@ def _envelope(head, body, route, tpc):
     if not isinstance(body, dict):
         raise WireError("format", f"{name}: body is not a map")
     try:
-        return Envelope(name, sender, msg_id, re, term, _build(cls, body), route, tpc)
+        return Envelope(name, sender, msg_id, re, term, _build(cls, body), route, tpc, peer)
     except WireError as exc:
         exc.msg_id = msg_id  # the header was sound: the sender can be told which request failed
         raise

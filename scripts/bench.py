@@ -5,6 +5,8 @@ is measured.
   raft   3 servers on loopback, fsync on: commits/s and commit latency at 1, 16 and 128
          concurrent proposers, fsyncs per commit, leader changes, and failover time after
          kill -9 of the leader; beside the same load with batching off (an fsync per entry).
+         --secure: a secure cluster (CURVE, sealed gossip) beside the plain baseline
+         ([wire] plain_tcp), 3 runs of each in turn, medians: the cost of CURVE.
   api    one node: POST /v1/jobs (10,000 creates) and GET /v1/jobs paged over them, req/s and
          p99; beside a fixed-body Falcon app under the same gunicorn settings (scripts/bench_api.py)."""
 
@@ -25,8 +27,8 @@ from scripts.bench_common import percentile  # noqa: E402
 from scripts.cluster import Cluster  # noqa: E402
 
 USAGE = """Usage:
-  bench raft [--seconds S] [--failovers N]
-  bench schedule [--quick] [--case C] [--config K]
+  bench raft [--seconds S] [--failovers N] [--secure]
+  bench schedule [--quick] [--case C] [--config K] [--secure]
   bench api [--jobs N] [--seconds S]
 
 Options:
@@ -37,6 +39,8 @@ Options:
   --config K      schedule: only configuration K (aps: APScheduler, 1n: one node, 3s2a: 3 servers and
                   2 agents); case c runs on 3s2a only.
   --jobs N        Jobs the api bench creates, then lists [default: 10000].
+  --secure        Secure (CURVE, sealed gossip) beside plain TCP, 3 runs each in turn, medians
+                  (schedule: case a on 3 servers + 2 agents).
 """
 
 PROPOSERS = (1, 16, 128)
@@ -133,16 +137,44 @@ def bench_raft(seconds, kills):
           f"all {', '.join(f'{t:.2f}' for t in failover_times)}")
 
 
+def bench_raft_secure(seconds, rounds=3):
+    """The cost of CURVE on Raft: secure and plain clusters in turn, each load's median."""
+    rows = {}
+    for i in range(rounds):
+        for mode in ("secure", "plain"):
+            with Cluster(servers=3, secure=mode == "secure", plain=mode == "plain") as cluster:
+                for n in PROPOSERS:
+                    row = load(cluster, n, seconds)
+                    rows.setdefault((mode, n), []).append(row)
+                    print(f"  round {i + 1} {mode:>6} {n:>3} proposers: {row['commits_s']:8.0f} commits/s", file=sys.stderr)
+    print(f"\nraft, secure beside plain: 3 servers on loopback, {seconds}s per load, median of {rounds} runs each")
+    print(f"{'proposers':>9} | {'secure commits/s':>16} {'p50 ms':>7} {'p99 ms':>7} | {'plain commits/s':>15} "
+          f"{'p50 ms':>7} {'p99 ms':>7} | {'secure/plain':>12}")
+    for n in PROPOSERS:
+        s, p = ({k: statistics.median(r[k] for r in rows[(mode, n)]) for k in ("commits_s", "p50_ms", "p99_ms")}
+                for mode in ("secure", "plain"))
+        spread = [f"{r['commits_s']:.0f}" for r in rows[("secure", n)]], [f"{r['commits_s']:.0f}" for r in rows[("plain", n)]]
+        print(f"{n:>9} | {s['commits_s']:>16.0f} {s['p50_ms']:>7.1f} {s['p99_ms']:>7.1f} | {p['commits_s']:>15.0f} "
+              f"{p['p50_ms']:>7.1f} {p['p99_ms']:>7.1f} | {s['commits_s'] / max(p['commits_s'], 1e-9):>11.2f}x"
+              f"   (runs: secure {'/'.join(spread[0])}, plain {'/'.join(spread[1])})")
+
+
 def main(argv=None):
     args = docopt(USAGE, argv=argv)
-    if args["raft"]:
+    if args["raft"] and args["--secure"]:
+        bench_raft_secure(int(args["--seconds"]))
+    elif args["raft"]:
         bench_raft(int(args["--seconds"]), int(args["--failovers"]))
     if args["schedule"]:
         from scripts.bench_schedule import CASES, CONFIGS, bench_schedule
         if args["--case"] not in (None, *CASES) or args["--config"] not in (None, *CONFIGS):
             print(f"--case is one of {', '.join(CASES)}; --config one of {', '.join(CONFIGS)}", file=sys.stderr)
             return 2
-        bench_schedule(quick=args["--quick"], case=args["--case"], config=args["--config"])
+        if args["--secure"]:
+            from scripts.bench_schedule import bench_schedule_secure
+            bench_schedule_secure(quick=args["--quick"])
+        else:
+            bench_schedule(quick=args["--quick"], case=args["--case"], config=args["--config"])
     if args["api"]:
         from scripts.bench_api import bench_api
         bench_api(int(args["--jobs"]), int(args["--seconds"]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import statistics
 import subprocess
 import threading
 import time
@@ -179,6 +180,25 @@ def bench_schedule(quick=False, case=None, config=None):
         with Cluster(servers=3, agents=2) as cluster:
             climb = rising(cluster, 15 if quick else 25)
         report_climb(climb)
+
+
+def bench_schedule_secure(quick=False, rounds=3):
+    """The cost of CURVE on scheduling: case (a) on 3 servers and 2 agents, a secure cluster and
+    a plain one in turn, `rounds` of each; medians, and each run's p99."""
+    seconds = 30 if quick else 60
+    runs = {"secure": [], "plain": []}
+    for i in range(rounds):
+        for mode in runs:
+            print(f"  round {i + 1}: case (a) on a {mode} cluster ...", flush=True)
+            with Cluster(servers=3, agents=2, secure=mode == "secure", plain=mode == "plain") as cluster:
+                done, _ = run_pykron(cluster, every_10s(1000), seconds)
+                runs[mode].append(summarize(done, seconds))
+    print(f"\nschedule, secure beside plain: case (a) on 3 servers + 2 agents, {seconds}s, median of {rounds} runs each")
+    print(f"{'cluster':>7} | {'runs':>6} {'runs/s':>7} | {'late p50':>8} {'p99':>7} {'max':>7} ms | {'failed':>6} | p99 of each run")
+    for mode, rows in runs.items():
+        med = {k: statistics.median(r[k] for r in rows) for k in ("runs", "runs_s", "p50", "p99", "max", "failed")}
+        print(f"{mode:>7} | {med['runs']:>6.0f} {med['runs_s']:>7.1f} | {med['p50']:>8.0f} {med['p99']:>7.0f} "
+              f"{med['max']:>7.0f}    | {med['failed']:>6.0f} | {', '.join(str(round(r['p99'])) for r in rows)}")
 
 
 def report(table, cases, seconds_a, seconds_b, count_b):

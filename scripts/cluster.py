@@ -5,6 +5,7 @@ tests use `with Cluster(servers=1) as c:`."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -24,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common import config, errors, messages as m  # noqa: E402
+from common import config, errors, keys, messages as m  # noqa: E402
 from common.client import Client  # noqa: E402
 from common.launch import services_for  # noqa: E402
 
@@ -49,6 +50,11 @@ class Node:
     proc: object = None  # the Popen when this process started it (so it can be reaped)
 
     @property
+    def key(self):
+        """The node's public key (made before its first start, so that clients know it)."""
+        return keys.node_keypair(self.conf.node.data_dir).public.decode()
+
+    @property
     def api(self):
         scheme = "https" if self.conf.api.certfile else "http"
         return f"{scheme}://{self.conf.node.advertise}:{self.conf.api.port}"
@@ -60,8 +66,12 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, servers=1, agents=0, dir=None, *, env=None, conf=None, node_conf=None, keep=False):
-        """conf: sections layered over every node's config; node_conf: {node name: sections}."""
+    def __init__(self, servers=1, agents=0, dir=None, *, env=None, conf=None, node_conf=None, keep=False,
+                 secure=False, plain=False):
+        """conf: sections layered over every node's config; node_conf: {node name: sections}.
+        secure: gossip encrypted with a key of the cluster's own, and no key accepted but by the
+        launcher's `keys accept` (else every node that joins gossip is accepted: auto_accept).
+        plain: the benchmark baseline, TCP without CURVE ([wire] plain_tcp)."""
         if servers < 1 or agents < 0 or servers + agents > 200:
             raise ClusterError("need at least one server, and at most 200 nodes")
         self.servers, self.agents = servers, agents
@@ -73,6 +83,8 @@ class Cluster:
         self.ctl_error = None
         self.paused = {}
         self.keep = keep
+        self.secure, self.plain = secure, plain
+        self.gossip_key = base64.b64encode(os.urandom(32)).decode() if secure else ""
         self.nodes = {}
 
     # -- life cycle --------------------------------------------------------------------------
@@ -103,23 +115,62 @@ class Cluster:
         for name in names:
             role = "server" if name.startswith("s") else "agent"
             self.nodes[name] = self.write_node(name, role, blocks[name], hosts[name], founders, join)
+        self.client_keypair()
         for node in self.nodes.values():
             self.start(node)
         for node in self.nodes.values():
             self.wait_ready(node)
-        self.wait_targets(self.leader(timeout=START_TIMEOUT_S))
+        leader = self.leader(timeout=START_TIMEOUT_S)
+        self.accept_keys()
+        self.wait_targets(leader)
         self.save()
         return self
 
+    def client_keypair(self):
+        """The launcher's client key (accepted in every cluster it starts), in the cluster's dir."""
+        path = self.dir / "client.key"
+        return keys.read_keypair(str(path)) if path.exists() else keys.write_keypair(str(path))
+
+    def accept_keys(self, names=None, timeout=START_TIMEOUT_S):
+        """Accept the launcher's client key and, in a secure cluster, each node's (they are
+        pending once gossip shows them), through a server's ipc socket as an operator on its host."""
+        server = next(n for n in self.nodes.values() if n.role == "server" and pid_alive(n.pid))
+        local = Client(config.ipc(server.conf, "raft", "client"), keypair=keys.node_keypair(server.conf.node.data_dir))
+        try:
+            wanted = {"launcher": (self.client_keypair().public.decode(), "client")}
+            if self.secure:
+                wanted.update({n.name: (n.key, n.role) for n in self.nodes.values()
+                               if names is None or n.name in names})
+            deadline = time.monotonic() + timeout
+            while wanted:
+                known = {k["key"]: k for k in local.keys_list()}
+                for name, (key, kind) in list(wanted.items()):
+                    if known.get(key, {}).get("status") == "accepted":
+                        del wanted[name]
+                    elif kind == "client" or key in known:
+                        local.key_accept(name, key, kind)
+                if wanted and time.monotonic() > deadline:
+                    raise ClusterError(f"keys not accepted within {timeout}s: {sorted(wanted)}")
+                time.sleep(0.1 if wanted else 0)
+        finally:
+            local.close()
+
     def wait_targets(self, leader, timeout=START_TIMEOUT_S):
         """Up means jobs can be sent anywhere: the leader's dispatcher, which targets what gossip
-        reports alive, sees every node (a run asked for before that finds no target)."""
+        reports alive, sees every node (a run asked for before that finds no target), and every
+        executor hears it (its key let in by the run PUB: a run sent before would wait a re-send)."""
         deadline = time.monotonic() + timeout
         while self.ctl(leader, "dispatcher").get("alive") != len(self.nodes):
             if time.monotonic() > deadline:
                 raise ClusterError(f"the dispatcher of {leader} does not see all {len(self.nodes)} nodes alive "
                                    f"within {timeout}s: {self.ctl(leader, 'dispatcher')}")
             time.sleep(0.05)
+        for name in self.nodes:
+            while self.ctl(name, "executor").get("dispatcher") != leader:
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"the executor of {name} does not follow {leader} within {timeout}s: "
+                                       f"{self.ctl(name, 'executor')}")
+                time.sleep(0.05)
 
     def write_node(self, name, role, ports, host, founders, join):
         node_dir = self.dir / name
@@ -128,7 +179,9 @@ class Cluster:
                              "run_dir": str(self.run_root / name), "bind": host},
                     "api": {"workers": 1, "threads": 8},
                     "raft": {"servers": founders, "bootstrap_expect": len(founders)},
-                    "gossip": {"join": [j for j in join if not j.startswith(host + ":")]}}
+                    "gossip": {"join": [j for j in join if not j.startswith(host + ":")]},
+                    "security": ({"gossip_key": self.gossip_key} if self.secure else {"auto_accept": "gossip"}),
+                    "wire": {"plain_tcp": self.plain}}
         for (section, key), port in zip(PORT_KEYS, ports):
             sections[section] = {**sections.get(section, {}), key: port}
         for extra in (self.extra, self.node_extra.get(name, {})):
@@ -136,7 +189,9 @@ class Cluster:
                 sections.setdefault(section, {}).update(values)
         path = node_dir / "node.toml"
         path.write_text(to_toml(sections))
-        return Node(name, role, str(path), config.load(str(path), env={}))
+        node = Node(name, role, str(path), config.load(str(path), env={}))
+        keys.node_keypair(node.conf.node.data_dir)  # made now, so that the launcher knows it
+        return node
 
     def start(self, node):
         log = open(self.dir / node.name / "supervisord.out", "ab")
@@ -295,7 +350,22 @@ class Cluster:
         raise ClusterError(f"no ready leader within {timeout}s")
 
     def client(self, name="s1"):
-        return Client(self.nodes[name].server)
+        node = self.nodes[name]
+        return Client(node.server, keypair=self.client_keypair(), server_key=node.key, plain=self.plain)
+
+    def dial(self, sock, name, endpoint, as_node=None):
+        """Connect a raw socket to one of node `name`'s tcp endpoints, as the launcher's client
+        key (or as node `as_node`, with its key): for tests that send what a Client would not."""
+        pair = keys.node_keypair(self.nodes[as_node].conf.node.data_dir) if as_node else self.client_keypair()
+        sock.curve_secretkey, sock.curve_publickey = pair.secret, pair.public
+        sock.curve_serverkey = self.nodes[name].key.encode()
+        sock.connect(endpoint)
+
+    def ctl_env(self, name="s1"):
+        """What pykronctl needs in its environment to talk to node `name` as the launcher."""
+        node = self.nodes[name]
+        return {**os.environ, "PYKRON_SERVER": node.server, "PYKRON_KEY": str(self.dir / "client.key"),
+                "PYKRON_SERVER_KEY": node.key}
 
     def api(self, name="s1"):
         return self.nodes[name].api
@@ -312,7 +382,7 @@ class Cluster:
                 print("\n".join(text), file=sys.stderr)
 
     def save(self):
-        state = {"run_root": str(self.run_root), "nodes": {
+        state = {"run_root": str(self.run_root), "secure": self.secure, "nodes": {
             n.name: {"role": n.role, "conf": n.conf_path, "pid": n.pid, "api": n.api, "server": n.server}
             for n in self.nodes.values()}}
         (self.dir / "cluster.json").write_text(json.dumps(state, indent=2))
@@ -326,6 +396,7 @@ class Cluster:
         self = cls.__new__(cls)
         self.dir, self.run_root, self.env, self.keep = Path(dir), Path(state["run_root"]), dict(os.environ), False
         self.extra, self.node_extra, self.ctl_error, self.paused = {}, {}, None, {}
+        self.secure, self.plain, self.gossip_key = state.get("secure", False), False, ""
         self.nodes = {name: Node(name, n["role"], n["conf"], config.load(n["conf"], env={}), n["pid"])
                       for name, n in state["nodes"].items()}
         return self
@@ -462,7 +533,7 @@ def http_ok(url, cafile=""):
 USAGE = """scripts/cluster: start and break pykron nodes on loopback.
 
 Usage:
-  cluster up [--servers N] [--agents M] --dir D
+  cluster up [--servers N] [--agents M] [--secure] --dir D
   cluster down --dir D
   cluster status --dir D
   cluster kill NODE [SERVICE] --dir D
@@ -476,6 +547,7 @@ Options:
   --servers N   Server nodes [default: 1].
   --agents M    Agent nodes [default: 0].
   --dir D       Where node configs, data and the cluster state live.
+  --secure      Gossip encrypted, and every key accepted by the launcher, none automatically.
 
 GROUP is a comma-separated list of node names: `partition s1,s2 s3` cuts s3 off from s1 and s2.
 """
@@ -487,7 +559,8 @@ def main(argv=None):
     args = docopt(USAGE, argv=argv)
     try:
         if args["up"]:
-            cluster = Cluster(int(args["--servers"]), int(args["--agents"]), args["--dir"], keep=True)
+            cluster = Cluster(int(args["--servers"]), int(args["--agents"]), args["--dir"], keep=True,
+                              secure=args["--secure"])
             try:
                 cluster.up()
             except ClusterError:
@@ -495,7 +568,8 @@ def main(argv=None):
                 cluster.down()
                 raise
             for node in cluster.nodes.values():
-                print(f"{node.name}\t{node.role}\t{node.api}\t{node.server}")
+                print(f"{node.name}\t{node.role}\t{node.api}\t{node.server}\t{node.key}")
+            print(f"client key (accepted): {cluster.dir / 'client.key'}")
             return 0
         cluster = Cluster.load(args["--dir"])
         if args["down"]:

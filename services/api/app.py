@@ -8,7 +8,7 @@ import threading
 
 import falcon
 
-from common import config, log, messages as m, wire
+from common import config, keys, log, messages as m, wire
 from common.client import Client
 from services.api import executions, hooks, jobs, members, metrics, output, preview, settings, status, ui
 
@@ -33,9 +33,12 @@ class Node:
         if self._client is None or self._pid != os.getpid():
             with self._lock:
                 if self._client is None or self._pid != os.getpid():
+                    # The node's own key: the api is a service of the node, on its host.
                     self._client = Client(config.ipc(self.conf, "raft", "client"),
                                           timeout_ms=self.conf.wire.call_timeout_ms,
-                                          sender=f"api:{self.conf.node.name}")
+                                          sender=f"api:{self.conf.node.name}",
+                                          keypair=keys.node_keypair(self.conf.node.data_dir),
+                                          plain=self.conf.wire.plain_tcp)
                     self._pid = os.getpid()
         return self._client
 

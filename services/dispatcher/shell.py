@@ -12,7 +12,7 @@ import sys
 
 import zmq
 
-from common import config, errors, messages as m, metrics, wire
+from common import config, curve, errors, messages as m, metrics, wire
 from common.loop import Loop, mono_ms
 from services.dispatcher.core import Dispatcher, carry_out
 from services.dispatcher.delivery import Notifier
@@ -20,8 +20,10 @@ from services.dispatcher.delivery import Notifier
 log = logging.getLogger(__name__)
 
 FEED_SILENCE_MS = 1500  # as the scheduler: three missed beats of the raft state feed
+BOOK_RESEND_MS = 5000   # the key book goes to agents when it changes, and this often besides
 TICK_TYPES = (m.TickFire, m.TickSkip)
-RESULT_TYPES = (m.ExecOutput, m.RunAck, m.ExecHeartbeat, m.ExecResult, m.JobRun, m.ExecKill, m.BusyList)
+EXECUTOR_TYPES = (m.ExecOutput, m.RunAck, m.ExecHeartbeat, m.ExecResult)
+RESULT_TYPES = EXECUTOR_TYPES + (m.JobRun, m.ExecKill, m.BusyList)
 
 
 class DispatcherShell:
@@ -32,7 +34,9 @@ class DispatcherShell:
                                run_attempts=dc.run_attempts, lease_ms=dc.lease_ms, heartbeat_ms=dc.heartbeat_ms,
                                members_refresh_ms=dc.members_refresh_ms, now=loop.now())
         self.heard_at = 0
-        self.run_pub = loop.socket(zmq.PUB, "run", bind=config.endpoints(conf, "dispatcher", "run", dc.run_port))
+        self.book_sent = (None, 0)  # (book, when) last sent to agents
+        self.run_pub = loop.socket(zmq.PUB, "run", bind=config.endpoints(conf, "dispatcher", "run", dc.run_port),
+                                   who=curve.NODE_KINDS)
         self.output_pub = loop.socket(zmq.PUB, "output",
                                       bind=config.endpoints(conf, "dispatcher", "output", dc.output_port))
         self.result_router = loop.socket(zmq.ROUTER, "result", on=self.on_result,
@@ -79,9 +83,25 @@ class DispatcherShell:
     def on_result(self, env):
         if not isinstance(env.msg, RESULT_TYPES):
             raise errors.BadRequest(f"the dispatcher does not answer {env.type}")
+        if isinstance(env.msg, EXECUTOR_TYPES) and not self.from_its_node(env):
+            # A node's key speaks for that node's executions only: a forged result could start
+            # dependent jobs, forged output would reach live tails.
+            self.loop.dropped["not_its_node"] += 1
+            raise errors.BadRequest(f"{env.type} from {env.peer or self.name}: not the node of that execution")
         if isinstance(env.msg, m.ExecOutput):  # forwarded as it comes, for live tails
             self.loop.send(self.output_pub, env.msg, topic=wire.output_topic(env.msg.job, env.msg.id))
         self.step(env, reply=(self.result_router, env))
+
+    def from_its_node(self, env):
+        if self.conf.wire.plain_tcp:
+            return True  # the benchmark baseline: no key tells who sent it
+        node, msg = env.peer or self.name, env.msg  # over ipc: this node's own executor
+        if isinstance(msg, m.ExecResult):
+            return msg.execution.get("node") == node
+        if isinstance(msg, (m.RunAck, m.ExecHeartbeat)):
+            return msg.node == node
+        run = self.core.runs.get(msg.id)
+        return run is not None and run.execution["node"] == node
 
     # -- carrying out the core's Ready -----------------------------------------------------
 
@@ -129,6 +149,11 @@ class DispatcherShell:
 
     def beat(self, term):
         self.loop.send(self.run_pub, m.DispatcherHeartbeat(node=self.name, term=term), topic=wire.topic("all"))
+        book, sent_at = self.book_sent
+        if book != self.loop.gate.book or mono_ms() - sent_at >= BOOK_RESEND_MS:
+            book = self.loop.gate.book
+            self.loop.send(self.run_pub, m.KeyBookNotice(keys=book.to_plain()["keys"]), topic=wire.topic("all"))
+            self.book_sent = (book, mono_ms())
 
     def status(self):
         return {"role": "leader" if self.core.active else "follower", "term": self.core.term,
@@ -140,5 +165,5 @@ class DispatcherShell:
 def main(argv=None):
     conf = config.load_argv(argv, prog="pykron-dispatcher")
     loop = Loop(conf, service="dispatcher")
-    DispatcherShell(conf, loop)
+    loop.start(lambda: DispatcherShell(conf, loop))
     sys.exit(loop.run())

@@ -94,14 +94,25 @@ def available(names):
     return {name: known[name] for name in names if name in known}
 
 
-def plan(offered, job, base_env=None):
-    """The plan for one execution; BadRequest when the executor or its config is not usable."""
+def job_environment(passthrough, environ=None):
+    """What a job inherits of the executor's environment: the variables named in [executor]
+    env_passthrough, never pykron's own (PYKRON_*: they say where the node's config and keys are)."""
+    environ = os.environ if environ is None else environ
+    return {k: environ[k] for k in passthrough if k in environ and not k.startswith("PYKRON_")}
+
+
+def plan(offered, job, base_env, run_as=""):
+    """The plan for one execution; BadRequest when the executor or its config is not usable.
+    A job that names no su runs as [executor] run_as (when set)."""
     factory = offered.get(job["executor"])
     if factory is None:
         raise BadRequest(f"executor {job['executor']!r} is not offered on this node")
     if isinstance(factory, metadata.EntryPoint):
         factory = factory.load()
-    result = factory(job, job.get("executor_config") or {}, dict(os.environ if base_env is None else base_env))
+    result = factory(job, job.get("executor_config") or {}, dict(base_env))
+    if run_as and result.user is None:
+        result.user, _, group = run_as.partition(":")
+        result.group = group or None
     job_timeout = _duration(job.get("timeout"))
     if job_timeout and (not result.timeout_ms or job_timeout < result.timeout_ms):
         result.timeout_ms = job_timeout

@@ -52,9 +52,14 @@ def log_processor(done, config):
 
 def files_processor(done, config):
     """Dkron's files: <log_dir>/<execution id>.log holds the output; the stored output becomes
-    that path. A relative log_dir is taken from the node's data_dir (Dkron's cwd is arbitrary)."""
-    directory = config.get("log_dir") or done.settings.log_dir or "logs"
-    directory = os.path.join(done.data_dir, directory)
+    that path. A relative log_dir is taken from the node's data_dir (Dkron's cwd is arbitrary).
+    It must lie under [processors] files_root: whoever may write a job must not choose where the
+    executor's user writes files (`..`, a link, /etc)."""
+    default = done.settings.log_dir or "logs"
+    root = os.path.realpath(os.path.join(done.data_dir, done.settings.files_root or default))
+    directory = os.path.realpath(os.path.join(done.data_dir, config.get("log_dir") or default))
+    if os.path.commonpath([root, directory]) != root:
+        raise PermissionError(f"log_dir {config.get('log_dir')!r} is outside [processors] files_root ({root})")
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, done.execution["id"].replace(os.sep, "_") + ".log")
     with open(path, "wb") as fh:

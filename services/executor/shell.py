@@ -1,6 +1,6 @@
-"""The executor service's shell: one SUB to every server's run PUB (node, tag and `all`
-topics), one DEALER per server's dispatcher, sending to the one the core names (the highest
-term heard). It steps the core (services/executor/core.py) with what arrives and carries out
+"""The executor service's shell: it follows the servers (services/executor/servers.py: their
+run PUBs on node, tag and `all` topics, their dispatchers, the leader their raft names), sending
+to the dispatcher the core names. It steps the core (services/executor/core.py) with what arrives and carries out
 its Ready: the store, the children (forked at the start, or ahead on the fork-ahead thread and
 released at the start), acks, output and results. It serves full output on its ROUTER and
 drains running jobs on TERM."""
@@ -20,6 +20,7 @@ from services.executor import plans, priority, processors
 from services.executor.child import ChildProcess, can_hold
 from services.executor.core import Executor, carry_out
 from services.executor.forking import ForkAhead
+from services.executor.servers import Servers
 from services.executor.store import ExecutionStore
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class ExecutorShell:
         self.conf, self.loop, self.name = conf, loop, conf.node.name
         self.store = ExecutionStore(os.path.join(conf.node.data_dir, "executor.db"))
         self.offered = plans.available(conf.executor.executors)
+        self.job_env = plans.job_environment(conf.executor.env_passthrough)
         missing = set(conf.executor.executors) - set(self.offered)
         if missing:
             log.warning("configured executors not installed: %s", ", ".join(sorted(missing)))
@@ -59,11 +61,10 @@ class ExecutorShell:
         self.children = {}  # execution id → Child of a launched run
         self.held = {}      # execution id → Held
         self.forking = ForkAhead(loop, self.forked)
-        self.servers = {}   # name → Peer of that server's dispatcher
         self.stopping = False
         topics = [wire.topic("node", self.name), wire.topic("all")]
         topics += [wire.topic("tag", f"{k}={v}") for k, v in conf.node.tags.items()]
-        self.run_sub = loop.socket(zmq.SUB, "run", on=self.on_run, subscribe=topics)
+        self.servers = Servers(self, topics)
         self.output_router = loop.socket(zmq.ROUTER, "output", on=self.on_output,
                                          bind=config.endpoints(conf, "executor", "output", conf.executor.output_port))
         self.gossip = loop.peer("gossip", [config.ipc(conf, "gossip", "query")])
@@ -88,36 +89,23 @@ class ExecutorShell:
     def _got_members(self, reply, err):
         if err is None:
             for member in reply.members:
-                self.add_server(member)
+                self.servers.follow(member)
 
     def on_members(self, env):
-        self.add_server(env.msg.member)
-
-    def add_server(self, member):
-        if member["role"] != "server" or member["status"] != "alive" or member["name"] in self.servers:
-            return
-        log.info("following server=%s run=%s", member["name"], member["addrs"]["run"])
-        self.run_sub.connect(self.loop.from_bind(member["addrs"]["run"]))
-        self.servers[member["name"]] = self.loop.peer("result", [member["addrs"]["dispatcher"]])
-
-    def dispatcher(self):
-        """The active dispatcher (None: none heard yet, and several servers to choose from)."""
-        peer = self.servers.get(self.core.dispatcher())
-        if peer is None and len(self.servers) == 1:
-            return next(iter(self.servers.values()))
-        return peer
+        self.servers.follow(env.msg.member)
 
     def send(self, msg):
-        """To the active dispatcher; before its first heartbeat is heard, to every server (the
-        others refuse), so an ack right after a start is not lost."""
-        peer = self.servers.get(self.core.dispatcher())
-        for target in [peer] if peer is not None else self.servers.values():
-            target.send(msg)
+        self.servers.send(msg)
 
     # -- stepping the core, carrying out its Ready -----------------------------------------
 
     def on_run(self, env):
-        self.core.step(env.msg, self.loop.now())
+        msg = env.msg
+        if isinstance(msg, m.KeyBookNotice):
+            return self.servers.on_book(msg)
+        if isinstance(msg, m.DispatcherHeartbeat) and not self.servers.named_leader(msg):
+            return
+        self.core.step(msg, self.loop.now())
 
     def tick(self, now):
         self.core.tick(now)
@@ -164,7 +152,7 @@ class ExecutorShell:
                 plan, process = held.plan, held.process
                 process.release()
             else:
-                plan = plans.plan(self.offered, run.job)
+                plan = plans.plan(self.offered, run.job, self.job_env, self.conf.executor.run_as)
                 process = ChildProcess(plan)
         except (errors.Error, OSError, ValueError) as exc:
             log.warning("execution failed to start id=%s: %s", execution_id, exc)
@@ -194,7 +182,7 @@ class ExecutorShell:
 
     def fork(self, execution, job):
         try:
-            plan = plans.plan(self.offered, job)
+            plan = plans.plan(self.offered, job, self.job_env, self.conf.executor.run_as)
         except (errors.Error, OSError, ValueError):
             return self.core.forked(execution["id"], False)  # the start reports it
         if not can_hold(plan):
@@ -210,7 +198,7 @@ class ExecutorShell:
         self.core.processed(done, self.processors.run(done.job, done.record, done.head))
 
     def send_result(self, record):
-        peer = self.dispatcher()
+        peer = self.servers.dispatcher()
         if peer is None:
             return self.core.result_failed(record["id"])
 
@@ -273,7 +261,7 @@ class ExecutorShell:
     def status(self):
         return {"running": len(self.core.runs), "queued": len(self.core.queue), "waiting": len(self.core.waiting),
                 "held": len(self.held), "nice": os.getpriority(os.PRIO_PROCESS, 0),
-                "servers": sorted(self.servers),
+                **self.servers.status(),
                 "executors": sorted(self.offered),
                 "sqlite": {"executor.db": {
                     "journal_mode": self.store.db.execute("PRAGMA journal_mode").fetchone()[0],

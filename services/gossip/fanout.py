@@ -54,7 +54,8 @@ class KeyringFanout:
 
     def ask(self, member, msg, timeout_ms, tally):
         shell = self.shell
-        peer = shell.loop.peer("keyring", [f"tcp://{member.addr}:{member.port}"])
+        # To the member's gossip stream, which its keyring seals (not CURVE: see Loop.socket).
+        peer = shell.loop.peer("keyring", [f"tcp://{member.addr}:{member.port}"], curve_tcp=False)
 
         def done(result, err):
             shell.loop.close(peer.sock)

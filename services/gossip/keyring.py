@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 
@@ -33,6 +34,11 @@ def decode_key(text):
     if len(key) not in KEY_BYTES:
         raise errors.BadRequest(f"gossip key must be 16, 24 or 32 bytes, got {len(key)}")
     return key
+
+
+def key_id(key):
+    """A gossip key's id: what `keyring --list` shows, and `key_id(decode_key(text))` finds."""
+    return hashlib.sha256(b"pykron gossip key " + key).hexdigest()[:16]
 
 
 def encode_key(key):
@@ -104,7 +110,8 @@ class Keyring:
             self.save()
 
     def listing(self):
-        return {"keys": [encode_key(k) for k in self.keys], "primary": encode_key(self.keys[0]) if self.keys else ""}
+        """Key ids, never keys: a reply must not carry what would let its reader into gossip."""
+        return {"keys": [key_id(k) for k in self.keys], "primary": key_id(self.keys[0]) if self.keys else ""}
 
     def save(self):
         if self.path is None:

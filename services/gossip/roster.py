@@ -22,12 +22,15 @@ class Member:
         self.state, self.meta, self.since = state, meta, since
 
 
-def local_meta(role, addrs, user_tags, executors, protocol=(1, 1)):
+def local_meta(role, addrs, user_tags, executors, protocol=(1, 1), key=""):
     """What this node announces besides its gossip address: its role, the ports of its
-    services (they share the member's address), its executors, its user tags, and the wire
-    protocols it speaks, [lowest accepted, highest] (a member that does not say speaks 1 only)."""
+    services (they share the member's address), its executors, its user tags, the wire
+    protocols it speaks, [lowest accepted, highest] (a member that does not say speaks 1 only),
+    and its CURVE public key (what the leader lists as pending until it is accepted)."""
     meta = {"role": role, "ports": {k: int(v.rsplit(":", 1)[1]) for k, v in sorted(addrs.items())},
             "executors": sorted(executors), "tags": dict(user_tags), "version": VERSION}
+    if key:
+        meta["key"] = key
     if list(protocol) != [1, 1]:
         meta["protocol"] = list(protocol)
     size = len(wire.pack(meta))
@@ -46,7 +49,7 @@ def member_map(name, addr, port, inc, status, meta):
             "version": meta["version"]}
     return {"name": name, "addr": addr, "port": port, "role": meta["role"], "status": status,
             "incarnation": inc, "tags": tags, "addrs": addrs, "executors": list(meta["executors"]),
-            "protocol": list(meta.get("protocol", (1, 1)))}
+            "protocol": list(meta.get("protocol", (1, 1))), "key": meta.get("key", "")}
 
 
 def local_member(name, *, role, addr, port, user_tags, addrs, executors):
@@ -222,17 +225,24 @@ def _bad(detail):
     return wire.WireError("field", detail)
 
 
+# What every service reads of a member: a meta without them would fail each reader, not this one.
+NODE_PORTS = frozenset({"gossip", "executor"})
+SERVER_PORTS = NODE_PORTS | {"raft", "peer", "state", "run", "dispatcher", "output"}
+
+
 def check_meta(meta):
     try:
-        ok = (isinstance(meta["role"], str) and isinstance(meta["version"], str)
-              and all(isinstance(k, str) and type(v) is int for k, v in meta["ports"].items())
+        ok = (meta["role"] in ("server", "agent") and isinstance(meta["version"], str)
+              and all(isinstance(k, str) and type(v) is int and 0 < v < 65536 for k, v in meta["ports"].items())
+              and (SERVER_PORTS if meta["role"] == "server" else NODE_PORTS) <= set(meta["ports"])
               and all(isinstance(x, str) for x in meta["executors"])
               and all(isinstance(k, str) and isinstance(v, str) for k, v in meta["tags"].items())
-              and _protocol_range(meta.get("protocol", [1, 1])))
+              and _protocol_range(meta.get("protocol", [1, 1]))
+              and (isinstance(meta.get("key", ""), str) and len(meta.get("key", "")) in (0, 40)))
     except (KeyError, TypeError, AttributeError):
         ok = False
     if not ok:
-        raise _bad("member meta is not {role, ports, executors, tags, version, protocol?}")
+        raise _bad("member meta is not {role, ports, executors, tags, version, protocol?, key?}")
     return meta
 
 

@@ -13,7 +13,7 @@ import sys
 
 import zmq
 
-from common import config, errors, messages as m, metrics, wire
+from common import config, errors, keys, messages as m, metrics, wire
 from common.loop import Loop
 from services.gossip import keyring as kr
 from services.gossip.core import Config, Gossip, local_meta
@@ -32,6 +32,7 @@ class GossipShell:
     def __init__(self, conf, loop):
         self.conf, self.loop, self.name = conf, loop, conf.node.name
         try:
+            config.check_gossip_key(conf)
             self.keyring = kr.Keyring.load(os.path.join(conf.node.data_dir, "gossip.keyring"), conf.security.gossip_key)
             meta = self.meta(conf)
             join, retry = parse_addrs(conf.gossip.join), parse_addrs(conf.gossip.retry_join)
@@ -47,7 +48,7 @@ class GossipShell:
         self.udp.bind((conf.node.bind, conf.gossip.port))
         loop.add_fd(self.udp.fileno(), self.on_datagram)
         self.stream = loop.socket(zmq.ROUTER, "stream", on=self.on_stream,
-                                  bind=[f"tcp://{conf.node.bind}:{conf.gossip.port}"])
+                                  bind=[f"tcp://{conf.node.bind}:{conf.gossip.port}"], curve_tcp=False)
         self.query_router = loop.socket(zmq.ROUTER, "query", on=self.on_query,
                                         bind=config.endpoints(conf, "gossip", "query", conf.gossip.query_port))
         self.events_pub = loop.socket(zmq.PUB, "events", bind=[config.ipc(conf, "gossip", "events")])
@@ -70,7 +71,7 @@ class GossipShell:
     @staticmethod
     def meta(conf):
         return local_meta(conf.node.role, config.addrs(conf), conf.node.tags, conf.executor.executors,
-                          wire.protocol())
+                          wire.protocol(), keys.node_keypair(conf.node.data_dir).public.decode())
 
     # -- datagrams -------------------------------------------------------------------------
 
@@ -151,7 +152,7 @@ class GossipShell:
         self.loop.send(self.stream, self.sealed(reply), route=env.route, re=env.msg_id)
 
     def exchange(self, token, addr, port, msg):
-        peer = self.loop.peer("sync", [f"tcp://{addr}:{port}"])
+        peer = self.loop.peer("sync", [f"tcp://{addr}:{port}"], curve_tcp=False)  # the keyring seals it
 
         def done(result, err):
             self.loop.close(peer.sock)
@@ -266,5 +267,5 @@ def boot_number(path, now):
 def main(argv=None):
     conf = config.load_argv(argv, prog="pykron-gossip")
     loop = Loop(conf, service="gossip")
-    GossipShell(conf, loop)
+    loop.start(lambda: GossipShell(conf, loop))
     sys.exit(loop.run())

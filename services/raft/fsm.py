@@ -11,6 +11,7 @@ import sqlite3
 import peewee as pw
 
 from common import errors, models, schema, wire
+from services.raft.keybook import KeyBook
 from services.raft.runs import RunLedger, failure
 from services.raft.state_schema import STATE
 
@@ -76,6 +77,15 @@ class SessionRow(pw.Model):
     applied = pw.IntegerField(index=True)
 
 
+class KeyRow(pw.Model):
+    """A CURVE public key the cluster knows (services/raft/keybook.py)."""
+
+    key = pw.TextField(primary_key=True)
+    name = pw.TextField(index=True)
+    kind = pw.TextField()
+    status = pw.TextField()
+
+
 class SettingRow(pw.Model):
     """Cluster settings every server must agree on (untagged_jobs, default_timezone)."""
 
@@ -88,11 +98,11 @@ SETTING_DEFAULTS = {"untagged_jobs": "one", "default_timezone": "", "paused": "f
 # Commands of a protocol after the first, with it. A server proposes one only once every server
 # speaks that protocol (the raft shell's gate), and the command carries it as "v": a replica that
 # does not speak it stops rather than refuse what the others apply (one state on every replica).
-COMMAND_SINCE = {"note.put": wire.NEXT_PROTOCOL}
+COMMAND_SINCE = {"note.put": wire.NEXT_PROTOCOL, "key.pending": 2, "key.accept": 2, "key.reject": 2}
 NOTE_MAX_CHARS = 1024
 
 
-MODELS = (JobRow, JobStateRow, ExecutionRow, TickRow, MetaRow, ServerRow, SessionRow, SettingRow)
+MODELS = (JobRow, JobStateRow, ExecutionRow, TickRow, MetaRow, ServerRow, SessionRow, SettingRow, KeyRow)
 JOB_QUERY = ("SELECT j.body, s.body FROM jobrow j LEFT JOIN jobstaterow s ON s.name = j.name")
 SESSIONS_KEPT = 10_000
 SESSION_TRIM_EVERY = 1000  # applied entries between trims of the session table
@@ -101,7 +111,7 @@ SESSION_TRIM_EVERY = 1000  # applied entries between trims of the session table
 UPDATE_ROW = " ON CONFLICT DO UPDATE SET %s"
 
 
-class StateMachine(RunLedger):
+class StateMachine(RunLedger, KeyBook):
     def __init__(self, path, protocol=wire.PROTOCOL):
         self.protocol = protocol  # the highest this node speaks: entries of a newer one stop it
         self.db = pw.SqliteDatabase(path, pragmas={"journal_mode": "wal", "synchronous": 2})
@@ -117,6 +127,7 @@ class StateMachine(RunLedger):
     def apply(self, entries):
         """entries: (index, term, command or None). Returns one result per entry."""
         self.changes = []
+        self.keys_changed = False
         results = []
         with self.db.atomic():
             for index, term, command in entries:

@@ -26,7 +26,7 @@ class Joining:
         self.founders = config.raft_servers(shell.conf) or {self.name: config.tcp(shell.conf, shell.conf.raft.peer_port)}
         self.fresh_seen = {self.name}   # founders known to have empty logs
         self.cluster_exists = False
-        self.knocking = {}              # peer address → DEALER used while not a member
+        self.knocking = {}              # (peer address, key) → DEALER used while not a member
         self.joiners = {}               # name → (store, addrs): servers asking the leader to join
         self.promote = set()            # learners the leader added for joining; voters once caught up
         self.added = {}                 # name → the storage id it had when this leader added it
@@ -40,17 +40,20 @@ class Joining:
         """Tell every server we know of that we exist (and whether our log is empty)."""
         if not self.is_fresh() or self.shell.core.log.membership().voters:
             return self.hang_up()
-        addrs = self.targets()
         msg = m.RaftJoin(store=self.shell.store.store_id, addrs=config.addrs(self.shell.conf))
-        for addr in addrs:
-            if addr not in self.knocking:
-                self.knocking[addr] = self.loop.socket(zmq.DEALER, "join", connect=[addr], on=self.shell.on_peer)
-            self.loop.send(self.knocking[addr], msg)
+        for name, addr in self.targets():
+            key = self.shell.admission.server_key(name)
+            if key is None:
+                continue  # not yet known by gossip (founding), or not accepted: knocked on later
+            if (addr, key) not in self.knocking:
+                self.knocking[addr, key] = self.loop.socket(zmq.DEALER, "join", connect=[(addr, key)],
+                                                            on=self.shell.on_peer)
+            self.loop.send(self.knocking[addr, key], msg)
         self.maybe_found()
 
     def targets(self):
-        found = {a for n, a in self.founders.items() if n != self.name}
-        return found | {member["addrs"]["peer"] for member in self.alive_servers()}
+        found = {(n, a) for n, a in self.founders.items() if n != self.name}
+        return found | {(member["name"], member["addrs"]["peer"]) for member in self.alive_servers()}
 
     def alive_servers(self):
         """Other servers that gossip shows alive, with a peer address to reach them at."""
@@ -157,9 +160,12 @@ class Joining:
 
     def adopt_alive(self, membership):
         """An alive server that is no member (one that left and came back with its data, so it
-        does not knock) joins as if it had knocked; its storage id is learnt from its knock, if any."""
+        does not knock) joins as if it had knocked; its storage id is learnt from its knock, if any.
+        Only with its accepted server key: gossip alone makes nobody a replica of the state."""
         for member in self.alive_servers():
             name = member["name"]
+            if not member.get("key") or member.get("key") != self.shell.admission.server_key(name):
+                continue
             if name not in membership.voters and name not in membership.learners and name not in self.joiners:
                 self.joiners[name] = (None, member["addrs"])
 

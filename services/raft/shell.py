@@ -12,8 +12,9 @@ import sys
 
 import zmq
 
-from common import config, errors, messages as m, metrics, models, schema, wire
+from common import config, curve, errors, messages as m, metrics, models, schema, wire
 from common.loop import Loop, mono_ms
+from services.raft.admission import Admission
 from services.raft.core import CONF, LEADER, Config, Membership, Raft, carry_out
 from services.raft.fsm import COMMAND_SINCE, StateMachine
 from services.raft.joining import Joining
@@ -49,18 +50,21 @@ class RaftShell:
         self.waiting = []      # (index, env, answer): reads waiting for the apply to catch up
         self.members = {}      # gossip's view, for the executors nodes offer
         self.was_ready, self.registering = False, 0
-        self.peer_router = loop.socket(zmq.ROUTER, "peer", on=self.on_peer,
+        self.peer_router = loop.socket(zmq.ROUTER, "peer", on=self.on_peer, who=curve.SERVER_KINDS,
                                        bind=config.endpoints(conf, "raft", "peer", rc.peer_port))
         self.client_router = loop.socket(zmq.ROUTER, "client", on=self.on_client,
                                          bind=config.endpoints(conf, "raft", "client", rc.client_port))
         self.state_pub = loop.socket(zmq.PUB, "state", bind=config.endpoints(conf, "raft", "state", rc.state_port))
         self.transport = PeerTransport(loop, self.name, self.peer_router, self.snapshots.dir, self.on_peer)
         self.membership = None
-        self.sync_peers()
         self.joining = Joining(self)
+        self.admission = Admission(self)
+        self.admission.write_book()
+        self.sync_peers()
         self.joining.knock()
         loop.every(JOIN_MS, self.joining.knock)
         loop.every(JOIN_MS, self.joining.reconcile)
+        loop.every(JOIN_MS, self.admission.refresh)
         self.gossip = loop.peer("gossip", [config.ipc(conf, "gossip", "query")])
         loop.socket(zmq.SUB, "members", on=self.on_members, connect=[config.ipc(conf, "gossip", "events")],
                     subscribe=[b""])
@@ -108,11 +112,12 @@ class RaftShell:
         for entry in entries:  # the baseline: a state machine transaction per entry
             self.apply([entry])
 
-    def sync_peers(self):
+    def sync_peers(self, again=False):
+        """Dial the members (again: those whose key was not known before, too)."""
         membership = self.core.log.membership()
-        if membership != self.membership:
+        if membership != self.membership or again:
             self.membership = membership
-            self.transport.sync({**membership.voters, **membership.learners})
+            self.transport.sync({**membership.voters, **membership.learners}, self.admission.server_key)
 
     def send_peer(self, to, msg, term):
         if isinstance(msg, m.RaftSnapshot):
@@ -127,11 +132,14 @@ class RaftShell:
         self.fsm.close()
         self.snapshots.install(incoming, snap.index)
         self.fsm = StateMachine(self.snapshots.state_path, protocol=wire.protocol()[1])
+        self.admission.write_book()
         self.publish_all_jobs()
 
     def apply(self, entries):
         batch = [(e.index, e.term, wire.unpack(e.data) if e.data and e.kind != CONF else None) for e in entries]
         results = self.fsm.apply(batch)
+        if self.fsm.keys_changed:
+            self.admission.write_book()  # the node's processes let the new keys in (or cut them off) now
         for (index, _, command), result in zip(batch, results):
             key = command.get("req") if command else f"conf/{index}"
             if key in self.pending:
@@ -227,6 +235,10 @@ class RaftShell:
     # -- requests --------------------------------------------------------------------------
 
     def on_peer(self, env):
+        if env.peer and env.peer != env.sender:
+            # A server's key speaks for that server only: another name in the header is forged.
+            self.loop.dropped["sender"] += 1
+            return log.warning("dropped %s from key of %s claiming to be %s", env.type, env.peer, env.sender)
         self.transport.remember(env)
         if isinstance(env.msg, m.RaftJoin):
             return self.joining.on_join(env)
@@ -271,6 +283,8 @@ class RaftShell:
         if isinstance(msg, m.ServerRegister):
             return self.propose(env, "server.register", name=msg.name, addrs=msg.addrs, store=msg.store,
                                 **({"protocol": msg.protocol} if msg.protocol != [1, 1] else {}))
+        if isinstance(msg, (m.KeysList, m.KeyAccept, m.KeyReject)):
+            return self.admission.on_verb(env, msg)
         if isinstance(msg, m.NotePut):
             return self.propose(env, "note.put", session=(msg.client, msg.seq), text=msg.text)
         if isinstance(msg, (m.RaftPeers, m.RaftAddPeer, m.RaftRemovePeer, m.RaftTransfer)):
@@ -395,7 +409,11 @@ class RaftShell:
                                     f"(offered: {', '.join(sorted(offered)) or 'none'}).")
 
     def node_info(self):
+        """With the key of every accepted node: a client that trusts this server's key learns
+        from it the keys to dial the others' services with."""
         return {"node": self.name, "role": self.conf.node.role, "addrs": config.addrs(self.conf),
+                "key": self.loop.keypair.public.decode(),
+                "keys": {k["name"]: k["key"] for k in self.fsm.keys("accepted") if k["kind"] != "client"},
                 "leader": self.leader_info() if self.core.leader else None}
 
     def leader_info(self):
@@ -403,7 +421,8 @@ class RaftShell:
         if not leader:
             raise errors.NotLeader("the cluster has no leader")
         addrs = config.addrs(self.conf) if leader == self.name else (self.fsm.server(leader) or {})
-        return {"node": leader, "term": self.core.term, "addrs": addrs,
+        key = self.loop.keypair.public.decode() if leader == self.name else self.admission.server_key(leader)
+        return {"node": leader, "term": self.core.term, "addrs": addrs, "key": key or "",
                 "ready": self.leader_ready() if leader == self.name else bool(addrs)}
 
     # -- membership, from the local gossip service -----------------------------------------

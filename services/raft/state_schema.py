@@ -38,4 +38,12 @@ def server_protocol(db):
     db.execute("""ALTER TABLE "serverrow" ADD COLUMN "protocol" TEXT NOT NULL DEFAULT '[1, 1]'""")
 
 
-STATE = Schema("state", 0x706B7374, (tables, server_protocol))  # "pkst"
+def key_book(db):
+    """The CURVE public keys the cluster knows, by the node or client they name, with their
+    status: pending (seen in gossip), accepted (let in by every socket) or rejected."""
+    db.execute("""CREATE TABLE "keyrow" ("key" TEXT NOT NULL PRIMARY KEY, "name" TEXT NOT NULL,
+                                         "kind" TEXT NOT NULL, "status" TEXT NOT NULL)""")
+    db.execute("""CREATE INDEX "keyrow_name" ON "keyrow" ("name")""")
+
+
+STATE = Schema("state", 0x706B7374, (tables, server_protocol, key_book))  # "pkst"

@@ -20,23 +20,25 @@ class PeerTransport:
     def __init__(self, loop, name, router, incoming_dir, on_message):
         self.loop, self.name, self.router, self.on_message = loop, name, router, on_message
         self.incoming_dir = incoming_dir
-        self.dealers = {}   # peer name → (address, socket)
+        self.dealers = {}   # peer name → (address, key, socket)
         self.routes = {}    # peer name → ROUTER identity of its last message
         self.receiving = {}  # (sender, index) → open file of a snapshot being received
         self.sent = 0
 
-    def sync(self, members):
-        """members: name → addresses; dial every member but this server, hang up on the rest."""
-        wanted = {n: a.get("peer") for n, a in members.items() if n != self.name and a.get("peer")}
+    def sync(self, members, key_of):
+        """members: name → addresses; dial every member but this server whose key is known
+        (key_of(name)), hang up on the rest and on those whose address or key changed."""
+        wanted = {n: (a.get("peer"), key_of(n)) for n, a in members.items() if n != self.name and a.get("peer")}
+        wanted = {n: v for n, v in wanted.items() if v[1]}
         for name in list(self.dealers):
-            if wanted.get(name) != self.dealers[name][0]:
-                self.loop.close(self.dealers.pop(name)[1])
-        for name, addr in wanted.items():
+            if wanted.get(name) != self.dealers[name][:2]:
+                self.loop.close(self.dealers.pop(name)[2])
+        for name, (addr, key) in wanted.items():
             if name not in self.dealers:
                 log.info("dialing peer=%s addr=%s", name, addr)
                 # Read too: a server that is not a member yet answers back on this connection.
-                sock = self.loop.socket(zmq.DEALER, "peer-out", connect=[addr], on=self.on_message)
-                self.dealers[name] = (addr, sock)
+                sock = self.loop.socket(zmq.DEALER, "peer-out", connect=[(addr, key)], on=self.on_message)
+                self.dealers[name] = (addr, key, sock)
 
     def remember(self, env):
         if env.route:
@@ -46,7 +48,7 @@ class PeerTransport:
         self.sent += 1
         dealer = self.dealers.get(to)
         if dealer is not None:
-            self.loop.send(dealer[1], msg, term=term)
+            self.loop.send(dealer[2], msg, term=term)
         elif to in self.routes:
             self.loop.send(self.router, msg, route=self.routes[to], term=term)
 

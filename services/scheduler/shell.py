@@ -137,5 +137,5 @@ class SchedulerShell:
 def main(argv=None):
     conf = config.load_argv(argv, prog="pykron-scheduler")
     loop = Loop(conf, service="scheduler")
-    SchedulerShell(conf, loop)
+    loop.start(lambda: SchedulerShell(conf, loop))
     sys.exit(loop.run())

@@ -18,10 +18,10 @@ import tomllib
 import pytest
 import requests
 
-from common import messages as m
+from common import config, messages as m
 from common.client import Client
 from scripts.cluster import PORT_KEYS, ROOT, Cluster, free_ports, to_toml, wait_until
-from services.gossip.keyring import Keyring, decode_key
+from services.gossip.keyring import Keyring, decode_key, key_id
 
 KEY = base64.b64encode(os.urandom(32)).decode()
 SECRET = b"zebra-7b1f"   # a tag value that must never cross the wire in clear
@@ -35,8 +35,9 @@ def cluster():
 
 def view(cluster, observer):
     """name → member map, as the observer's own gossip service sees the cluster."""
-    conf = cluster.nodes[observer].conf
-    client = Client(f"tcp://{conf.node.advertise}:{conf.gossip.query_port}", timeout_ms=1000)
+    # Over the node's ipc socket, as an operator on its host: a node outside the cluster (the
+    # wrong key's) has accepted no key of ours to answer over tcp.
+    client = Client(config.ipc(cluster.nodes[observer].conf, "gossip", "query"), timeout_ms=1000)
     try:
         return {x["name"]: x for x in client.call(client.endpoint, m.MemberList())["members"]}
     finally:
@@ -213,10 +214,11 @@ def test_keys_rotate_across_the_cluster_without_downtime(cluster):
         done = client.keyring(verb, key)
         assert (done["responded"], done["members"], done["failed"]) == (len(live), len(live), {}), (verb, done)
     listed = subprocess.run([sys.executable, "-m", "common.ctl", "--server", cluster.nodes["s1"].server, "keyring",
-                             "--list"], capture_output=True, text=True, timeout=30, cwd=ROOT)
+                             "--list"], capture_output=True, text=True, timeout=30, cwd=ROOT, env=cluster.ctl_env())
     assert listed.returncode == 0, listed.stderr
     rows = [line.split() for line in listed.stdout.splitlines()[1:]]
-    assert rows == [[new, f"{len(live)}/{len(live)}", str(len(live))]]
+    assert rows == [[key_id(decode_key(new)), f"{len(live)}/{len(live)}", str(len(live))]]
+    assert new not in listed.stdout and KEY not in listed.stdout  # ids only: no key material in a reply
     set_tags(cluster, "a1", {"rotated": "yes"})  # gossip still flows, under the new key only
     wait_until(lambda: everyone_sees(cluster, "a1", lambda x: x["tags"].get("rotated") == "yes",
                                      [n for n in live if n != "a1"]), 20, "a tag change after the rotation")

@@ -21,6 +21,7 @@ from ticks import put_tick_jobs, stop_and_settle, tick_problems
 
 PYKRONCTL = str(Path(sys.executable).parent / "pykronctl")
 NEXT = {"wire": {"protocol_next": True}}
+SPEAKS, SPEAKS_NEXT = [wire.PROTOCOL_MIN, wire.PROTOCOL], [wire.PROTOCOL_MIN, wire.NEXT_PROTOCOL]
 JOBS = 20
 
 
@@ -35,13 +36,13 @@ def protocols(cluster, via):
     return {x["name"]: x["protocol"] for x in cluster.client(via).members()}
 
 
-def send_raw(endpoint, version):
-    """A request whose header claims `version`, on a plain DEALER: → the decoded reply."""
+def send_raw(cluster, name, version):
+    """A request whose header claims `version`, on a DEALER of our own: → the decoded reply."""
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     try:
-        sock.connect(endpoint)
+        cluster.dial(sock, name, f"tcp://{cluster.nodes[name].server}")
         sock.send_multipart([wire.pack([version, "settings.get", "probe", b"p" * 16, b"", 0]), wire.pack({})])
         assert sock.poll(5000), "no reply to a message of an unknown version"
         return wire.decode(sock.recv_multipart())
@@ -56,7 +57,7 @@ def test_rolling_upgrade_to_the_next_protocol_keeps_every_tick_exactly_once():
 
         # A message of a protocol no node speaks: refused with the request's id, and counted.
         dropped = cluster.ctl("s1", "raft")["dropped"].get("version", 0)
-        reply = send_raw(f"tcp://{cluster.nodes['s1'].server}", 99)
+        reply = send_raw(cluster, "s1", 99)
         assert reply.msg_id and isinstance(reply.msg, m.Error) and reply.msg.code == "unavailable"
         assert reply.re == b"p" * 16 and "protocol 99" in reply.msg.message
         assert cluster.ctl("s1", "raft")["dropped"]["version"] == dropped + 1
@@ -66,21 +67,22 @@ def test_rolling_upgrade_to_the_next_protocol_keeps_every_tick_exactly_once():
         first, second = order[0], order[1]
         cluster.restart(first, conf=NEXT)
         # Two servers at 1, one at 2: the upgraded one refuses by the gate, an old one by the wire.
-        assert "needs protocol 2 on every server" in refused_note(cluster.client(first))
-        assert "note.put of protocol 2" in refused_note(cluster.client(second))
-        wait_until(lambda: protocols(cluster, second)[first] == [1, 2], what=f"{first} announcing protocol 2")
-        assert protocols(cluster, first) == {first: [1, 2], second: [1, 1], leader: [1, 1], "a1": [1, 1]}
+        assert f"needs protocol {wire.NEXT_PROTOCOL} on every server" in refused_note(cluster.client(first))
+        assert f"note.put of protocol {wire.NEXT_PROTOCOL}" in refused_note(cluster.client(second))
+        wait_until(lambda: protocols(cluster, second)[first] == SPEAKS_NEXT, what=f"{first} announcing the next protocol")
+        assert protocols(cluster, first) == {first: SPEAKS_NEXT, second: SPEAKS, leader: SPEAKS, "a1": SPEAKS}
         with urllib.request.urlopen(f"{cluster.api(second)}/v1/members", timeout=10) as resp:
             shown = {x["Name"]: (x["ProtocolMin"], x["ProtocolMax"], x["ProtocolCur"]) for x in json.load(resp)}
-        assert shown[first] == (1, 2, 2) and shown[second] == (1, 1, 1)
+        assert shown[first] == (1, wire.NEXT_PROTOCOL, wire.NEXT_PROTOCOL) and shown[second] == (1, wire.PROTOCOL, wire.PROTOCOL)
         peers = subprocess.run([PYKRONCTL, "--server", cluster.nodes[first].server, "members"],
-                               capture_output=True, text=True, timeout=30)
-        assert peers.returncode == 0 and any(first in line and "1..2" in line for line in peers.stdout.splitlines())
+                               capture_output=True, text=True, timeout=30, env=cluster.ctl_env(first))
+        assert peers.returncode == 0 and any(first in line and f"1..{wire.NEXT_PROTOCOL}" in line
+                                             for line in peers.stdout.splitlines())
 
         cluster.restart(second, conf=NEXT)
         refused_note(cluster.client(second))  # the leader still speaks 1
         moved = subprocess.run([PYKRONCTL, "--server", cluster.nodes[leader].server, "raft", "transfer-leader"],
-                               capture_output=True, text=True, timeout=30)
+                               capture_output=True, text=True, timeout=30, env=cluster.ctl_env(leader))
         assert moved.returncode == 0, moved.stderr
         wait_until(lambda: cluster.leader(timeout=5) != leader, timeout=15, what="leadership moved")
         cluster.restart(leader, conf=NEXT)

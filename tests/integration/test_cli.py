@@ -16,7 +16,7 @@ PYKRONCTL = str(Path(sys.executable).parent / "pykronctl")
 
 def ctl(node, *args, timeout=60):
     return subprocess.run([PYKRONCTL, "--server", node.nodes["s1"].server, *args],
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=node.ctl_env())
 
 
 def test_apply_list_show_run_delete(node, tmp_path):
@@ -88,7 +88,7 @@ def test_tail_shows_output_before_the_job_finishes(node):
            "executor_config": {"shell": "true", "command": "for i in 1 2 3 4 5 6; do echo line$i; sleep 0.5; done"}}
     assert requests.post(f"{node.api()}/v1/jobs", json=job, timeout=10).status_code == 201
     tail = subprocess.Popen([PYKRONCTL, "--server", node.nodes["s1"].server, "tail", "ticker"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=node.ctl_env())
     try:
         assert "waiting for a run of ticker" in tail.stderr.readline()
         assert requests.post(f"{node.api()}/v1/jobs/ticker", timeout=10).status_code == 202
@@ -154,7 +154,7 @@ def test_toggle_in_both_forms(node, tmp_path):
 def test_run_wait_prints_output_before_the_run_ends(node, tmp_path):
     ok(node, "apply", job_file(tmp_path, "slowprint", "for i in 1 2 3 4 5 6; do echo out$i; sleep 0.5; done"))
     run = subprocess.Popen([PYKRONCTL, "--server", node.nodes["s1"].server, "run", "slowprint", "--wait"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=node.ctl_env())
     try:
         first = run.stdout.readline()
         first_at = time.time_ns() // 1_000_000

@@ -67,7 +67,7 @@ def test_malformed_frames_are_counted_by_service_and_reason(node):
     before = sample(scrape(node)[0], "pykron_wire_dropped_total", service="raft", reason="version")
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(node.client().node_info()["addrs"]["raft"])
+    node.dial(sock, "s1", node.client().node_info()["addrs"]["raft"])
     for _ in range(3):
         sock.send_multipart([wire.pack([9, "job.list", "t", b"1" * 16, b"", 0]), wire.pack({})])
         assert sock.poll(3000)  # each is answered with bad_request once it was counted

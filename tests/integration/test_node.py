@@ -115,7 +115,7 @@ def test_malformed_frames_are_dropped_counted_and_harmless(node):
     for svc, endpoint in targets.items():
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(endpoint)
+        node.dial(sock, "s1", endpoint)
         for frames, code in bad_frames:
             sock.send_multipart(frames)
             if sock.poll(3000):
@@ -131,11 +131,13 @@ def test_malformed_frames_are_dropped_counted_and_harmless(node):
 
 def test_an_ill_formed_result_is_refused_by_the_dispatcher_and_harms_no_other(node, eventually):
     """Results go to Raft in one entry per dispatcher round: an ill-formed one is refused
-    before it could fail the others batched with it."""
+    before it could fail the others batched with it. (Sent with the node's own key: only the
+    node that ran an execution may report it.)"""
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(node.client().node_info()["addrs"]["dispatcher"])
-    for execution in ({"id": "x", "job": "hello"}, {**models.new_execution("hello", "s1", group=1, scheduled_at=1), "status": "dancing"}):
+    node.dial(sock, "s1", node.client().node_info()["addrs"]["dispatcher"], as_node="s1")
+    for execution in ({"id": "x", "job": "hello", "node": "s1"},
+                      {**models.new_execution("hello", "s1", group=1, scheduled_at=1), "status": "dancing"}):
         sock.send_multipart(wire.encode(m.ExecResult(execution=execution), "test"))
         assert sock.poll(3000)
         env = wire.decode(sock.recv_multipart())

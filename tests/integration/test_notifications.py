@@ -88,7 +88,9 @@ class World:
             "notify": {"webhook_url": f"{self.base}/global", "webhook_rule": "on_failure", "webhook_body": GLOBAL_BODY,
                        "smtp_address": f"127.0.0.1:{smtp_port}", "mail_to": ["ops@example.com"],
                        "mail_rule": "on_failure", "mail_from": "pykron@example.com", "timeout_ms": 5000},
-            "processors": {"syslog_address": f"127.0.0.1:{self.syslog.getsockname()[1]}"},
+            # The files tests write under their own tmp_path: all of them under pytest's base.
+            "processors": {"syslog_address": f"127.0.0.1:{self.syslog.getsockname()[1]}",
+                           "files_root": str(Path(tmp).parent)},
         }
         # Dkron's way of configuring its fluent processor: the environment of the node.
         self.env = {"FLUENTBIT_HOST": "127.0.0.1", "FLUENTBIT_PORT": str(self.fluent.port), "FLUENTBIT_TAG": "pk.test"}

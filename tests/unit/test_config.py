@@ -244,3 +244,16 @@ def test_a_run_dir_another_user_made_first_is_refused(tmp_path):
     os.chown(made, 65534, 65534)
     with pytest.raises(ConfigError, match="owned by uid 65534"):
         config.make_run_dir(str(made))
+
+
+def test_gossip_needs_a_key_wherever_another_host_can_reach_it(node_file, tmp_path):
+    def conf(text):
+        return config.load(node_file(f'[node]\ndata_dir = "{tmp_path}/data"\n' + text), env={})
+
+    with pytest.raises(ConfigError, match="gossip_key: required when \\[node\\] bind \\(10.1.2.3\\)"):
+        config.check_gossip_key(conf('bind = "10.1.2.3"\n'))
+    config.check_gossip_key(conf('bind = "127.0.0.5"\n'))
+    config.check_gossip_key(conf('bind = "10.1.2.3"\n[security]\ngossip_key = "a2V5a2V5a2V5a2V5a2V5aw=="\n'))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "gossip.keyring").write_text("[]")  # rotated keys live in the keyring file
+    config.check_gossip_key(conf('bind = "10.1.2.3"\n'))

@@ -2,6 +2,7 @@
 PYKRON_CONF names, the client is made lazily in the process that uses it (again after a fork),
 `python -m services.api` execs gunicorn as the Procfile does, and gunicorn reads the same config."""
 
+import dataclasses
 import logging
 import os
 import runpy
@@ -11,7 +12,7 @@ import falcon.testing
 import gunicorn.config
 import pytest
 
-from common import config
+from common import config, keys
 from services.api import __main__ as api_main
 from services.api import app as api_app
 
@@ -37,9 +38,9 @@ def node_file(tmp_path, monkeypatch):
 class RecordingClient(FakeClient):
     made = []
 
-    def __init__(self, server, *, timeout_ms=None, sender="client"):
+    def __init__(self, server, *, timeout_ms=None, sender="client", keypair=None, plain=False):
         super().__init__()
-        self.server, self.timeout_ms, self.sender = server, timeout_ms, sender
+        self.server, self.timeout_ms, self.sender, self.keypair = server, timeout_ms, sender, keypair
         RecordingClient.made.append(self)
 
 
@@ -59,10 +60,11 @@ def test_config_load_ignores_pykron_conf_itself():
     assert config.load(None, env={"PYKRON_CONF": "/some/node.toml"}).source == ""
 
 
-def test_the_client_is_made_on_first_use_for_the_raft_client_ipc_and_again_after_a_fork(monkeypatch):
+def test_the_client_is_made_on_first_use_for_the_raft_client_ipc_and_again_after_a_fork(monkeypatch, tmp_path):
     RecordingClient.made = []
     monkeypatch.setattr(api_app, "Client", RecordingClient)
     conf = make_conf(name="s7")
+    conf = dataclasses.replace(conf, node=dataclasses.replace(conf.node, data_dir=str(tmp_path)))
     api = falcon.testing.TestClient(api_app.create_app(conf))
     assert RecordingClient.made == []  # gunicorn's master imports the app and must hold no context
     api.simulate_get("/health")
@@ -71,6 +73,7 @@ def test_the_client_is_made_on_first_use_for_the_raft_client_ipc_and_again_after
     made = RecordingClient.made[0]
     assert made.server == config.ipc(conf, "raft", "client") == f"ipc://{conf.node.run_dir}/raft.client"
     assert made.timeout_ms == conf.wire.call_timeout_ms and made.sender == "api:s7"
+    assert made.keypair == keys.node_keypair(str(tmp_path))  # the api speaks as its node
     assert [c[0] for c in made.calls] == ["node_info", "jobs"]
     monkeypatch.setattr(api_app.os, "getpid", lambda: -1)  # as a forked worker sees it
     api.simulate_get("/health")

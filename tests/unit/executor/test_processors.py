@@ -34,7 +34,8 @@ def short_dir():
 
 @pytest.fixture
 def conf(tmp_path):
-    return config.load(env={"PYKRON_NODE_NAME": '"web1"', "PYKRON_NODE_DATA_DIR": json.dumps(str(tmp_path))})
+    return config.load(env={"PYKRON_NODE_NAME": '"web1"', "PYKRON_NODE_DATA_DIR": json.dumps(str(tmp_path)),
+                            "PYKRON_PROCESSORS_FILES_ROOT": json.dumps(str(tmp_path))})
 
 
 def with_settings(conf, **settings):
@@ -139,6 +140,22 @@ def test_files_defaults_to_the_configured_dir_then_logs_under_the_data_dir(conf,
     got = run(with_settings(conf, log_dir="job-output"), {"files": {}})
     assert got["output"] == os.path.join(conf.node.data_dir, "job-output", "17-web1.log")
     assert open(got["output"], "rb").read() == b"hello\nworld\n"
+
+
+@pytest.mark.parametrize("log_dir", ["../escape", "/etc", "logs/../../escape"])
+def test_files_writes_only_under_files_root(conf, tmp_path, log_dir):
+    """By default (no files_root) a job may not choose where the executor's user writes."""
+    record, _ = finished()
+    got = run(with_settings(conf, files_root=""), {"files": {"log_dir": log_dir}})
+    assert got["output"] == record["output"] and "outside [processors] files_root" in got["reason"]
+    assert not (tmp_path.parent / "escape").exists() and not os.path.exists("/etc/17-web1.log")
+
+
+def test_a_link_out_of_files_root_is_followed_and_refused(conf, tmp_path):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "out").symlink_to("/tmp")
+    got = run(with_settings(conf, files_root=""), {"files": {"log_dir": "logs/out"}})
+    assert "outside [processors] files_root" in got["reason"] and not os.path.exists("/tmp/17-web1.log")
 
 
 def test_a_failing_processor_is_noted_in_the_reason_and_the_result_is_kept(conf, tmp_path):

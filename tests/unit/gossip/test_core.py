@@ -11,7 +11,9 @@ from services.gossip.broadcasts import Broadcasts
 from services.gossip.core import HEADROOM_BYTES, Config, Gossip, push_pull_interval
 from services.gossip.roster import ALIVE, DEAD, LEFT, SUSPECT, check_meta, local_meta, member_map
 
-ADDRS = {"raft": "tcp://10.0.0.1:8191", "peer": "tcp://10.0.0.1:8190", "run": "tcp://10.0.0.1:6868"}
+ADDRS = {"raft": "tcp://10.0.0.1:8191", "peer": "tcp://10.0.0.1:8190", "state": "tcp://10.0.0.1:8192",
+         "gossip": "tcp://10.0.0.1:8947", "run": "tcp://10.0.0.1:6868", "dispatcher": "tcp://10.0.0.1:6869",
+         "output": "tcp://10.0.0.1:6870", "executor": "tcp://10.0.0.1:6871"}
 
 
 def meta(**tags):
@@ -389,3 +391,11 @@ def test_a_member_announcing_a_malformed_protocol_range_is_refused(bad):
     with pytest.raises(wire.WireError) as err:
         check_meta({**local_meta("server", ADDRS, {}, ["shell"]), "protocol": bad})
     assert "protocol" in str(err.value)
+
+
+@pytest.mark.parametrize("change", [{"role": "boss"}, {"ports": {"gossip": 8947}}, {"ports": {**{
+    k: int(v.rsplit(":", 1)[1]) for k, v in ADDRS.items()}, "run": 70000}}])
+def test_a_member_whose_meta_every_service_could_not_read_is_refused(change):
+    """A server without a run port would fail every executor that follows it: refused here."""
+    with pytest.raises(wire.WireError):
+        check_meta({**local_meta("server", ADDRS, {}, ["shell"]), **change})
