@@ -282,10 +282,11 @@ class Client:
         return wire.fields(self._leader_call("raft", m.RaftTransfer(name=name)))
 
     def run(self, name):
-        """Run now; a retry of this call (after a lost reply) starts nothing more."""
+        """Run now → m.RunStarted (its executions, and the job as read for it); a retry of this
+        call (after a lost reply, or to a new leader) starts nothing more."""
         request = self._request()
         msg = m.JobRun(name=name, request=f"{request['client']}/{request['seq']}")
-        return self._leader_call("dispatcher", msg).executions
+        return self._leader_call("dispatcher", msg)
 
     def busy(self):
         return self._leader_call("dispatcher", m.BusyList()).executions

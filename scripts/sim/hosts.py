@@ -63,7 +63,7 @@ class Server:
         if not rd.empty():
             dispatcher_core.carry_out(
                 rd, publish=self.publish, kill=self.kill, call=self.call, reply=self.reply, result=ignore,
-                group_done=ignore, skipped=ignore, late=ignore, recorded=ignore, beat=self.beat)
+                send=ignore, skipped=ignore, late=ignore, recorded=ignore, beat=self.beat)
             self.disp.advance(rd)
 
     # -- the scheduler's effects -----------------------------------------------------------

@@ -21,7 +21,7 @@ from common import errors, messages as m, models, wire
 from scripts.sim.hosts import Node, Server, Violation
 from services.dispatcher import core as dispatcher_core
 from services.executor import core as executor_core
-from services.raft.fsm import StateMachine
+from services.raft.fsm import StateMachine, command as fsm_command
 from services.scheduler import core as scheduler_core
 
 __all__ = ["Simulation", "Faults", "Violation", "run_seed"]
@@ -34,7 +34,7 @@ LEADS_MS = (0, 300, 1000, 2500)  # how early ticks are fired and claimed, one pe
 JITTERS = ("", "", "400ms", "1500ms")
 SCHEDULES = ("@every 1s", "@every 2s", "@every 3s", "*/2 * * * * *", "0,15,30,45 * * * * *")
 # What the Raft service proposes for each command it takes, minus the fields it does not pass.
-PROPOSALS = {m.TickClaim: (), m.ExecRecord: ("term",), m.TickSkip: (), m.JobDelete: ("client", "seq")}
+PROPOSALS = {m.RunClaim: (), m.RunRecord: ("term",), m.RunSkip: ()}
 
 
 @dataclass
@@ -113,7 +113,7 @@ class Simulation:
         if server is not self.leader:
             return reply((None, errors.NotLeader("no leader: the cluster cannot take writes now")))
         drop = PROPOSALS[type(msg)]
-        command = {"op": msg.TYPE, "args": {k: v for k, v in wire.fields(msg).items() if k not in drop}}
+        command = fsm_command(msg.TYPE, {k: v for k, v in wire.fields(msg).items() if k not in drop})
         term, leader = self.term, self.leader
         self.committed_at = max(self.committed_at, self.now + self.rng.randint(*self.faults.delay_ms))
 
@@ -132,7 +132,7 @@ class Simulation:
         if isinstance(msg, m.SettingsGet):
             return m.SettingsReply(settings=self.fsm.settings()), None
         if isinstance(msg, m.ExecUnfinished):
-            return m.UnfinishedRuns(runs=self.fsm.unfinished()), None
+            return m.UnfinishedRuns(runs=self.fsm.unfinished(), **self.fsm.pending()), None
         if isinstance(msg, m.JobGet):
             job = self.fsm.job(msg.name)
             return (m.JobReply(job=job), None) if job else (None, errors.NotFound(f"job {msg.name!r} not found"))

@@ -101,7 +101,9 @@ class RunLedger:
         if stored is None:
             return failure("not_found", f"job {job!r} not found")
         self._run("DELETE FROM executionrow WHERE job = ?", (job,))
-        stored.update(success_count=0, error_count=0, last_success_at=None, last_error_at=None, status="")
+        self._run("DELETE FROM retryrow WHERE job = ?", (job,))  # retries of the history deleted
+        stored.update(success_count=0, error_count=0, skipped_count=0, last_success_at=None, last_error_at=None,
+                      status="")
         self._save_state(stored)
         return {"job": stored}
 
@@ -137,8 +139,8 @@ class RunLedger:
         latest = {}
         for (body,) in self.db.execute_sql("SELECT body FROM executionrow WHERE job = ? AND grp = ?", (job, group)):
             ex = json.loads(body)
-            if ex["status"] == "skipped":
-                continue
+            if ex["status"] == "skipped" or ex.get("retried_by"):
+                continue  # a superseded attempt: its retry (perhaps on another node) decides
             if ex["node"] not in latest or ex["attempt"] > latest[ex["node"]]["attempt"]:
                 latest[ex["node"]] = ex
         if not latest or any(ex["status"] in models.RUNNING or ex.get("retrying") for ex in latest.values()):
@@ -179,3 +181,10 @@ class RunLedger:
     def _trim(self, job):
         self._run("DELETE FROM executionrow WHERE id IN (SELECT id FROM executionrow WHERE job = ? "
                   "ORDER BY grp DESC, id DESC LIMIT -1 OFFSET ?)", (job["name"], job.get("history_limit") or 100))
+
+    def _trim_finished(self, job):
+        """Protocol 2's trim: finished rows beyond the history limit, never a run still going
+        (with skipped rows trimmed too, a burst of them would push a running one out)."""
+        self._run("DELETE FROM executionrow WHERE id IN (SELECT id FROM executionrow WHERE job = ? AND status "
+                  "NOT IN ('claimed', 'running') ORDER BY grp DESC, id DESC LIMIT -1 OFFSET ?)",
+                  (job["name"], job.get("history_limit") or 100))
