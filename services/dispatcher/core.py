@@ -345,12 +345,14 @@ class Dispatcher(ClaimQueue, FollowUps):
 
     def result_recorded(self, execution, done, error):
         waiting = self.confirm.pop(execution["id"], [])
-        if error is not None:
+        if error is not None and error.code != "not_found":
             # The executor re-sends its result; it is recorded on a later attempt.
             log.warning("recording result failed id=%s: %s", execution["id"], error)
             return
         for asked in waiting:
             self.answer(asked, m.ResultRecorded(id=execution["id"]))
+        if error is not None:
+            return  # its job was deleted (an ephemeral one, say): nothing to record, nor to send again
         record = done.execution
         self.rd.results.append(record)
         if done.duplicate:

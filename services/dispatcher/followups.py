@@ -57,7 +57,7 @@ class FollowUps:
         self.retries = {}        # key (the failed attempt's id) → pending retry, until its claim settles
         self.retry_heap = []     # (due_at, key) of retries, and of dependent runs to claim again
         self.effects = {}        # id → effect pending here
-        self.firings = {}        # (job, group) → ids of its pending effects: the delete goes last
+        self.of_job = {}         # job → ids of its pending effects: an ephemeral delete goes last
         self.notices = {}        # notify effect id → its Deliveries
         self.deliveries = {}     # delivery id → Delivery not yet settled
         self.done, self.done_at = [], None
@@ -115,14 +115,14 @@ class FollowUps:
         fresh = [e for e in effects if e["id"] not in self.effects]
         for effect in fresh:  # all known before any is carried out: the delete waits for the others
             self.effects[effect["id"]] = effect
-            self.firings.setdefault((effect["job"], effect["group"]), set()).add(effect["id"])
+            self.of_job.setdefault(effect["job"], set()).add(effect["id"])
         for effect in fresh:
             if effect["kind"] == "child":
                 self.claim_child(effect)
             elif effect["kind"] == "notify":
                 self.deliver(effect)
             else:
-                self.maybe_delete(effect["job"], effect["group"])
+                self.maybe_delete(effect["job"])
 
     def claim_child(self, effect):
         child = effect["target"]
@@ -155,22 +155,20 @@ class FollowUps:
         effect = self.effects.pop(effect_id, None)
         if effect is None:
             return False
-        firing = (effect["job"], effect["group"])
-        self.firings[firing].discard(effect_id)
-        if not self.firings[firing]:
-            del self.firings[firing]
-        self.maybe_delete(*firing)
+        job = effect["job"]
+        self.of_job[job].discard(effect_id)
+        if not self.of_job[job]:
+            del self.of_job[job]
+        self.maybe_delete(job)
         return True
 
-    def maybe_delete(self, job, group):
-        """An ephemeral job goes once the rest of its firing's follow-ups are done: deleting it
-        drops what is still pending on it (its notice)."""
-        left = self.firings.get((job, group), ())
-        if len(left) == 1:
-            (effect_id,) = left
-            if self.effects[effect_id]["kind"] == "delete":
-                log.info("ephemeral job succeeded, removing it job=%s", job)
-                self.mark(effect_id)
+    def maybe_delete(self, job):
+        """An ephemeral job goes once the rest of its follow-ups are done (of every firing: runs
+        may overlap): deleting it drops what is still pending on it, its notices."""
+        left = self.of_job.get(job, ())
+        if left and all(self.effects[i]["kind"] == "delete" for i in left):
+            log.info("ephemeral job succeeded, removing it job=%s", job)
+            self.mark(min(left))  # the others (of firings that overlapped) follow as it settles
 
     def records_failed(self, done):
         """The record carrying these done-marks failed: they ride in the next one."""
