@@ -16,6 +16,7 @@ from common import config, errors, messages as m, models, wire
 
 
 JOB_PAGE = 1000
+LEADER_TRY_MS = 1000  # one try of a request to the leader's services (see _leader_call)
 
 
 def parse_server(server):
@@ -141,12 +142,15 @@ class Client:
 
     def _leader_call(self, role, msg):
         """ask the leader's service; while the leader is unknown or moving, retried with
-        backoff within the timeout (the first answer names where to go next)."""
-        deadline = time.monotonic() + self.timeout_ms / 1000
+        backoff (the first answer names where to go next). A leader that died with the request
+        leaves it unanswered: each try waits a second at most, and the tries go on for twice the
+        timeout, so that a request rides through a failover (about a second) to the next leader;
+        what is asked of a leader is safe to ask again (a run-now carries its request id)."""
+        deadline = time.monotonic() + 2 * self.timeout_ms / 1000
         pause = 0.05
         while True:
             try:
-                return self.ask(self._addr(role, leader=True), msg)
+                return self.ask(self._addr(role, leader=True), msg, timeout_ms=min(LEADER_TRY_MS, self.timeout_ms))
             except (errors.NotLeader, errors.Unavailable):
                 if time.monotonic() + pause > deadline:
                     raise

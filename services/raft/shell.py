@@ -303,12 +303,16 @@ class RaftShell:
         server that applies the log (voters and learners) has registered N. A record read here
         may be stale, but versions only rise (no downgrade but by a snapshot restore), so a stale
         one errs on the side of refusing."""
-        membership, spoken = self.core.log.membership(), self.fsm.server_protocols()
-        behind = sorted(f"{n} speaks {spoken.get(n, [1, 1])[1]}" for n in {**membership.voters, **membership.learners}
-                        if spoken.get(n, [1, 1])[1] < version)
+        spoken = self.spoken()
+        behind = sorted(f"{n} speaks {v}" for n, v in spoken.items() if v < version)
         if behind:
             raise errors.Unavailable(f"cluster not yet upgraded: {op} needs protocol {version} on every server "
                                      f"({', '.join(behind)})")
+
+    def spoken(self):
+        """The protocol each server that applies the log (voters and learners) has registered."""
+        membership, registered = self.core.log.membership(), self.fsm.server_protocols()
+        return {n: registered.get(n, [1, 1])[1] for n in {**membership.voters, **membership.learners}}
 
     def wait(self, key, env):
         if env is None:
@@ -423,6 +427,7 @@ class RaftShell:
 
     def status(self):
         return {**self.core.status(), "leader_ready": self.leader_ready(), "fsyncs": self.store.fsyncs,
+                "protocol": min(self.spoken().values(), default=1),  # what the gate lets through
                 "sent": self.transport.sent,
                 "sqlite": {"raft-log.db": self.store.pragmas(), "state.db": self.fsm.pragmas()}}
 

@@ -162,3 +162,13 @@ def test_done_marks_of_a_record_that_failed_ride_in_the_next():
     (call,) = [c for c in rd.calls if isinstance(c.msg, m.RunRecord)]
     d.answered(call, None, errors.Timeout("no quorum"), NOW + DONE_RECORD_DELAY_MS)
     assert d.done == call.msg.done
+
+
+def test_a_result_for_a_job_deleted_meanwhile_is_confirmed_with_nothing_recorded():
+    d = leader()
+    execution = acked_run(d)
+    d.raft.outcomes[execution["id"]] = {"error": "not_found", "message": "job 'backup' not found"}
+    d.step(m.ExecResult(execution=dict(execution, status="success", success=True)), NOW + 30, reply="executor")
+    drain(d, NOW + 30)
+    rd = drain(d, NOW + 30)
+    assert rd.replies == [("executor", m.ResultRecorded(id=execution["id"]))] and rd.results == []
