@@ -362,7 +362,10 @@ class RunSkip:
 @message("exec.unfinished")
 class ExecUnfinished:
     """→ ok {runs, retries, effects}: every claimed or running execution, pending retry and
-    pending follow-up, for a new leader."""
+    pending follow-up, for a new leader; with `followups_only`, no runs (the leader's sweep for
+    follow-ups whose report it missed)."""
+
+    followups_only: bool = False
 
 
 @message("exec.delete_all")

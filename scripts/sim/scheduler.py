@@ -138,7 +138,7 @@ class Simulation:
         if isinstance(msg, m.SettingsGet):
             return m.SettingsReply(settings=self.fsm.settings()), None
         if isinstance(msg, m.ExecUnfinished):
-            return m.UnfinishedRuns(runs=self.fsm.unfinished(), **self.fsm.pending()), None
+            return m.UnfinishedRuns(runs=[] if msg.followups_only else self.fsm.unfinished(), **self.fsm.pending()), None
         if isinstance(msg, m.JobGet):
             job = self.fsm.job(msg.name)
             return (m.JobReply(job=job), None) if job else (None, errors.NotFound(f"job {msg.name!r} not found"))

@@ -360,10 +360,9 @@ class Dispatcher(ClaimQueue, FollowUps):
         self.rd.recorded.append((record["job"], record["status"]))
         if record["status"] == "skipped":
             self.skipped(record["job"], [record])  # a full node skipped it
-        if self.active:
-            if done.retry is not None:
-                self.pend_retry(done.retry)
-            self.take_effects(done.effects)
+        if done.retry is not None:
+            self.pend_retry(done.retry)
+        self.take_effects(done.effects)
 
     # -- plumbing --------------------------------------------------------------------------
 

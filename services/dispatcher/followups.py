@@ -12,13 +12,15 @@ import heapq
 import logging
 from dataclasses import dataclass
 
-from common import models
+from common import messages as m, models
 from services.dispatcher import notices
 from services.dispatcher.claims import Claim
 
 log = logging.getLogger(__name__)
 
 DONE_RECORD_DELAY_MS = 1000    # done-marks wait this long for a round's record to ride in
+SWEEP_MS = 5000                # the leader reads what is pending this often: a record's reply
+                               # lost (a timeout, though it committed) must not lose its follow-ups
 FOLLOWUP_RETRY_MS = 1000       # a claim refused for want of a leader or quorum is tried again
 NOTIFY_BACKOFF_MS = 1000       # the wait after a failed delivery, doubled per attempt
 NOTIFY_BACKOFF_MAX_MS = 60_000
@@ -61,6 +63,8 @@ class FollowUps:
         self.notices = {}        # notify effect id → its Deliveries
         self.deliveries = {}     # delivery id → Delivery not yet settled
         self.done, self.done_at = [], None
+        self.settled = {}        # effect id → when it was settled here: a sweep read before may list it
+        self.sweep_at = None
 
     def forget_followups(self):
         """Leadership lost: what is pending stays in the state for the next leader."""
@@ -69,14 +73,27 @@ class FollowUps:
     def take_over_followups(self, retries, effects):
         for retry in retries:
             self.pend_retry(retry)
-        self.take_effects(effects)
+        self.take_effects([e for e in effects if e["id"] not in self.settled])
+        self.sweep_at = self.now + SWEEP_MS
+
+    def swept(self, _, reply, error):
+        if error is None:
+            horizon = self.now - 2 * SWEEP_MS
+            self.settled = {i: at for i, at in self.settled.items() if at > horizon}
+            self.take_over_followups(reply.retries, reply.effects)
+        elif self.active:
+            self.sweep_at = self.now + SWEEP_MS
 
     def followups_deadline(self):
         dues = [self.retry_heap[0][0]] if self.retry_heap else []
         dues += [d.due_at for d in self.deliveries.values() if not d.sending]
-        return min([*dues, self.done_at] if self.done_at is not None else dues, default=None)
+        dues += [at for at in (self.done_at, self.sweep_at) if at is not None]
+        return min(dues, default=None)
 
     def tick_followups(self, now):
+        if self.sweep_at is not None and now >= self.sweep_at:
+            self.sweep_at = None  # again once answered
+            self.call(m.ExecUnfinished(followups_only=True), "swept")
         while self.retry_heap and self.retry_heap[0][0] <= now:
             _, key = heapq.heappop(self.retry_heap)
             if key in self.retries:
@@ -91,8 +108,8 @@ class FollowUps:
     # -- retries -------------------------------------------------------------------------------
 
     def pend_retry(self, retry):
-        if retry["key"] in self.retries or retry.get("job") is None:
-            return
+        if not self.active or retry["key"] in self.retries or retry.get("job") is None:
+            return  # a dispatcher that takes office takes over what is pending then
         self.retries[retry["key"]] = retry
         heapq.heappush(self.retry_heap, (retry["due_at"], retry["key"]))
 
@@ -112,6 +129,8 @@ class FollowUps:
     # -- effects -------------------------------------------------------------------------------
 
     def take_effects(self, effects):
+        if not self.active:
+            return  # a skip recorded by a follower's dispatcher: the leader's takes its notice over
         fresh = [e for e in effects if e["id"] not in self.effects]
         for effect in fresh:  # all known before any is carried out: the delete waits for the others
             self.effects[effect["id"]] = effect
@@ -155,6 +174,7 @@ class FollowUps:
         effect = self.effects.pop(effect_id, None)
         if effect is None:
             return False
+        self.settled[effect_id] = self.now
         job = effect["job"]
         self.of_job[job].discard(effect_id)
         if not self.of_job[job]:

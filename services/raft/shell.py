@@ -268,7 +268,8 @@ class RaftShell:
         if isinstance(msg, m.SettingsGet):
             return self.read(env, msg.stale, lambda: {"settings": self.fsm.settings()})
         if isinstance(msg, m.ExecUnfinished):
-            return self.read(env, False, lambda: {"runs": self.fsm.unfinished(), **self.fsm.pending()})
+            return self.read(env, False, lambda: {"runs": [] if msg.followups_only else self.fsm.unfinished(),
+                                                  **self.fsm.pending()})
         if isinstance(msg, m.ServerRegister):
             return self.propose(env, "server.register", name=msg.name, addrs=msg.addrs, store=msg.store,
                                 **({"protocol": msg.protocol} if msg.protocol != [1, 1] else {}))

@@ -125,9 +125,10 @@ class Raft:
         raise AssertionError(f"unexpected call {msg}")
 
 
-def dispatcher(seed=1, members=MEMBERS, untagged="one", **raft):
+def dispatcher(seed=1, members=MEMBERS, untagged="one", notify=None, **raft):
     """An active dispatcher of term 3 at NOW, its members and settings read."""
-    d = Dispatcher("s1", rng=random.Random(seed), ack_timeout_ms=ACK_MS, run_attempts=3, lease_ms=LEASE_MS, now=NOW)
+    d = Dispatcher("s1", rng=random.Random(seed), ack_timeout_ms=ACK_MS, run_attempts=3, lease_ms=LEASE_MS,
+                   notify=notify, now=NOW)
     d.raft = Raft(members, untagged, **raft)
     d.step(m.RaftLeader(node="s1", leader="s1", term=3, ready=True, applied=9), NOW)
     d.tick(NOW)

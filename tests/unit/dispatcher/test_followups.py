@@ -6,7 +6,7 @@ up; the ephemeral delete waits for the rest of its firing; done-marks ride in th
 import dataclasses
 
 from common import config, errors, messages as m
-from services.dispatcher.followups import DONE_RECORD_DELAY_MS, NOTIFY_BACKOFF_MS
+from services.dispatcher.followups import DONE_RECORD_DELAY_MS, NOTIFY_BACKOFF_MS, SWEEP_MS
 from tests.unit.dispatcher.test_core import NOW, acked_run, dispatcher, drain, records, shell_job
 
 NOTIFY = dataclasses.replace(config.load(env={}).notify, attempts=3)
@@ -14,9 +14,7 @@ HOOK = {"type": "webhook", "rule": "always", "url": "http://hooks/x", "body": ""
 
 
 def leader(**raft):
-    d = dispatcher(**raft)
-    d.init_followups(NOTIFY)
-    return d
+    return dispatcher(notify=NOTIFY, **raft)
 
 
 def notice(job, group=7, event="success"):
@@ -128,9 +126,7 @@ def test_a_new_leader_takes_over_pending_retries_and_effects():
     retry = {"key": "backup-1-db1", "due_at": NOW + 500, "job": job,
              "execution": {"id": "backup-1-db1-2", "job": "backup", "group": 1, "attempt": 2, "node": "db1",
                            "scheduled_at": NOW, "manual": False, "status": "claimed", "jitter_ms": 0}}
-    d = dispatcher()
-    d.init_followups(NOTIFY)
-    d.raft.unfinished = []
+    d = leader()
     d.step(m.RaftLeader(node="s1", leader="s2", term=4, ready=False, applied=9), NOW)
     reply = m.UnfinishedRuns(runs=[], retries=[retry], effects=[notice(job)])
     d.step(m.RaftLeader(node="s1", leader="s1", term=5, ready=True, applied=9), NOW)
@@ -172,3 +168,20 @@ def test_a_result_for_a_job_deleted_meanwhile_is_confirmed_with_nothing_recorded
     drain(d, NOW + 30)
     rd = drain(d, NOW + 30)
     assert rd.replies == [("executor", m.ResultRecorded(id=execution["id"]))] and rd.results == []
+
+
+def test_a_sweep_takes_up_follow_ups_whose_report_was_lost_and_not_those_just_settled():
+    job = shell_job(notifications=[HOOK], tags={"role": "db"})
+    d = leader()
+    d.take_effects([notice(job, group=1)])
+    d.tick(NOW)
+    sent(d, drain(d), None)  # delivered, marked: settled here
+    retry = {"key": "backup-2-db1", "due_at": NOW + 6000, "job": job,
+             "execution": {"id": "backup-2-db1-2", "job": "backup", "group": 2, "attempt": 2, "node": "db1",
+                           "scheduled_at": NOW, "manual": False, "status": "claimed", "jitter_ms": 0}}
+    d.tick(NOW + SWEEP_MS)  # the sweep after the take-over at NOW
+    (sweep,) = [c for c in drain(d, NOW + SWEEP_MS).calls if isinstance(c.msg, m.ExecUnfinished)]
+    assert sweep.msg.followups_only
+    d.answered(sweep, m.UnfinishedRuns(runs=[], retries=[retry], effects=[notice(job, group=1)]), None, NOW + SWEEP_MS)
+    assert list(d.retries) == ["backup-2-db1"] and d.effects == {} and d.deliveries == {}
+    assert d.sweep_at == NOW + 2 * SWEEP_MS
