@@ -57,17 +57,9 @@ class FollowUps:
             else:
                 result = self._skip_run(stored, group, reason, notify)
             return self._remember_request(kind, key, job, dict(result, skipped=reason))
+        result = self._claimed(entry_term, stored, scheduled_at, group, executions, running, tick=kind == "tick")
         if kind == "tick":
-            self._run("INSERT INTO tickrow (job, scheduled_at, grp, term) VALUES (?, ?, ?, ?)",
-                      (job, scheduled_at, group, entry_term))
-            stored["last_scheduled_at"] = max(stored.get("last_scheduled_at") or 0, scheduled_at)
-            self._save_state(stored)
             self._trim_ticks(stored)
-        for execution in executions:
-            self._save_execution(execution)
-        result = {"executions": executions}
-        if running and stored["concurrency"] == "replace":
-            result["replace"] = running  # the dispatcher stops these, recorded as killed
         return self._remember_request(kind, key, job, result)
 
     def apply_run_skip(self, entry_term, job, ticks, reason, notify=()):
@@ -119,21 +111,12 @@ class FollowUps:
                 "finishes": [self._finish(execution, notify) for execution in finishes]}
 
     def _finish(self, execution, notify):
-        execution = {k: v for k, v in execution.items() if k not in DECIDED_HERE}
-        old = self.execution(execution["job"], execution["id"])
-        job = self.job(execution["job"])
-        if job is None:
-            return failure("not_found", f"job {execution['job']!r} not found")
-        late = old is not None and old["status"] == "lost" and execution["status"] != "lost"
-        if old is not None and old["status"] in models.FINISHED and not late:
-            return {"execution": old, "duplicate": True}
+        job, old, execution, answer = self._final({k: v for k, v in execution.items() if k not in DECIDED_HERE})
+        if answer is not None:
+            return answer
         retry = None
-        if late:
-            # The node was presumed gone, then its result arrived: the real outcome wins, and
-            # a success needs no retry (one already claimed runs, and decides the firing).
-            execution = dict(execution, reason=(execution.get("reason") or "") + " (reported after the run was "
-                             f"marked lost: {old['reason']})".strip())
-            job["error_count"] -= 1
+        if old is not None and old["status"] == "lost":
+            # Late: a success needs no retry (one already claimed runs, and decides the firing).
             execution.update({k: old[k] for k in ("retried_by", "retrying", "retry_at") if k in old})
             if execution["success"] and execution.pop("retrying", None):
                 execution.pop("retry_at", None)
@@ -142,13 +125,9 @@ class FollowUps:
                 and execution["attempt"] <= job.get("retries", 0):
             retry = self._pend_retry(job, execution)
         self._save_execution(execution)
+        self._count(job, execution)
         if execution["status"] == "skipped":
             job["skipped_count"] = job.get("skipped_count", 0) + 1
-        else:
-            ok = execution["success"]
-            job["success_count" if ok else "error_count"] += 1
-            key = "last_success_at" if ok else "last_error_at"
-            job[key] = max(job[key] or 0, execution["finished_at"] or 0)
         previous = job.get("status", "")
         done, status = self.group_outcome(execution["job"], execution["group"])
         effects = []

@@ -33,9 +33,13 @@ class RunLedger:
             reason = f"concurrency forbid: {', '.join(running)} still running"
             skipped = self._skip(stored, [scheduled_at], reason, group=group, manual=manual)
             return {"skipped": reason, "executions": skipped}
-        if not manual:
+        return self._claimed(entry_term, stored, scheduled_at, group, executions, running, tick=not manual)
+
+    def _claimed(self, entry_term, stored, scheduled_at, group, executions, running, tick):
+        """A claim taken: a scheduled tick keyed in tickrow, the executions stored."""
+        if tick:
             self._run("INSERT INTO tickrow (job, scheduled_at, grp, term) VALUES (?, ?, ?, ?)",
-                      (job, scheduled_at, group, entry_term))
+                      (stored["name"], scheduled_at, group, entry_term))
             stored["last_scheduled_at"] = max(stored.get("last_scheduled_at") or 0, scheduled_at)
             self._save_state(stored)
         for execution in executions:
@@ -64,30 +68,42 @@ class RunLedger:
         return {"execution": execution}
 
     def apply_exec_finish(self, entry_term, execution):
-        old = self.execution(execution["job"], execution["id"])
-        job = self.job(execution["job"])
-        if job is None:
-            return failure("not_found", f"job {execution['job']!r} not found")
-        late = old is not None and old["status"] == "lost" and execution["status"] != "lost"
-        if old is not None and old["status"] in models.FINISHED and not late:
-            return {"execution": old, "duplicate": True}
-        if late:
-            # The node was presumed gone, then its result arrived: the real outcome wins.
-            execution = dict(execution, reason=(execution.get("reason") or "") + " (reported after the run was "
-                             f"marked lost: {old['reason']})".strip())
-            job["error_count"] -= 1
+        job, old, execution, answer = self._final(execution)
+        if answer is not None:
+            return answer
         self._save_execution(execution)
-        if execution["status"] != "skipped":
-            ok = execution["success"]
-            job["success_count" if ok else "error_count"] += 1
-            key = "last_success_at" if ok else "last_error_at"
-            job[key] = max(job[key] or 0, execution["finished_at"] or 0)
+        self._count(job, execution)
         done, status = self.group_outcome(execution["job"], execution["group"])
         if done:
             job["status"] = status
         self._save_state(job)
         self._trim(job)
         return {"execution": execution, "group_done": done, "group_status": status}
+
+    def _final(self, execution):
+        """What every final record meets first → (job, the record before, the record to store,
+        or the answer when there is nothing to store: the job is gone, or it finished before)."""
+        old = self.execution(execution["job"], execution["id"])
+        job = self.job(execution["job"])
+        if job is None:
+            return None, old, execution, failure("not_found", f"job {execution['job']!r} not found")
+        late = old is not None and old["status"] == "lost" and execution["status"] != "lost"
+        if old is not None and old["status"] in models.FINISHED and not late:
+            return job, old, execution, {"execution": old, "duplicate": True}
+        if late:
+            # The node was presumed gone, then its result arrived: the real outcome wins.
+            execution = dict(execution, reason=(execution.get("reason") or "") + " (reported after the run was "
+                             f"marked lost: {old['reason']})".strip())
+            job["error_count"] -= 1
+        return job, old, execution, None
+
+    @staticmethod
+    def _count(job, execution):
+        if execution["status"] != "skipped":
+            ok = execution["success"]
+            job["success_count" if ok else "error_count"] += 1
+            key = "last_success_at" if ok else "last_error_at"
+            job[key] = max(job[key] or 0, execution["finished_at"] or 0)
 
     def apply_exec_record(self, entry_term, acks=(), finishes=()):
         """A dispatcher round's acks and final records in one entry: a burst of runs costs a

@@ -131,12 +131,18 @@ def test_a_pending_retry_its_child_and_its_notice_survive_the_leaders_loss(clust
     assert json.loads(hooks[0]["body"])["delivery"] == hooks[0]["delivery"]
 
 
-def test_a_run_now_asked_while_the_leader_is_killed_runs_once(cluster):
+def manual_job(cluster, name):
+    """A job to run now, through a server other than the leader: (leader, that server, its client)."""
     leader = cluster.leader()
     via = survivor(cluster, leader)
     client = cluster.client(via)
-    client.put_job({"name": "asked", "schedule": "@manually", "executor": "shell", "tags": ON_AGENT,
+    client.put_job({"name": name, "schedule": "@manually", "executor": "shell", "tags": ON_AGENT,
                     "executor_config": {"command": "true"}})
+    return leader, via, client
+
+
+def test_a_run_now_asked_while_the_leader_is_killed_runs_once(cluster):
+    leader, via, client = manual_job(cluster, "asked")
     answers = []
 
     def ask():
@@ -159,11 +165,7 @@ def test_a_run_now_asked_while_the_leader_is_killed_runs_once(cluster):
 
 
 def test_a_run_now_request_sent_again_to_the_next_leader_runs_nothing_more(cluster):
-    leader = cluster.leader()
-    via = survivor(cluster, leader)
-    client = cluster.client(via)
-    client.put_job({"name": "again", "schedule": "@manually", "executor": "shell", "tags": ON_AGENT,
-                    "executor_config": {"command": "true"}})
+    leader, via, client = manual_job(cluster, "again")
     client.local.session = f"test-{uuid.uuid4().hex[:8]}"
     client.local.seq = 0
     first = client.run("again")

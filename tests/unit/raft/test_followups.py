@@ -3,35 +3,9 @@ pending retry with its due time from the entry, a firing's effects (dependent ru
 ephemeral delete, notices) until marked done, every claim checked against its key, and skipped
 rows and claimed ticks kept within the job's bounds."""
 
-import pytest
-
 from common import models
-from services.raft.fsm import COMMAND_SINCE, StateMachine, command
-
-NOW = 1_767_225_600_000
-
-
-@pytest.fixture
-def fsm(tmp_path):
-    sm = StateMachine(str(tmp_path / "state.db"))
-    yield sm
-    sm.close()
-
-
-class Log:
-    """Commands as the raft shell proposes them (of their protocol), one entry each."""
-
-    def __init__(self, sm, term=1):
-        self.sm, self.term, self.index = sm, term, sm.applied
-
-    def apply(self, op, **args):
-        self.index += 1
-        return self.sm.apply([(self.index, self.term, dict(command(op, args), req=f"r{self.index}"))])[0]
-
-
-def job(name, **fields):
-    return models.validate_job({"name": name, "schedule": "@every 10s", "executor": "shell",
-                                "executor_config": {"command": "true"}, **fields}, now=NOW)
+from services.raft.fsm import COMMAND_SINCE
+from tests.unit.raft.test_fsm import NOW, Log, fsm, job  # noqa: F401 (fsm is a fixture)
 
 
 def claim(log, name, at, node="web1", kind="tick", key="", term=1, group=None):
@@ -169,12 +143,22 @@ def test_the_leaders_own_rules_decide_a_notice_for_a_job_without_notifications(f
     assert [e["kind"] for e in done["effects"]] == ["notify"]
 
 
-def test_a_dependent_run_is_claimed_once_under_its_effect(fsm):
+def chain(fsm):
+    """A parent and its child, and the child's run the parent's first successful firing left."""
     log = Log(fsm)
     log.apply("job.put", job=job("parent"))
     log.apply("job.put", job=job("child", parent_job="parent"))
-    (run,) = claim(log, "parent", NOW)["executions"]
+    return log, succeeded(log, "parent", NOW)
+
+
+def succeeded(log, name, at):
+    (run,) = claim(log, name, at)["executions"]
     (effect,) = record(log, result(run))[0]["effects"]
+    return effect
+
+
+def test_a_dependent_run_is_claimed_once_under_its_effect(fsm):
+    log, effect = chain(fsm)
     first = claim(log, "child", NOW + 6000, kind="child", key=effect["id"])
     assert first["executions"][0]["manual"] and fsm.pending()["effects"] == []
     second = claim(log, "child", NOW + 6001, kind="child", key=effect["id"])
@@ -184,28 +168,19 @@ def test_a_dependent_run_is_claimed_once_under_its_effect(fsm):
 
 
 def test_a_dependent_run_with_no_node_is_recorded_skipped_and_a_disabled_child_does_not_run(fsm):
-    log = Log(fsm)
-    log.apply("job.put", job=job("parent"))
-    log.apply("job.put", job=job("child", parent_job="parent"))
-    (run,) = claim(log, "parent", NOW)["executions"]
-    (effect,) = record(log, result(run))[0]["effects"]
+    log, effect = chain(fsm)
     nowhere = log.apply("run.claim", job="child", scheduled_at=NOW, group=7, term=1, executions=[], kind="child",
                         key=effect["id"], reason="no alive node")
     assert nowhere["skipped"] == "no alive node" and nowhere["executions"][0]["status"] == "skipped"
     assert fsm.job("child")["skipped_count"] == 1 and fsm.pending()["effects"] == []
     log.apply("job.put", job=job("child", parent_job="parent", disabled=True))
-    (run,) = claim(log, "parent", NOW + 10_000)["executions"]
-    (effect,) = record(log, result(run))[0]["effects"]
+    effect = succeeded(log, "parent", NOW + 10_000)
     disabled = claim(log, "child", NOW + 10_000, kind="child", key=effect["id"])
     assert disabled["executions"] == [] and "disabled" in disabled["skipped"] and fsm.pending()["effects"] == []
 
 
 def test_an_effect_on_a_job_deleted_meanwhile_is_dropped(fsm):
-    log = Log(fsm)
-    log.apply("job.put", job=job("parent"))
-    log.apply("job.put", job=job("child", parent_job="parent"))
-    (run,) = claim(log, "parent", NOW)["executions"]
-    (effect,) = record(log, result(run))[0]["effects"]
+    log, effect = chain(fsm)
     log.apply("job.delete", name="child")
     assert fsm.pending()["effects"] == []
     log.apply("job.put", job=job("child", parent_job="parent"))
