@@ -114,9 +114,11 @@ class FollowUps:
         job, old, execution, answer = self._final({k: v for k, v in execution.items() if k not in DECIDED_HERE})
         if answer is not None:
             return answer
-        retry = None
+        retry, before = None, None
         if old is not None and old["status"] == "lost":
-            # Late: a success needs no retry (one already claimed runs, and decides the firing).
+            # Late: a success needs no retry (one already claimed runs, and decides the firing);
+            # the firing may have ended already, and only a changed outcome follows up again.
+            before = self.group_outcome(execution["job"], execution["group"])
             execution.update({k: old[k] for k in ("retried_by", "retrying", "retry_at") if k in old})
             if execution["success"] and execution.pop("retrying", None):
                 execution.pop("retry_at", None)
@@ -133,7 +135,8 @@ class FollowUps:
         effects = []
         if done:
             job["status"] = status
-            effects = self._firing_effects(job, execution, status, previous, notify)
+            if before != (True, status):
+                effects = self._firing_effects(job, execution, status, previous, notify)
         self._save_state(job)
         self._trim_finished(job)
         return {"execution": execution, "group_done": done, "group_status": status, "previous_status": previous,
@@ -174,8 +177,8 @@ class FollowUps:
         if not models.rules_hear([*notify, *(n["rule"] for n in job.get("notifications") or [])], event):
             return []
         body = {"event": event, "status": status, "count": count, "record": record, "job": job}
-        return [self._add_effect(f"notify:{job['name']}:{record['group']}:{record['id']}", job["name"],
-                                 record["group"], "notify", job["name"], body)]
+        return [self._add_effect(f"notify:{job['name']}:{record['group']}:{event}", job["name"], record["group"],
+                                 "notify", job["name"], body)]
 
     def _add_effect(self, effect_id, job, group, kind, target, body):
         self._run("INSERT OR IGNORE INTO effectrow (id, job, grp, kind, target, body) VALUES (?, ?, ?, ?, ?, ?)",

@@ -91,6 +91,36 @@ def test_a_late_success_of_a_run_marked_lost_cancels_its_pending_retry(fsm):
     assert fsm.pending()["retries"] == [] and done["group_status"] == "success"
 
 
+def test_a_late_result_follows_up_only_when_it_changes_how_the_firing_ended(fsm):
+    log = Log(fsm)
+    hook = {"type": "webhook", "rule": "always", "url": "http://hooks/x"}
+    log.apply("job.put", job=job("parent", notifications=[hook]))
+    log.apply("job.put", job=job("child", parent_job="parent"))
+    (run,) = claim(log, "parent", NOW)["executions"]
+    (lost,) = record(log, dict(result(run, success=False), status="lost", reason="no heartbeat"))
+    assert [e["id"] for e in lost["effects"]] == [f"notify:parent:{run['group']}:failure"]
+    (late,) = record(log, result(run))  # it ran after all: a success, its child and a recovery notice
+    assert sorted(e["kind"] for e in late["effects"]) == ["child", "notify"]
+    (effect,) = [e for e in late["effects"] if e["kind"] == "child"]
+    claim(log, "child", NOW + 6000, kind="child", key=effect["id"])
+    (again,) = record(log, result(run, success=False))  # the late record is final: nothing more
+    assert again["duplicate"] and len(fsm.executions("child")) == 1
+
+
+def test_a_late_result_of_an_attempt_already_retried_changes_nothing_that_followed(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("parent", retries=1))
+    log.apply("job.put", job=job("child", parent_job="parent"))
+    (run,) = claim(log, "parent", NOW)["executions"]
+    (lost,) = record(log, dict(result(run, success=False), status="lost", reason="no heartbeat"))
+    (second,) = claim_retry(log, lost["retry"])
+    (effect,) = record(log, result(second))[0]["effects"]
+    claim(log, "child", NOW + 6000, kind="child", key=effect["id"])
+    (late,) = record(log, result(run))
+    assert late["group_done"] and late["effects"] == [] and fsm.pending() == {"retries": [], "effects": []}
+    assert len(fsm.executions("child")) == 1
+
+
 def test_no_retry_for_a_kill_or_without_retries(fsm):
     log = Log(fsm)
     log.apply("job.put", job=job("backup", retries=1))
