@@ -277,7 +277,9 @@ class Simulation:
                     raise Violation(f"{where}: ran {ran} times, records {statuses}")
                 if ran == 0 and "skipped" not in statuses and not crashed:
                     raise Violation(f"{where} did not run and was not recorded skipped: {statuses}")
-                if ran == 1 and not set(statuses) & {"success", "failed"} and not crashed:
+                # The executor's own result (an exit code), not one the dispatcher decided.
+                ended = any(x["status"] in ("success", "failed") and x["exit_code"] is not None for x in seen)
+                if ran == 1 and not ended and not crashed:
                     raise Violation(f"{where} ran but its result is not recorded: {statuses}")
 
     def log(self, text):
