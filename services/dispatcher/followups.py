@@ -71,17 +71,21 @@ class FollowUps:
         self.init_followups(self.notify)
 
     def take_over_followups(self, retries, effects):
+        if not self.active:
+            return
         for retry in retries:
             self.pend_retry(retry)
         self.take_effects([e for e in effects if e["id"] not in self.settled])
         self.sweep_at = self.now + SWEEP_MS
 
     def swept(self, _, reply, error):
+        if not self.active:
+            return  # out of office since: no more sweeps (a deadline kept would wake it for nothing)
         if error is None:
             horizon = self.now - 2 * SWEEP_MS
             self.settled = {i: at for i, at in self.settled.items() if at > horizon}
             self.take_over_followups(reply.retries, reply.effects)
-        elif self.active:
+        else:
             self.sweep_at = self.now + SWEEP_MS
 
     def followups_deadline(self):

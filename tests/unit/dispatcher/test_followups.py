@@ -185,3 +185,12 @@ def test_a_sweep_takes_up_follow_ups_whose_report_was_lost_and_not_those_just_se
     d.answered(sweep, m.UnfinishedRuns(runs=[], retries=[retry], effects=[notice(job, group=1)]), None, NOW + SWEEP_MS)
     assert list(d.retries) == ["backup-2-db1"] and d.effects == {} and d.deliveries == {}
     assert d.sweep_at == NOW + 2 * SWEEP_MS
+
+
+def test_a_sweep_answered_after_the_leader_stepped_down_wakes_nothing():
+    d = leader()
+    d.tick(NOW + SWEEP_MS)
+    (sweep,) = [c for c in drain(d, NOW + SWEEP_MS).calls if isinstance(c.msg, m.ExecUnfinished)]
+    d.step(m.RaftLeader(node="s1", leader="s2", term=4, ready=False, applied=9), NOW + SWEEP_MS)
+    d.answered(sweep, m.UnfinishedRuns(runs=[]), None, NOW + 3 * SWEEP_MS)
+    assert d.sweep_at is None and d.followups_deadline() is None
