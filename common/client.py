@@ -18,6 +18,7 @@ from common import config, curve, errors, messages as m, models, wire
 
 
 JOB_PAGE = 1000
+LEADER_TRY_MS = 1000  # one try of a request to the leader's services (see _leader_call)
 
 
 def parse_server(server):
@@ -178,12 +179,15 @@ class Client:
 
     def _leader_call(self, role, msg):
         """ask the leader's service; while the leader is unknown or moving, retried with
-        backoff within the timeout (the first answer names where to go next)."""
-        deadline = time.monotonic() + self.timeout_ms / 1000
+        backoff (the first answer names where to go next). A leader that died with the request
+        leaves it unanswered: each try waits a second at most, and the tries go on for twice the
+        timeout, so that a request rides through a failover (about a second) to the next leader;
+        what is asked of a leader is safe to ask again (a run-now carries its request id)."""
+        deadline = time.monotonic() + 2 * self.timeout_ms / 1000
         pause = 0.05
         while True:
             try:
-                return self.ask(self._addr(role, leader=True), msg)
+                return self.ask(self._addr(role, leader=True), msg, timeout_ms=min(LEADER_TRY_MS, self.timeout_ms))
             except (errors.NotLeader, errors.Unavailable):
                 if time.monotonic() + pause > deadline:
                     raise
@@ -328,10 +332,11 @@ class Client:
         return wire.fields(self._leader_call("raft", m.RaftTransfer(name=name)))
 
     def run(self, name):
-        """Run now; a retry of this call (after a lost reply) starts nothing more."""
+        """Run now → m.RunStarted (its executions, and the job as read for it); a retry of this
+        call (after a lost reply, or to a new leader) starts nothing more."""
         request = self._request()
         msg = m.JobRun(name=name, request=f"{request['client']}/{request['seq']}")
-        return self._leader_call("dispatcher", msg).executions
+        return self._leader_call("dispatcher", msg)
 
     def busy(self):
         return self._leader_call("dispatcher", m.BusyList()).executions

@@ -171,6 +171,7 @@ class Processors:
 @dataclass(frozen=True)
 class Notify:
     timeout_ms: int = _spec(lo=1)
+    attempts: int = _spec(lo=1)
     webhook_url: str = _spec()
     webhook_rule: str = _spec()
     webhook_body: str = _spec()

@@ -223,7 +223,7 @@ class Ctl:
 
     def do_run(self):
         name = self.args["NAME"]
-        executions = self.client.run(name)
+        executions = self.client.run(name).executions
         if not self.args["--wait"]:
             return self.p.table([models.execution_to_dkron(x) for x in executions], ("id", "node_name", "status"))
         return self.follow(name, executions)

@@ -22,17 +22,18 @@ class Errands:
         self.running = []  # [Popen, kill deadline (monotonic s) or None once killed, what]
         self.reaping = False
 
-    def send(self, argv, data, what):
+    def send(self, argv, data, what, done=None):
         """Start a child with data on its stdin. Through a file, not a pipe: a pipe holds 64 KiB,
         and writing more would wait for the child. OSError when it cannot start (or too many
-        are still running: a stuck receiver must not turn into unbounded processes)."""
+        are still running: a stuck receiver must not turn into unbounded processes). `done` is
+        called with the child's exit code once it is reaped (negative: killed by that signal)."""
         if len(self.running) >= self.limit:
             raise OSError(f"{len(self.running)} {self.kind} errands still running; this one is dropped")
         with tempfile.TemporaryFile() as stdin:
             stdin.write(data)
             stdin.seek(0)
             proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.DEVNULL, start_new_session=True)
-        self.running.append([proc, time.monotonic() + self.timeout_ms / 1000, what])
+        self.running.append([proc, time.monotonic() + self.timeout_ms / 1000, what, done])
         log.info("%s started %s pid=%d", self.kind, what, proc.pid)
         if not self.reaping:
             self.reaping = True
@@ -42,7 +43,7 @@ class Errands:
     def reap(self):
         now, left = time.monotonic(), []
         for errand in self.running:
-            proc, deadline, what = errand
+            proc, deadline, what, done = errand
             code = proc.poll()
             if code is None:
                 if deadline is not None and now > deadline:
@@ -53,10 +54,13 @@ class Errands:
                         pass
                     errand[1] = None
                 left.append(errand)
-            elif code == 0:
+                continue
+            if code == 0:
                 log.info("%s done exit=0 %s", self.kind, what)
             else:
                 log.warning("%s failed exit=%d %s", self.kind, code, what)
+            if done is not None:
+                done(code)
         self.running = left
         self.reaping = bool(left)
         if left:

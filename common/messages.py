@@ -9,6 +9,8 @@ from typing import Any
 
 from common.wire import NEXT_PROTOCOL, message, reply
 
+FOLLOWUPS_PROTOCOL = 2  # the run ledger's commands that replicate what follows a run
+
 # -- replies (any ROUTER) -------------------------------------------------------------------
 
 
@@ -62,10 +64,20 @@ class JobPage:
     total: int | None = None          # every job, counted on the first page of a walk only
 
 
-@reply("exec.list", "busy.list", "job.run", "tick.fire", "tick.skip")
+@reply("exec.list", "busy.list", "tick.fire", "tick.skip")
 class Executions:
     executions: list[dict[str, Any]]
     skipped: str = ""                 # a tick.fire whose tick was recorded as skipped: why
+
+
+@reply("job.run")
+class RunStarted:
+    """A run-now claimed (or, for a request sent again, the first answer): its executions, and
+    the job as the dispatcher read it, so that a face shows it without reading it again."""
+
+    executions: list[dict[str, Any]]
+    job: dict[str, Any] | None = None
+    skipped: str = ""                 # refused by the job's concurrency, and recorded so: why
 
 
 @reply("exec.get")
@@ -73,14 +85,18 @@ class ExecutionReply:
     execution: dict[str, Any]
 
 
-@reply("tick.claim")
+@reply("run.claim", "run.skip")
 class ClaimReply:
+    """A claim's outcome, or a skip's: what was recorded, and the follow-ups it left pending."""
+
     executions: list[dict[str, Any]]
-    skipped: str = ""                 # refused by the job's concurrency: the tick was recorded as skipped
+    skipped: str = ""                 # refused by the job's concurrency (or its turn passed): why
     replace: list[str] = field(default_factory=list)  # running ids the claim replaces (to kill)
+    effects: list[dict[str, Any]] = field(default_factory=list)  # pending follow-ups (notices of the skip)
+    duplicate: bool = False           # a request claimed before: its first answer, nothing new
 
 
-@reply("exec.record")
+@reply("run.record")
 class RecordReply:
     """One outcome per ack and per final record, in order (each an Outcome's map)."""
 
@@ -90,19 +106,27 @@ class RecordReply:
 
 @reply()
 class Outcome:
-    """One item of an exec.record: the execution as recorded, or the error it met alone."""
+    """One item of a run.record: the execution as recorded, or the error it met alone; with
+    what the dispatcher does next, so that nothing is read after a result."""
 
     execution: dict[str, Any] | None = None
     duplicate: bool = False           # already finished: nothing changed
     group_done: bool = False          # its firing is over (no attempt left on any node)
     group_status: str = ""
+    previous_status: str = ""         # the job's status before this firing ended (a recovery?)
+    retry: dict[str, Any] | None = None  # the pending retry it left: {key, due_at, execution, job}
+    effects: list[dict[str, Any]] = field(default_factory=list)  # follow-ups of the firing that ended
     error: str = ""
     message: str = ""
 
 
 @reply("exec.unfinished")
 class UnfinishedRuns:
+    """What a new leader takes over: runs claimed or running, retries due, follow-ups pending."""
+
     runs: list[dict[str, Any]]        # {execution, job} of every claimed or running execution
+    retries: list[dict[str, Any]] = field(default_factory=list)  # {key, due_at, execution, job}
+    effects: list[dict[str, Any]] = field(default_factory=list)  # {id, kind, job, group, body, target}
 
 
 @reply("settings.get", "settings.put", "note.put")
@@ -252,27 +276,43 @@ class ExecGet:
     stale: bool = False
 
 
-@message("tick.claim")
-class TickClaim:
-    """Claim (job, scheduled_at) for the executions listed; rejected unless `term` is the
-    term of the entry that carries it (a stale leader's claim fails) or the tick is taken."""
+# The run ledger's commands of protocol 2 (FOLLOWUPS_PROTOCOL), which replace tick.claim,
+# exec.record and tick.skip: the state machine still applies those from an older log.
+
+
+@message("run.claim", since=FOLLOWUPS_PROTOCOL)
+class RunClaim:
+    """Claim a run for the executions listed, under its idempotency key: a tick by (job,
+    scheduled_at), a manual run by its request (`key`: client/seq), a retry by the failed
+    attempt it follows (`key`: that execution's id), a dependent job's run by its parent's
+    firing (`key`: the child effect's id). Refused unless `term` is the term of the entry that
+    carries it (a stale leader's claim fails), or when the key was claimed. No executions, with
+    a `reason`: the run cannot go anywhere, and that is recorded (a child's run with no node).
+    `notify` are the rules of the leader's own notifications ([notify]), for a skip's notices."""
 
     job: str
     scheduled_at: int
     group: int
     term: int
     executions: list[dict[str, Any]]
-    manual: bool = False
+    kind: str = "tick"                # tick | manual | retry | child
+    key: str = ""
+    reason: str = ""
+    notify: list[str] = field(default_factory=list)
 
 
-@message("exec.record")
-class ExecRecord:
+@message("run.record", since=FOLLOWUPS_PROTOCOL)
+class RunRecord:
     """One dispatcher round's acks (an executor started the execution: claimed → running; each
-    {job, id, started_at}) and final records (idempotent by id), in one Raft entry: applied in
-    order, each as alone, with one result per item."""
+    {job, id, started_at}), final records (idempotent by id) and follow-ups carried out (`done`:
+    {id, deliveries}), in one Raft entry: applied in order, each as alone, with one result per
+    ack and per record. A failed attempt with retries left is recorded with its pending retry,
+    and a firing that ends with its follow-ups (`notify`: as in run.claim)."""
 
     acks: list[dict[str, Any]]
     finishes: list[dict[str, Any]]
+    done: list[dict[str, Any]] = field(default_factory=list)
+    notify: list[str] = field(default_factory=list)
     term: int = 0
 
 
@@ -321,9 +361,24 @@ class TickSkip:
     reason: str
 
 
+@message("run.skip", since=FOLLOWUPS_PROTOCOL)
+class RunSkip:
+    """A tick.skip as the dispatcher records it: skipped rows kept within the job's history
+    limit and counted, claimed ticks kept within its catch-up window, and notices as effects."""
+
+    job: str
+    ticks: list[int]
+    reason: str
+    notify: list[str] = field(default_factory=list)
+
+
 @message("exec.unfinished")
 class ExecUnfinished:
-    """→ ok {runs: [{execution, job}]}: every claimed or running execution, for a new leader."""
+    """→ ok {runs, retries, effects}: every claimed or running execution, pending retry and
+    pending follow-up, for a new leader; with `followups_only`, no runs (the leader's sweep for
+    follow-ups whose report it missed)."""
+
+    followups_only: bool = False
 
 
 @message("exec.delete_all")
@@ -498,8 +553,9 @@ class ExecKill:
 
 @message("job.run")
 class JobRun:
-    """Run now. → ok {executions: [...]} once claimed; does not wait for the run. A retried
-    request (same `request`) gets the first answer instead of a second run."""
+    """Run now. → ok {executions, job} once claimed; does not wait for the run. A retried
+    request (same `request`, "client/seq") gets the first answer instead of a second run: the
+    state machine keeps the request with its claim."""
 
     name: str
     request: str = ""

@@ -18,6 +18,10 @@ MAX_HISTORY = 10_000
 RUNNING = ("claimed", "running")
 FINISHED = ("success", "failed", "lost", "killed", "interrupted", "skipped")
 NOTIFY_RULES = ("always", "on_failure", "on_recovery", "on_skipped")
+# The events each rule hears. `always` is every firing that ran; skipped ticks can come once a
+# second under forbid, so only on_skipped hears of them.
+NOTIFY_EVENTS = {"always": ("success", "failure", "recovery"), "on_failure": ("failure",),
+                 "on_recovery": ("recovery",), "on_skipped": ("skipped",)}
 # A job's notifications: each kind's keys (templates are string.Template text, see the README).
 NOTIFY_KEYS = {"webhook": ("type", "rule", "url", "body", "headers"), "email": ("type", "rule", "to", "subject", "body")}
 MAX_NOTIFICATIONS = 20
@@ -29,15 +33,16 @@ JOB_DEFAULTS = {
     "executor_config": {}, "ephemeral": False, "starts_at": None, "expires_at": None,
     "created_at": 0,
     # Beyond Dkron: what to do with ticks missed while no leader ran them, a random delay per
-    # tick, the first retry delay (doubled per attempt), a timeout for any executor, history kept.
+    # tick, the first retry delay (doubled per attempt, up to the max), a timeout for any executor,
+    # history kept.
     "misfire_policy": "run_once", "catchup_window": "1h", "jitter": "", "retry_interval": "1s",
-    "timeout": "", "history_limit": 100,
+    "max_retry_interval": "1h", "timeout": "", "history_limit": 100,
     "notifications": [],  # webhooks and emails of this job, each with a rule (NOTIFY_RULES)
 }
-DURATIONS = ("catchup_window", "jitter", "retry_interval", "timeout")
+DURATIONS = ("catchup_window", "jitter", "retry_interval", "max_retry_interval", "timeout")
 # Kept by the state machine across updates, never taken from a client.
-JOB_STATE = {"success_count": 0, "error_count": 0, "last_success_at": None, "last_error_at": None,
-             "status": "", "last_scheduled_at": None}
+JOB_STATE = {"success_count": 0, "error_count": 0, "skipped_count": 0, "last_success_at": None,
+             "last_error_at": None, "status": "", "last_scheduled_at": None}
 _STRINGS = ("displayname", "timezone", "owner", "owner_email", "parent_job", "executor", "concurrency",
             "misfire_policy") + DURATIONS
 _STRING_MAPS = ("tags", "metadata", "executor_config")
@@ -138,13 +143,36 @@ def next_fire(job, now, default_timezone=""):
     return fire
 
 
+def retry_delay_ms(job, attempt):
+    """How long after a failed attempt the next one is due: the job's retry_interval, doubled
+    for each attempt after the first, never more than its max_retry_interval."""
+    first, cap = duration_ms(job, "retry_interval"), duration_ms(job, "max_retry_interval")
+    return min(first << min(attempt - 1, 40), cap)
+
+
+def notify_event(status, previous=""):
+    """The event a firing's end (or a skip) is to notifications: a success after a failed or
+    partly failed firing is a recovery."""
+    if status == "skipped":
+        return "skipped"
+    if status == "success":
+        return "recovery" if previous in ("failed", "partially_failed") else "success"
+    return "failure"
+
+
+def rules_hear(rules, event):
+    """Whether any of the rule texts ("on_failure,on_recovery", ...) hears the event."""
+    return any(event in NOTIFY_EVENTS.get(rule.strip(), ()) for text in rules for rule in text.split(","))
+
+
 def job_to_dkron(job, next_at=None):
     """Internal job → Dkron's job JSON (with pykron's additions)."""
     return {
         "id": job["name"], "name": job["name"], "displayname": job["displayname"],
         "timezone": job["timezone"], "schedule": job["schedule"], "owner": job["owner"],
         "owner_email": job["owner_email"], "success_count": job.get("success_count", 0),
-        "error_count": job.get("error_count", 0), "last_success": rfc3339(job.get("last_success_at")),
+        "error_count": job.get("error_count", 0), "skipped_count": job.get("skipped_count", 0),
+        "last_success": rfc3339(job.get("last_success_at")),
         "last_error": rfc3339(job.get("last_error_at")), "disabled": job["disabled"],
         "tags": job["tags"] or None, "metadata": job["metadata"] or None, "retries": job["retries"],
         "dependent_jobs": job["dependent_jobs"] or None, "parent_job": job["parent_job"],
@@ -154,7 +182,7 @@ def job_to_dkron(job, next_at=None):
         "ephemeral": job["ephemeral"], "starts_at": rfc3339(job["starts_at"]),
         "expires_at": rfc3339(job["expires_at"]),
         **{k: job.get(k, JOB_DEFAULTS[k]) for k in ("misfire_policy", "catchup_window", "jitter", "retry_interval",
-                                                     "timeout", "history_limit")},
+                                                     "max_retry_interval", "timeout", "history_limit")},
         "notifications": job.get("notifications", []),
     }
 
@@ -192,6 +220,22 @@ def check_ack(ack):
     return ack
 
 
+_DELIVERY_TYPES = {"id": str, "kind": str, "outcome": str, "attempts": int, "error": str}
+
+
+def check_done(mark):
+    """A follow-up carried out ({id, deliveries: [{id, kind, outcome, attempts, error}]}), from the
+    dispatcher, checked before it is proposed to Raft."""
+    if not isinstance(mark, dict) or type(mark.get("id")) is not str or not isinstance(mark.get("deliveries", []), list):
+        raise BadRequest("done: expected {id, deliveries}")
+    for delivery in mark.get("deliveries", []):
+        if not isinstance(delivery, dict) or any(type(delivery.get(k)) is not t for k, t in _DELIVERY_TYPES.items()):
+            raise BadRequest(f"done {mark['id']}: a delivery needs {', '.join(_DELIVERY_TYPES)}")
+        if delivery["outcome"] not in ("delivered", "gave_up"):
+            raise BadRequest(f"done {mark['id']}: delivery outcome {delivery['outcome']!r}")
+    return {"id": mark["id"], "deliveries": list(mark.get("deliveries", []))}
+
+
 def check_execution(ex):
     """An execution record from another service, checked before it is proposed to Raft."""
     for key, kind in _EXECUTION_TYPES.items():
@@ -210,6 +254,10 @@ def execution_to_dkron(ex):
         "output": ex["output"], "output_truncated": ex["output_truncated"],
         "status": ex["status"], "scheduled_at": rfc3339(ex["scheduled_at"]), "jitter_ms": ex.get("jitter_ms", 0),
         "exit_code": ex["exit_code"], "reason": ex["reason"],
+        # A failed attempt whose retry is pending says when it is due; each notification of the
+        # firing it ended says whether it was delivered or given up.
+        "retrying": bool(ex.get("retrying")), "retry_at": rfc3339(ex.get("retry_at")),
+        "notifications": ex.get("notified", []),
     }
 
 

@@ -54,13 +54,20 @@ def run_pykron(cluster, jobs, seconds):
     for t in threads:
         t.join()
     started = int(time.time() * 1000)
+    first = raft_index(cluster)
     time.sleep(seconds)
+    entries = raft_index(cluster) - first  # Raft entries the window's runs cost (claims, records)
     for job in jobs:  # stop firing; what was scheduled finishes
         client.put_job({**JOB, **job, "disabled": True})
     time.sleep(3)
     # Only ticks inside the window: runs keep coming while the jobs are being disabled, and
     # counting those over `seconds` overstated runs/s (lateness was unaffected).
-    return executions(cluster, started, started + seconds * 1000), started
+    return executions(cluster, started, started + seconds * 1000), started, entries
+
+
+def raft_index(cluster):
+    """The leader's commit index: how many entries the log holds so far."""
+    return cluster.ctl(cluster.leader(), "raft").get("commit", 0)
 
 
 def executions(cluster, since, until=float("inf")):
@@ -171,8 +178,9 @@ def bench_schedule(quick=False, case=None, config=None):
                 continue
             print(f"  case ({label}): pykron {shape} ...", flush=True)
             with Cluster(servers=servers, agents=agents) as cluster:
-                runs, _ = run_pykron(cluster, jobs, seconds)
-                table[(label, shape)] = {**summarize(runs, seconds), "memory": service_memory(cluster)}
+                runs, _, entries = run_pykron(cluster, jobs, seconds)
+                table[(label, shape)] = {**summarize(runs, seconds), "memory": service_memory(cluster),
+                                         "entries": entries}
     if table:
         report(table, cases, seconds_a, seconds_b, count_b)
     if case in (None, "c") and config in (None, "3s2a"):
@@ -210,6 +218,10 @@ def report(table, cases, seconds_a, seconds_b, count_b):
         print(f"{case:>4} {who:>22} | {r['runs']:>6} {r['runs_s']:>7.1f} | {r['p50']:>8.0f} {r['p99']:>7.0f} "
               f"{r['max']:>7.0f}    | {r['spawn_p50']:>8.1f} {r['spawn_p99']:>5.1f}    | {r['ahead']:>12} | "
               f"{r['failed']:>6}")
+    for (case, who), r in table.items():
+        if "entries" in r:
+            print(f"  raft entries ({case}, {who}): {r['entries']} in the window, "
+                  f"{r['entries'] / max(r['runs'], 1):.2f} per run")
     for (case, who), r in table.items():
         if "memory" in r:
             print(f"  peak memory ({case}, {who}): " + ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in r["memory"].items()))

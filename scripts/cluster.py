@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common import config, errors, keys, messages as m  # noqa: E402
+from common import config, errors, keys, messages as m, wire  # noqa: E402
 from common.client import Client  # noqa: E402
 from common.launch import services_for  # noqa: E402
 
@@ -160,10 +160,14 @@ class Cluster:
         reports alive, sees every node (a run asked for before that finds no target), and every
         executor hears it (its key let in by the run PUB: a run sent before would wait a re-send)."""
         deadline = time.monotonic() + timeout
-        while self.ctl(leader, "dispatcher").get("alive") != len(self.nodes):
+        # ...and every server has registered the protocol it speaks, so the leader's claims of
+        # this release's commands pass its version gate.
+        while self.ctl(leader, "dispatcher").get("alive") != len(self.nodes) \
+                or self.ctl(leader, "raft").get("protocol", 1) < wire.PROTOCOL:
             if time.monotonic() > deadline:
-                raise ClusterError(f"the dispatcher of {leader} does not see all {len(self.nodes)} nodes alive "
-                                   f"within {timeout}s: {self.ctl(leader, 'dispatcher')}")
+                raise ClusterError(f"the dispatcher of {leader} does not see all {len(self.nodes)} nodes alive, or "
+                                   f"not every server has registered protocol {wire.PROTOCOL}, within {timeout}s: "
+                                   f"{self.ctl(leader, 'dispatcher')}")
             time.sleep(0.05)
         for name in self.nodes:
             while self.ctl(name, "executor").get("dispatcher") != leader:

@@ -58,7 +58,8 @@ def main(argv=None):
 
 
 def scheduler(args):
-    """Issue 5's exactly-once check: leaders die and come back while ticks are claimed."""
+    """Issue 5's exactly-once check, with issue 14's follow-ups: leaders die and come back while
+    ticks, retries, dependent runs and run-now requests are claimed and notices delivered."""
     seed, count = int(args["--seed"]), int(args["--seeds"])
     jobs, seconds = int(args["--jobs"]), int(args["--seconds"])
     for s in range(seed, seed + count):
@@ -69,8 +70,11 @@ def scheduler(args):
             print(f"\nseed {s}: VIOLATION {err}")
             print(f"reproduce: scripts/simulate scheduler --seed {s} --jobs {jobs} --seconds {seconds}")
             return 1
-        print(f"seed {s}: ok  ticks started={len(sim.started)} leaders={sim.term} "
-              f"policies={dict(sorted(collections.Counter(sim.policies.values()).items()))}")
+        f = sim.followups
+        print(f"seed {s}: ok  runs started={len(sim.started)} leaders={sim.term} "
+              f"policies={dict(sorted(collections.Counter(sim.policies.values()).items()))} "
+              f"retries={len(f.retried)} children={len(f.claimed.get('child', ()))} run-now={len(f.requests)} "
+              f"ephemeral deleted={sum(f.deleted.values())} notices={len(f.notices)}")
     return 0
 
 

@@ -12,6 +12,7 @@ from services.dispatcher import core as dispatcher_core
 from services.scheduler import core as scheduler_core
 
 EXECUTOR_CONF = config.load(env={}).executor
+NOTIFY = config.load(env={}).notify  # no global notifications: the jobs' own webhooks
 CALL_TIMEOUT_MS = 3000  # an executor's result call gives up after this (the wire's call timeout)
 
 
@@ -36,7 +37,7 @@ class Server:
         self.alive, self.incarnation = True, self.incarnation + 1
         self.sched = sim.scheduler_class(lead_ms=sim.lead_ms)
         self.disp = sim.dispatcher_class(self.name, rng=random.Random(sim.rng.random()), ack_timeout_ms=1000,
-                                         run_attempts=5, lease_ms=10_000, now=sim.now)
+                                         run_attempts=5, lease_ms=10_000, notify=NOTIFY, now=sim.now)
         if sim.leader is not None:
             self.follow(sim.leader.name, sim.term)
 
@@ -63,7 +64,7 @@ class Server:
         if not rd.empty():
             dispatcher_core.carry_out(
                 rd, publish=self.publish, kill=self.kill, call=self.call, reply=self.reply, result=ignore,
-                group_done=ignore, skipped=ignore, late=ignore, recorded=ignore, beat=self.beat)
+                send=self.send_notice, skipped=ignore, late=ignore, recorded=ignore, beat=self.beat)
             self.disp.advance(rd)
 
     # -- the scheduler's effects -----------------------------------------------------------
@@ -103,6 +104,13 @@ class Server:
         node = self.sim.nodes[execution["node"]]
         self.sim.send(node.deliver, m.RunKill(id=execution["id"], node=execution["node"], reason=reason))
 
+    def send_notice(self, delivery):
+        self.sim.send(self.sim.followups.deliver, self, delivery, lossy=False)  # a child process: no network loss
+
+    def delivered(self, incarnation, delivery_id, error):
+        if self.alive and self.incarnation == incarnation:
+            self.disp.sent(delivery_id, error, self.sim.now)
+
     def beat(self, term):
         for node in self.sim.nodes.values():
             self.sim.send(node.deliver, m.DispatcherHeartbeat(node=self.name, term=term))
@@ -119,6 +127,8 @@ class Server:
             return
         if asked[0] == "fire":
             self.sim.send(self.fire_answered, asked[1], asked[2], answer)
+        elif asked[0] == "client":
+            self.sim.send(self.sim.followups.answered, asked[1], answer)
         elif asked[0] == "result":
             _, node, incarnation, execution_id = asked
             self.sim.send(self.sim.nodes[node].result_answered, incarnation, execution_id, answer)
@@ -201,17 +211,18 @@ class Node:
     def launch(self, run):
         self.effect()
         sim, execution = self.sim, run.execution
-        key = (execution["job"], execution["scheduled_at"])
+        key = (execution["job"], execution["group"], execution["attempt"])
         if execution["id"] not in self.started:
-            raise Violation(f"tick {key} started on {self.name} before its id was durable there")
+            raise Violation(f"run {key} started on {self.name} before its id was durable there")
         if sim.now < models.start_time(execution):
-            raise Violation(f"tick {key} started early, at {sim.now}")
+            raise Violation(f"run {key} started early, at {sim.now}")
         ids = sim.started.setdefault(key, [])
         ids.append(execution["id"])
         if len(ids) > 1:
-            raise Violation(f"tick {key} started twice: {sorted(ids)}")
+            raise Violation(f"run {key} started twice: {sorted(ids)}")
         self.core.launched(execution["id"], sim.now, spawn_ms=0)
-        sim.at(sim.now + sim.rng.randint(*sim.faults.run_ms), self.exited, self.incarnation, execution["id"], 0)
+        sim.at(sim.now + sim.rng.randint(*sim.faults.run_ms), self.exited, self.incarnation, execution["id"],
+               sim.followups.fail(execution["job"]))
         self.effect()  # dead with its child started
 
     def exited(self, incarnation, execution_id, code):

@@ -18,10 +18,11 @@ import random
 from dataclasses import dataclass
 
 from common import errors, messages as m, models, wire
+from scripts.sim.followups import FollowUps, follow_up_jobs
 from scripts.sim.hosts import Node, Server, Violation
 from services.dispatcher import core as dispatcher_core
 from services.executor import core as executor_core
-from services.raft.fsm import StateMachine
+from services.raft.fsm import StateMachine, command as fsm_command
 from services.scheduler import core as scheduler_core
 
 __all__ = ["Simulation", "Faults", "Violation", "run_seed"]
@@ -34,7 +35,7 @@ LEADS_MS = (0, 300, 1000, 2500)  # how early ticks are fired and claimed, one pe
 JITTERS = ("", "", "400ms", "1500ms")
 SCHEDULES = ("@every 1s", "@every 2s", "@every 3s", "*/2 * * * * *", "0,15,30,45 * * * * *")
 # What the Raft service proposes for each command it takes, minus the fields it does not pass.
-PROPOSALS = {m.TickClaim: (), m.ExecRecord: ("term",), m.TickSkip: (), m.JobDelete: ("client", "seq")}
+PROPOSALS = {m.RunClaim: (), m.RunRecord: ("term",), m.RunSkip: ()}
 
 
 @dataclass
@@ -68,7 +69,8 @@ class Simulation:
         self.events = []
         self.seq = itertools.count()
         self.committed_at = START  # Raft applies in log order: no commit overtakes an earlier one
-        self.started = {}          # (job, scheduled_at) → execution ids started on executors
+        self.started = {}          # (job, group, attempt) → execution ids started on executors
+        self.followups = FollowUps(self)
         self.trace = []
         self.settling = False
         self.policies = {}
@@ -77,8 +79,11 @@ class Simulation:
             doc = {"name": f"job{i}", "schedule": self.rng.choice(SCHEDULES), "executor": "shell",
                    "executor_config": {"command": "true"}, "misfire_policy": policy, "catchup_window": "30s",
                    "history_limit": 10_000, "jitter": self.rng.choice(JITTERS)}
-            self.apply({"op": "job.put", "args": {"job": models.validate_job(doc, now=START)}})
+            self.put_job(doc)
             self.policies[doc["name"]] = policy
+        for doc in follow_up_jobs(self.rng):
+            self.put_job(doc)
+            self.policies[doc["name"]] = doc["misfire_policy"]
         self.leader = None
         self.servers = {name: Server(self, name) for name in SERVERS}
         self.nodes = {name: Node(self, name) for name in NODES}
@@ -88,6 +93,7 @@ class Simulation:
             node.boot()
         self.elect(self.servers[SERVERS[0]])
         self.at(self.next_in(self.faults.crash_every_s), self.crash_executor)
+        self.at(self.next_in(4), self.followups.request)
         self.touch(self.holders())
 
     # -- the world -------------------------------------------------------------------------
@@ -113,7 +119,7 @@ class Simulation:
         if server is not self.leader:
             return reply((None, errors.NotLeader("no leader: the cluster cannot take writes now")))
         drop = PROPOSALS[type(msg)]
-        command = {"op": msg.TYPE, "args": {k: v for k, v in wire.fields(msg).items() if k not in drop}}
+        command = fsm_command(msg.TYPE, {k: v for k, v in wire.fields(msg).items() if k not in drop})
         term, leader = self.term, self.leader
         self.committed_at = max(self.committed_at, self.now + self.rng.randint(*self.faults.delay_ms))
 
@@ -132,7 +138,7 @@ class Simulation:
         if isinstance(msg, m.SettingsGet):
             return m.SettingsReply(settings=self.fsm.settings()), None
         if isinstance(msg, m.ExecUnfinished):
-            return m.UnfinishedRuns(runs=self.fsm.unfinished()), None
+            return m.UnfinishedRuns(runs=[] if msg.followups_only else self.fsm.unfinished(), **self.fsm.pending()), None
         if isinstance(msg, m.JobGet):
             job = self.fsm.job(msg.name)
             return (m.JobReply(job=job), None) if job else (None, errors.NotFound(f"job {msg.name!r} not found"))
@@ -146,7 +152,13 @@ class Simulation:
 
     def apply(self, command, term=None):
         self.index += 1
-        return self.fsm.apply([(self.index, term or self.term, wire.unpack(wire.pack(command)))])[0]
+        command = wire.unpack(wire.pack(command))
+        result = self.fsm.apply([(self.index, term or self.term, command)])[0]
+        self.followups.applied(command, result or {})
+        return result
+
+    def put_job(self, doc):
+        self.apply({"op": "job.put", "args": {"job": models.validate_job(doc, now=self.now)}})
 
     def failover(self):
         if self.settling:
@@ -218,7 +230,7 @@ class Simulation:
             self.step()
         return self
 
-    def settle(self, seconds=20):
+    def settle(self, seconds=30):
         """No more failovers or crashes; let every run finish and every result be recorded."""
         self.settling = True
         while self.leader is None:
@@ -228,6 +240,7 @@ class Simulation:
         while self.now < end:
             self.step()
         self.check_window(window_end)
+        self.followups.check_end(window_end)
         return self
 
     def excused(self, record):
@@ -248,20 +261,25 @@ class Simulation:
         one that an executor's crash may have ended is recorded so (excused)."""
         for job in self.fsm.jobs():
             sched = models.job_schedule(job)
+            if sched is None:
+                continue  # a dependent job: its runs follow its parent's (followups.py checks them)
             records = {}
             for ex in self.fsm.executions(job["name"], limit=100_000):
-                records.setdefault(ex["scheduled_at"], []).append(ex)
+                if ex["attempt"] == 1:  # retries follow their first attempt (followups.py)
+                    records.setdefault(ex["scheduled_at"], []).append(ex)
             for tick in sched.ticks(job["created_at"], window_end):
                 seen = records.get(tick, [])
                 statuses = [x["status"] for x in seen]
-                ran = len(self.started.get((job["name"], tick), ()))
+                ran = len(self.started.get((job["name"], tick * 1_000_000, 1), ()))
                 crashed = any(self.excused(x) for x in seen)
                 where = f"{job['name']} ({self.policies[job['name']]}) tick {tick}"
                 if ran > 1 or (ran == 1 and "skipped" in statuses):
                     raise Violation(f"{where}: ran {ran} times, records {statuses}")
                 if ran == 0 and "skipped" not in statuses and not crashed:
                     raise Violation(f"{where} did not run and was not recorded skipped: {statuses}")
-                if ran == 1 and "success" not in statuses and not crashed:
+                # The executor's own result (an exit code), not one the dispatcher decided.
+                ended = any(x["status"] in ("success", "failed") and x["exit_code"] is not None for x in seen)
+                if ran == 1 and not ended and not crashed:
                     raise Violation(f"{where} ran but its result is not recorded: {statuses}")
 
     def log(self, text):

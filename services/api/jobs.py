@@ -65,8 +65,7 @@ class Job:
     def on_post(self, req, resp, job_name):
         """Run now. Answers 202 once the run is claimed in the Raft log, never waiting for it
         to finish (Dkron waits, which ties an HTTP request to a job's run time)."""
-        job = self.node.client.job(job_name)
-        self.node.client.run(job_name)
+        job = self.node.client.run(job_name).job  # read once, by the dispatcher, for the claim
         resp.set_header("Location", f"/v1/jobs/{job_name}")
         dkron.render(req, resp, dkron.job_json(job, now_ms()), falcon.HTTP_202)
 

@@ -2,20 +2,20 @@
 Ticks and manual runs wait in a per-job claim queue and are claimed through Raft one at a time;
 a claimed run is published at once, with its start time (tick plus jitter), which its executor
 waits for; it is published again when no ack came by then, then failed with its reason; a
-running one whose heartbeats stop for the lease is lost; a failed one is retried after its
-backoff. Messages (leadership, members, settings, requests, executors' reports, Raft's replies)
-are stepped in with the time; ready() hands out what to publish, ask Raft, answer and count, in
-the order carry_out fixes."""
+running one whose heartbeats stop for the lease is lost. What follows a run (a retry, a firing's
+dependent runs, ephemeral delete and notices) is recorded by the state machine, and carried out
+here from what it reports (followups.py). Messages (leadership, members, settings, requests,
+executors' reports, Raft's replies) are stepped in with the time; ready() hands out what to
+publish, ask Raft, answer, deliver and count, in the order carry_out fixes."""
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 from dataclasses import dataclass, field
 
 from common import errors, messages as m, models, wire
 from services.dispatcher.claims import Claim, ClaimQueue
+from services.dispatcher.followups import FollowUps
 from services.dispatcher.targets import frames
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,10 @@ class Call:
 
 @dataclass
 class Skips:
-    """Ticks recorded as skipped (rows of one decision): counted, and told of when leading."""
+    """Rows of ticks (or runs) recorded as skipped by one decision, to count."""
 
     job: str
     rows: list
-    notify: bool
 
 
 @dataclass
@@ -68,14 +67,14 @@ class Ready:
     calls: list = field(default_factory=list)     # Calls
     replies: list = field(default_factory=list)   # (reply, typed reply or errors.Error)
     results: list = field(default_factory=list)   # records committed, for live tails
-    groups: list = field(default_factory=list)    # (job, last record, status): a firing is over
+    sends: list = field(default_factory=list)     # Deliveries of notices to send (answered by sent())
     skips: list = field(default_factory=list)     # Skips
     lateness: list = field(default_factory=list)  # ms late, of scheduled runs at their first ack
     recorded: list = field(default_factory=list)  # (job, status) of each execution newly recorded
     beats: list = field(default_factory=list)     # terms to heartbeat with
 
     def empty(self):
-        return not (self.publish or self.kill or self.calls or self.replies or self.results or self.groups
+        return not (self.publish or self.kill or self.calls or self.replies or self.results or self.sends
                     or self.skips or self.lateness or self.recorded or self.beats)
 
 
@@ -83,9 +82,9 @@ LISTS = tuple(Ready.__dataclass_fields__)
 EMPTY = Ready()
 
 
-class Dispatcher(ClaimQueue):
+class Dispatcher(ClaimQueue, FollowUps):
     def __init__(self, node, *, rng, ack_timeout_ms, run_attempts, lease_ms, heartbeat_ms=500,
-                 members_refresh_ms=2000, now=0):
+                 members_refresh_ms=2000, notify=None, now=0):
         self.node, self.rng = node, rng
         self.ack_timeout_ms, self.run_attempts, self.lease_ms = ack_timeout_ms, run_attempts, lease_ms
         self.heartbeat_ms, self.members_refresh_ms = heartbeat_ms, members_refresh_ms
@@ -95,10 +94,8 @@ class Dispatcher(ClaimQueue):
         self.runs = {}
         self.claims = {}          # job name → deque of Claims; the first is being claimed
         self.confirm = {}         # execution id → executors' requests waiting for their result's commit
-        self.manual_runs = {}     # run-now request → the executions it started
-        self.retries = []         # (due, seq, job, execution of the next attempt)
-        self.seq = itertools.count()
         self.manual_seq = 0
+        self.init_followups(notify)  # [notify] settings: what notices send, and the rules they hear
         self.outgoing = []        # runs to publish, grouped by job when the Ready is made
         self.acks, self.finishes = [], []  # the round's exec.record
         self.beat_at = now + heartbeat_ms
@@ -124,9 +121,10 @@ class Dispatcher(ClaimQueue):
                 run.last_output = msg.data
             return
         if isinstance(msg, m.TickSkip):
-            # Skipped ticks pass through here on their way to Raft so that their on_skipped
-            # notices go out; recorded even when this dispatcher is not active.
-            return self.call(msg, "skips_recorded", (msg.job, reply))
+            # Skipped ticks pass through here on their way to Raft, which records their notices
+            # by this node's rules; recorded even when this dispatcher is not active.
+            return self.call(m.RunSkip(job=msg.job, ticks=msg.ticks, reason=msg.reason, notify=self.notify_rules),
+                             "skips_recorded", (msg.job, reply))
         if not self.active:
             raise errors.NotLeader(f"{self.node} is not the active dispatcher")
         if isinstance(msg, m.TickFire):
@@ -178,9 +176,8 @@ class Dispatcher(ClaimQueue):
                 self.finished(dict(run.execution, status="lost", success=False, finished_at=now,
                                    reason=f"no heartbeat from node {run.execution['node']} for "
                                           f"{self.lease_ms // 1000}s"), now)
-        while self.retries and self.retries[0][0] <= now:
-            _, _, job, execution = heapq.heappop(self.retries)
-            self.retry(job, execution)
+        if self.active:
+            self.tick_followups(now)
         if now >= self.beat_at:
             self.beat_at = now + self.heartbeat_ms
             if self.active:
@@ -198,18 +195,21 @@ class Dispatcher(ClaimQueue):
     def deadline(self):
         due = min((min(r.due_at, r.ack_record_at or r.due_at) for r in self.runs.values()), default=self.beat_at)
         return min(x for x in (due, self.beat_at, self.members_at, self.settings_at, self.take_over_at,
-                               self.retries[0][0] if self.retries else None) if x is not None)
+                               self.followups_deadline()) if x is not None)
 
     def ready(self):
-        if not (self.outgoing or self.acks or self.finishes) and self.rd.empty():
+        if not (self.outgoing or self.acks or self.finishes or self.done) and self.rd.empty():
             return EMPTY
         if self.outgoing:
             self.rd.publish += frames(self.outgoing)
             self.outgoing = []
-        if self.acks or self.finishes:
-            # The round's acks and results in one Raft entry; each item's outcome as if alone.
+        done = self.take_done(force=bool(self.acks or self.finishes))
+        if self.acks or self.finishes or done:
+            # The round's acks, results and follow-ups done in one Raft entry; each ack's and
+            # result's outcome as if alone.
             acks, finishes, self.acks, self.finishes = self.acks, self.finishes, [], []
-            self.call(m.ExecRecord(acks=acks, finishes=finishes, term=self.term), "recorded", (acks, finishes))
+            self.call(m.RunRecord(acks=acks, finishes=finishes, done=done, notify=self.notify_rules, term=self.term),
+                      "recorded", (acks, finishes, done))
         return Ready(**{name: list(getattr(self.rd, name)) for name in LISTS})
 
     def advance(self, rd):
@@ -232,6 +232,7 @@ class Dispatcher(ClaimQueue):
         elif was and not active:
             self.runs.clear()
             self.claims.clear()
+            self.forget_followups()
             self.settings_at = self.take_over_at = None
 
     def got_members(self, _, reply, error):
@@ -251,8 +252,10 @@ class Dispatcher(ClaimQueue):
             return
         for found in reply.runs:
             self.adopt(found["execution"], found["job"], self.now)
-        if reply.runs:
-            log.info("took over unfinished runs=%d", len(reply.runs))
+        self.take_over_followups(reply.retries, reply.effects)
+        if reply.runs or reply.retries or reply.effects:
+            log.info("took over unfinished runs=%d retries=%d effects=%d", len(reply.runs), len(reply.retries),
+                     len(reply.effects))
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -306,21 +309,10 @@ class Dispatcher(ClaimQueue):
                 run.due_at = now + self.lease_ms
 
     def finished(self, execution, now):
-        """A result (from an executor, or decided here): retried if it failed and attempts
-        remain, then recorded, idempotently, and the run forgotten."""
-        run = self.runs.pop(execution["id"], None)
-        job = run.job if run else None
-        record = dict(execution)
-        if job and not record["success"] and record["status"] in ("failed", "lost") \
-                and record["attempt"] <= job.get("retries", 0):
-            record["retrying"] = True
-            delay = models.duration_ms(job, "retry_interval") * 2 ** (record["attempt"] - 1)
-            nxt = models.new_execution(job["name"], record["node"], group=record["group"],
-                                       scheduled_at=record["scheduled_at"], attempt=record["attempt"] + 1,
-                                       manual=record.get("manual", False))
-            nxt["jitter_ms"] = 0
-            heapq.heappush(self.retries, (now + delay, next(self.seq), job, nxt))
-        self.finishes.append(record)
+        """A result (from an executor, or decided here): recorded, idempotently, and the run
+        forgotten. The state machine decides a retry, and reports it."""
+        self.runs.pop(execution["id"], None)
+        self.finishes.append(dict(execution))
 
     def kill(self, execution_id, reason):
         run = self.runs.get(execution_id)
@@ -341,7 +333,9 @@ class Dispatcher(ClaimQueue):
     # -- what Raft recorded ----------------------------------------------------------------
 
     def recorded(self, context, reply, error):
-        acks, finishes = context
+        acks, finishes, done = context
+        if error is not None:
+            self.records_failed(done)
         for i, ack in enumerate(acks):
             _, failed = outcome(reply, error, "acks", i)
             if failed is not None:
@@ -351,26 +345,29 @@ class Dispatcher(ClaimQueue):
 
     def result_recorded(self, execution, done, error):
         waiting = self.confirm.pop(execution["id"], [])
-        if error is not None:
+        if error is not None and error.code != "not_found":
             # The executor re-sends its result; it is recorded on a later attempt.
             log.warning("recording result failed id=%s: %s", execution["id"], error)
             return
         for asked in waiting:
             self.answer(asked, m.ResultRecorded(id=execution["id"]))
+        if error is not None:
+            return  # its job was deleted (an ephemeral one, say): nothing to record, nor to send again
         record = done.execution
         self.rd.results.append(record)
         if done.duplicate:
             return
         self.rd.recorded.append((record["job"], record["status"]))
-        if done.group_done:
-            self.group_done(record, done.group_status)
-        elif record["status"] == "skipped":
+        if record["status"] == "skipped":
             self.skipped(record["job"], [record])  # a full node skipped it
+        if done.retry is not None:
+            self.pend_retry(done.retry)
+        self.take_effects(done.effects)
 
     # -- plumbing --------------------------------------------------------------------------
 
     def skipped(self, job, rows):
-        self.rd.skips.append(Skips(job, rows, notify=self.active))
+        self.rd.skips.append(Skips(job, rows))
 
     def call(self, msg, then, context=None):
         self.rd.calls.append(Call(msg, then, context))
@@ -390,11 +387,11 @@ def outcome(reply, error, kind, i):
     return item, None
 
 
-def carry_out(rd, *, publish, kill, call, reply, result, group_done, skipped, late, recorded, beat):
+def carry_out(rd, *, publish, kill, call, reply, result, send, skipped, late, recorded, beat):
     """The one place the Ready order lives; the shell and the scheduler simulator both call it.
     Runs go out first (they are what is late), then kills, then Raft's requests, then answers
     (an executor's result is answered only once Raft has recorded it, which this core ensures),
-    then what is only told or counted."""
+    then notices to deliver, then what is only told or counted."""
     for executions, job, topic in rd.publish:
         publish(executions, job, topic)
     for execution, reason in rd.kill:
@@ -405,8 +402,8 @@ def carry_out(rd, *, publish, kill, call, reply, result, group_done, skipped, la
         reply(asked, answer)
     for record in rd.results:
         result(record)
-    for job, record, status in rd.groups:
-        group_done(job, record, status)
+    for delivery in rd.sends:
+        send(delivery)
     for skips in rd.skips:
         skipped(skips)
     for ms in rd.lateness:

@@ -1,6 +1,6 @@
-"""Delivery of notices (what services.dispatcher.notices decides and renders), without holding
-the dispatcher's loop: the Notifier reads what a decision needs from Raft and starts one
-short-lived child per notification, timed out and reaped by timers; the child
+"""Delivery of notices (what services.dispatcher.notices renders and the dispatcher core decides
+to send), without holding the dispatcher's loop: one short-lived child per attempt of a
+notification, timed out and reaped by timers, its exit stepped back into the core; the child
 (`python -m services.dispatcher.delivery`) does one webhook POST or one email."""
 
 from __future__ import annotations
@@ -11,63 +11,35 @@ import smtplib
 import sys
 import urllib.request
 from email.message import EmailMessage
+from email.utils import make_msgid
 
-from common import messages as m
 from common.errands import Errands
 from services.dispatcher import notices
 
 log = logging.getLogger(__name__)
 
-MAX_CHILDREN = 64   # notifications in flight; beyond, one is dropped with a warning (a stuck receiver
-                    # must not turn into an unbounded number of processes)
+MAX_CHILDREN = 64   # notifications in flight; beyond, an attempt fails at once and is tried again
+                    # later (a stuck receiver must not turn into an unbounded number of processes)
 EXIT_BAD_PAYLOAD = 2
 
 
 class Notifier:
-    """The dispatcher's side: what one event of a job sends, and the children sending it."""
+    """The dispatcher's side: a child per attempt, and its outcome for the core (`sent`)."""
 
-    def __init__(self, conf, loop, raft):
-        self.conf, self.loop, self.raft = conf, loop, raft
+    def __init__(self, conf, loop, sent):
+        self.loop, self.sent = loop, sent  # sent(delivery id, error text or None)
         self.errands = Errands(loop.after, limit=MAX_CHILDREN, timeout_ms=conf.notify.timeout_ms, kind="notification")
 
-    def finished(self, job, record, status):
-        """A firing is over with this group status; `record` is its last execution."""
-        notes = notices.configured(job, self.conf.notify)
-        if not notices.needs_history(notes, status):
-            return self.send(job, record, status)
-
-        def got(result, err):
-            if err is not None:
-                log.warning("history unread, recovery not judged job=%s: %s", job["name"], err)
-            previous = None if err else notices.previous_status(result.executions, record["group"])
-            self.send(job, record, status, previous=previous)
-
-        self.raft.call(m.ExecList(job=job["name"], limit=notices.HISTORY_LIMIT, stale=True), got)
-
-    def skipped(self, job, rows):
-        """Ticks recorded as skipped (rows of one decision): one on_skipped notice for them all."""
-        if not rows:
-            return
-        if isinstance(job, str):
-            def got(result, err):
-                if err is None:
-                    self.skipped(result.job, rows)
-            return self.raft.call(m.JobGet(name=job, stale=True), got)
-        self.send(job, rows[0], "skipped", count=len(rows))
-
-    def send(self, job, record, status, *, previous=None, count=1):
-        event, payloads, problems = notices.deliveries(job, record, status, self.conf.notify, self.conf.node.name,
-                                                 previous=previous, count=count)
-        for problem in problems:
-            log.warning("notification not sent job=%s event=%s: %s", job["name"], event, problem)
-        for payload in payloads:
-            self.spawn(payload, f"job={job['name']} event={event} {notices.target(payload)}")
-
-    def spawn(self, payload, what):
+    def send(self, delivery):
+        what = f"{delivery.what} delivery={delivery.id} attempt={delivery.attempts}"
         try:
-            self.errands.send([sys.executable, "-m", "services.dispatcher.delivery"], json.dumps(payload).encode(), what)
+            self.errands.send([sys.executable, "-m", "services.dispatcher.delivery"],
+                              json.dumps(delivery.payload).encode(), what,
+                              done=lambda code: self.sent(delivery.id, None if code == 0 else f"exit {code}"))
         except OSError as exc:
             log.warning("notification not sent %s: %s", what, exc)
+            error = str(exc)
+            self.loop.after(0, lambda: self.sent(delivery.id, error))  # not while the core's Ready is carried out
 
 
 # -- the child ---------------------------------------------------------------------------------
@@ -83,6 +55,8 @@ def post(payload):
 def mail(payload):
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = payload["from"], ", ".join(payload["to"]), payload["subject"]
+    # The same Message-ID on every attempt and from every leader: a second copy can be dropped.
+    msg["Message-ID"] = payload.get("message_id") or make_msgid()
     msg.set_content(payload["body"])
     host, _, port = payload["server"].rpartition(":")
     tls, timeout_s = payload["tls"], payload["timeout_ms"] / 1000

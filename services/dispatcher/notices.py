@@ -1,24 +1,22 @@
 """Notifications, the pure part: which of the node's and a job's notifications an event matches
 (rules always, on_failure, on_recovery, on_skipped), the fields their string.Template texts use,
-and the payload each child of services.dispatcher.delivery sends (a webhook POST or an email)."""
+each notification's stable delivery id, and the payload each child of services.dispatcher.delivery
+sends (a webhook POST or an email)."""
 
 from __future__ import annotations
 
 import json
 import string
+import uuid
 
 from common import models
 
-SUCCESS, FAILURE, RECOVERY, SKIPPED = "success", "failure", "recovery", "skipped"
-# `always` is every firing that ran; skipped ticks can come once a second under forbid, so only
-# on_skipped hears of them.
-MATCHES = {"always": (SUCCESS, FAILURE, RECOVERY), "on_failure": (FAILURE,), "on_recovery": (RECOVERY,),
-           "on_skipped": (SKIPPED,)}
-FAILED = ("failed", "partially_failed")
-HISTORY_LIMIT = 100  # executions read to find the firing before a success (is it a recovery?)
+# Delivery ids are UUIDs derived from the notice (the effect the state machine recorded) and
+# the notification, so that every leader sending it gives it the same id.
+DELIVERY_NAMESPACE = uuid.UUID("5d3f6a4e-0c1b-4f7e-9a57-7079b2726f6e")
 FIELDS = ("job", "displayname", "owner", "owner_email", "executor", "schedule", "event", "status", "success",
           "execution", "group", "attempt", "node", "scheduled_at", "started_at", "finished_at", "exit_code",
-          "output", "reason", "count", "leader", "report")
+          "output", "reason", "count", "leader", "report", "delivery")
 
 
 def configured(job, settings):
@@ -35,45 +33,27 @@ def configured(job, settings):
     return found + list(job.get("notifications") or [])
 
 
+def own_rules(settings):
+    """The rules of this node's global notifications, told to the state machine with each record
+    so that it leaves a notice only for what some notification hears (the email may go to a
+    job's owner alone, so it counts whenever email is set up)."""
+    if settings is None:
+        return []
+    return ([settings.webhook_rule] if settings.webhook_url else []) + ([settings.mail_rule] if settings.smtp_address else [])
+
+
 def matching(notes, event):
-    return [n for n in notes if any(event in MATCHES[rule] for rule in models.split_rules(n["rule"]))]
+    return [n for n in notes if models.rules_hear([n["rule"]], event)]
 
 
-def needs_history(notes, status):
-    """A success is a recovery when the firing before it failed; worth a history read only when
-    some notification would be sent for it."""
-    return status == "success" and bool(matching(notes, SUCCESS) or matching(notes, RECOVERY))
+def delivery_id(notice_id, note):
+    """The stable id of one notification of one notice: the same from every leader and every
+    attempt, for receivers to drop a second delivery (X-Pykron-Delivery, the email's Message-ID)."""
+    where = note.get("url") if note["type"] == "webhook" else note.get("to")
+    return str(uuid.uuid5(DELIVERY_NAMESPACE, f"{notice_id}|{note['type']}|{where}"))
 
 
-def previous_status(executions, group):
-    """The outcome of the newest finished firing older than `group`, from a job's history
-    (newest group first), judged as the state machine judges groups: the last attempt on each
-    node decides. None when the history holds no such firing."""
-    latest, prior = {}, None
-    for ex in executions:
-        if ex["group"] >= group or ex["status"] == "skipped" or ex["status"] in models.RUNNING:
-            continue
-        if prior is None:
-            prior = ex["group"]
-        if ex["group"] != prior:
-            break
-        if ex["node"] not in latest or ex["attempt"] > latest[ex["node"]]["attempt"]:
-            latest[ex["node"]] = ex
-    if not latest:
-        return None
-    outcomes = {ex["success"] for ex in latest.values()}
-    return "success" if outcomes == {True} else "failed" if outcomes == {False} else "partially_failed"
-
-
-def event_for(status, previous=None):
-    if status == "skipped":
-        return SKIPPED
-    if status == "success":
-        return RECOVERY if previous in FAILED else SUCCESS
-    return FAILURE
-
-
-def fields(job, execution, status, event, leader, count=1):
+def fields(job, execution, status, event, leader, count=1, delivery=""):
     """What a template may name: $job, $status, $output, ... (FIELDS), each also as
     $<name>_json (a JSON string literal, for JSON bodies), and $json (all of them, an object)."""
     ex = execution
@@ -88,6 +68,7 @@ def fields(job, execution, status, event, leader, count=1):
         "finished_at": models.rfc3339(ex.get("finished_at")) or "",
         "exit_code": "" if ex.get("exit_code") is None else str(ex["exit_code"]),
         "output": ex.get("output") or "", "reason": ex.get("reason") or "", "count": str(count), "leader": leader,
+        "delivery": delivery,
     }
     values["report"] = report(values)
     values.update({f"{k}_json": json.dumps(v) for k, v in list(values.items())})
@@ -98,7 +79,7 @@ def fields(job, execution, status, event, leader, count=1):
 def report(values):
     """Dkron's .Report, the default email body: a summary, then the output."""
     lines = [f"Job: {values['job']}", f"Event: {values['event']} (status {values['status']})"]
-    if values["event"] == SKIPPED:
+    if values["event"] == "skipped":
         lines.append(f"Scheduled at: {values['scheduled_at']}")
     else:
         lines += [f"Execution: {values['execution']} on {values['node']}, attempt {values['attempt']}",
@@ -118,37 +99,39 @@ def render(template, values):
 
 
 def payload(note, values, settings):
-    """What the notify child is given for one notification (JSON on its stdin)."""
-    timeout_ms = settings.timeout_ms
+    """What the notify child is given for one notification (JSON on its stdin). The delivery id
+    goes in the X-Pykron-Delivery header of a webhook and in an email's Message-ID."""
+    timeout_ms, delivery = settings.timeout_ms, values["delivery"]
     if note["type"] == "webhook":
         given = {k: render(v, values) for k, v in note.get("headers", {}).items()}
         defaults = {"Content-Type": "text/plain; charset=utf-8" if note["body"] else "application/json",
-                    "User-Agent": "pykron"}
+                    "User-Agent": "pykron", "X-Pykron-Delivery": delivery}
         headers = {**{k: v for k, v in defaults.items() if k.lower() not in {g.lower() for g in given}}, **given}
         body = render(note["body"], values) if note["body"] else values["json"]
-        return {"kind": "webhook", "url": note["url"], "headers": headers, "body": body, "timeout_ms": timeout_ms}
+        return {"kind": "webhook", "url": note["url"], "headers": headers, "body": body, "timeout_ms": timeout_ms,
+                "delivery": delivery}
     subject = render(note.get("subject") or settings.mail_subject, values)
     return {"kind": "email", "server": settings.smtp_address, "username": settings.smtp_username,
             "password": settings.smtp_password, "tls": settings.smtp_tls, "from": settings.mail_from,
             "to": [a.strip() for a in note["to"].split(",") if a.strip()],
             "subject": " ".join(subject.split()),  # a header is one line, whatever a field held
-            "body": render(note["body"], values) if note["body"] else values["report"], "timeout_ms": timeout_ms}
+            "body": render(note["body"], values) if note["body"] else values["report"], "timeout_ms": timeout_ms,
+            "delivery": delivery, "message_id": f"<{delivery}@pykron>"}
 
 
-def deliveries(job, execution, status, settings, leader, *, previous=None, count=1):
-    """One event of a job → (event, payloads to send, notifications that cannot be sent: why)."""
-    event = event_for(status, previous)
-    notes = matching(configured(job, settings), event)
-    if not notes:
-        return event, [], []
-    values = fields(job, execution, status, event, leader, count)
+def deliveries(notice, settings, leader):
+    """A notice (the body of a notify effect: event, status, count, record, job) → (payloads to
+    send, each with its delivery id; notifications that cannot be sent: (delivery id, kind, why))."""
+    job, record, event = notice["job"], notice["record"], notice["event"]
     payloads, problems = [], []
-    for note in notes:
+    for note in matching(configured(job, settings), event):
+        delivery = delivery_id(notice["id"], note)
         if note["type"] == "email" and not settings.smtp_address:
-            problems.append(f"email to {note['to']}: no [notify] smtp_address is set on {leader}")
+            problems.append((delivery, "email", f"email to {note['to']}: no [notify] smtp_address is set on {leader}"))
         else:
+            values = fields(job, record, notice["status"], event, leader, notice.get("count", 1), delivery)
             payloads.append(payload(note, values, settings))
-    return event, payloads, problems
+    return payloads, problems
 
 
 def target(payload):

@@ -32,7 +32,7 @@ class DispatcherShell:
         dc = conf.dispatcher
         self.core = Dispatcher(self.name, rng=random.Random(), ack_timeout_ms=dc.ack_timeout_ms,
                                run_attempts=dc.run_attempts, lease_ms=dc.lease_ms, heartbeat_ms=dc.heartbeat_ms,
-                               members_refresh_ms=dc.members_refresh_ms, now=loop.now())
+                               members_refresh_ms=dc.members_refresh_ms, notify=conf.notify, now=loop.now())
         self.heard_at = 0
         self.book_sent = (None, 0)  # (book, when) last sent to agents
         self.run_pub = loop.socket(zmq.PUB, "run", bind=config.endpoints(conf, "dispatcher", "run", dc.run_port),
@@ -45,7 +45,7 @@ class DispatcherShell:
                                        bind=[config.ipc(conf, "dispatcher", "tick")])
         self.raft = loop.peer("raft", [config.ipc(conf, "raft", "client")])
         self.gossip = loop.peer("gossip", [config.ipc(conf, "gossip", "query")])
-        self.notifier = Notifier(conf, loop, self.raft)
+        self.notifier = Notifier(conf, loop, lambda delivery, error: self.core.sent(delivery, error, loop.now()))
         loop.socket(zmq.SUB, "state", on=self.on_state, connect=[config.ipc(conf, "raft", "state")],
                     subscribe=[wire.topic("leader")])
         loop.socket(zmq.SUB, "members", on=self.step, connect=[config.ipc(conf, "gossip", "events")],
@@ -110,7 +110,7 @@ class DispatcherShell:
         if rd.empty():
             return
         carry_out(rd, publish=self.publish, kill=self.kill, call=self.call, reply=self.reply,
-                  result=self.result, group_done=self.notifier.finished, skipped=self.skipped, late=self.late,
+                  result=self.result, send=self.notifier.send, skipped=self.skipped, late=self.late,
                   recorded=self.recorded, beat=self.beat)
         self.core.advance(rd)
 
@@ -138,8 +138,6 @@ class DispatcherShell:
     def skipped(self, skips):
         for row in skips.rows:
             self.loop.metrics.add(metrics.TICKS_SKIPPED).inc(job=skips.job, reason=metrics.skip_reason(row["reason"]))
-        if skips.notify:
-            self.notifier.skipped(skips.job, skips.rows)
 
     def late(self, ms):
         self.loop.metrics.add(metrics.SCHEDULER_LATENESS).observe(ms / 1000)
@@ -159,7 +157,8 @@ class DispatcherShell:
         return {"role": "leader" if self.core.active else "follower", "term": self.core.term,
                 "running": len(self.core.runs), "members": len(self.core.members),
                 "alive": sum(x["status"] == "alive" for x in self.core.members),
-                "claims_waiting": sum(len(q) for q in self.core.claims.values())}
+                "claims_waiting": sum(len(q) for q in self.core.claims.values()),
+                "retries_pending": len(self.core.retries), "effects_pending": len(self.core.effects)}
 
 
 def main(argv=None):

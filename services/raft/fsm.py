@@ -10,11 +10,11 @@ import sqlite3
 
 import peewee as pw
 
-from common import errors, models, schema, wire
+from common import errors, messages as m, models, schema, wire
+from services.raft.followups import FollowUps
 from services.raft.keybook import KeyBook
 from services.raft.runs import RunLedger, failure
 from services.raft.state_schema import STATE
-
 
 
 class JobStateRow(pw.Model):
@@ -93,16 +93,56 @@ class SettingRow(pw.Model):
     value = pw.TextField()
 
 
+class RetryRow(pw.Model):
+    """A failed attempt's pending retry (migration run_followups): keyed by the failed attempt,
+    due at its end plus the backoff, with the next attempt's execution; gone once claimed."""
+
+    id = pw.TextField(primary_key=True)
+    job = pw.TextField(index=True)
+    grp = pw.IntegerField()
+    due_at = pw.IntegerField()
+    body = pw.TextField()
+
+
+class EffectRow(pw.Model):
+    """A firing's follow-up not yet carried out: a dependent run (kind child), the ephemeral
+    delete, a notice. `job` and `grp` name the firing, `target` the job it acts on."""
+
+    id = pw.TextField(primary_key=True)
+    job = pw.TextField()
+    grp = pw.IntegerField()
+    kind = pw.TextField()
+    target = pw.TextField(index=True)
+    body = pw.TextField()
+
+
+class RequestRow(pw.Model):
+    """A run-now request claimed (client/seq) and its answer: sent again, it runs nothing more."""
+
+    key = pw.TextField(primary_key=True)
+    job = pw.TextField()
+    result = pw.TextField()
+    applied = pw.IntegerField(index=True)
+
+
 SETTINGS = {"untagged_jobs": ("one", "all"), "default_timezone": None, "paused": ("true", "false")}
 SETTING_DEFAULTS = {"untagged_jobs": "one", "default_timezone": "", "paused": "false"}
 # Commands of a protocol after the first, with it. A server proposes one only once every server
 # speaks that protocol (the raft shell's gate), and the command carries it as "v": a replica that
 # does not speak it stops rather than refuse what the others apply (one state on every replica).
-COMMAND_SINCE = {"note.put": wire.NEXT_PROTOCOL, "key.pending": 2, "key.accept": 2, "key.reject": 2}
+COMMAND_SINCE = {"note.put": wire.NEXT_PROTOCOL, "run.claim": m.FOLLOWUPS_PROTOCOL, "run.record": m.FOLLOWUPS_PROTOCOL,
+                 "run.skip": m.FOLLOWUPS_PROTOCOL, "key.pending": 2, "key.accept": 2, "key.reject": 2}
 NOTE_MAX_CHARS = 1024
 
 
-MODELS = (JobRow, JobStateRow, ExecutionRow, TickRow, MetaRow, ServerRow, SessionRow, SettingRow, KeyRow)
+def command(op, args):
+    """A command as it is proposed: one of a later protocol carries it as "v"."""
+    since = COMMAND_SINCE.get(op, 1)
+    return {"op": op, "args": args, **({"v": since} if since > 1 else {})}
+
+
+MODELS = (JobRow, JobStateRow, ExecutionRow, TickRow, MetaRow, ServerRow, SessionRow, SettingRow, KeyRow, RetryRow,
+          EffectRow, RequestRow)
 JOB_QUERY = ("SELECT j.body, s.body FROM jobrow j LEFT JOIN jobstaterow s ON s.name = j.name")
 SESSIONS_KEPT = 10_000
 SESSION_TRIM_EVERY = 1000  # applied entries between trims of the session table
@@ -111,7 +151,7 @@ SESSION_TRIM_EVERY = 1000  # applied entries between trims of the session table
 UPDATE_ROW = " ON CONFLICT DO UPDATE SET %s"
 
 
-class StateMachine(RunLedger, KeyBook):
+class StateMachine(FollowUps, RunLedger, KeyBook):
     def __init__(self, path, protocol=wire.PROTOCOL):
         self.protocol = protocol  # the highest this node speaks: entries of a newer one stop it
         self.db = pw.SqliteDatabase(path, pragmas={"journal_mode": "wal", "synchronous": 2})
@@ -131,11 +171,13 @@ class StateMachine(RunLedger, KeyBook):
         results = []
         with self.db.atomic():
             for index, term, command in entries:
+                self.entry_index = index
                 results.append(self.apply_one(index, term, command) if command else None)
             self._set_meta("applied", entries[-1][0])
             self._set_meta("job_seq", self.job_seq)
             if entries[-1][0] // SESSION_TRIM_EVERY != self.applied // SESSION_TRIM_EVERY:
                 self._trim_sessions()
+                self.trim_requests()
         self.applied = entries[-1][0]
         return results
 
@@ -224,6 +266,7 @@ class StateMachine(RunLedger, KeyBook):
         JobStateRow.delete().where(JobStateRow.name == name).execute()
         ExecutionRow.delete().where(ExecutionRow.job == name).execute()
         TickRow.delete().where(TickRow.job == name).execute()
+        self.forget_followups(name)
         self._changed(name, None)
         return {"job": job}
 
@@ -365,4 +408,5 @@ class StateMachine(RunLedger, KeyBook):
 
 def _merged(row):
     definition, state = row
-    return {**json.loads(definition), **(json.loads(state) if state else models.JOB_STATE)}
+    # A state stored before a counter existed reads as its default.
+    return {**json.loads(definition), **models.JOB_STATE, **(json.loads(state) if state else {})}

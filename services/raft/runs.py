@@ -33,9 +33,13 @@ class RunLedger:
             reason = f"concurrency forbid: {', '.join(running)} still running"
             skipped = self._skip(stored, [scheduled_at], reason, group=group, manual=manual)
             return {"skipped": reason, "executions": skipped}
-        if not manual:
+        return self._claimed(entry_term, stored, scheduled_at, group, executions, running, tick=not manual)
+
+    def _claimed(self, entry_term, stored, scheduled_at, group, executions, running, tick):
+        """A claim taken: a scheduled tick keyed in tickrow, the executions stored."""
+        if tick:
             self._run("INSERT INTO tickrow (job, scheduled_at, grp, term) VALUES (?, ?, ?, ?)",
-                      (job, scheduled_at, group, entry_term))
+                      (stored["name"], scheduled_at, group, entry_term))
             stored["last_scheduled_at"] = max(stored.get("last_scheduled_at") or 0, scheduled_at)
             self._save_state(stored)
         for execution in executions:
@@ -64,30 +68,42 @@ class RunLedger:
         return {"execution": execution}
 
     def apply_exec_finish(self, entry_term, execution):
-        old = self.execution(execution["job"], execution["id"])
-        job = self.job(execution["job"])
-        if job is None:
-            return failure("not_found", f"job {execution['job']!r} not found")
-        late = old is not None and old["status"] == "lost" and execution["status"] != "lost"
-        if old is not None and old["status"] in models.FINISHED and not late:
-            return {"execution": old, "duplicate": True}
-        if late:
-            # The node was presumed gone, then its result arrived: the real outcome wins.
-            execution = dict(execution, reason=(execution.get("reason") or "") + " (reported after the run was "
-                             f"marked lost: {old['reason']})".strip())
-            job["error_count"] -= 1
+        job, old, execution, answer = self._final(execution)
+        if answer is not None:
+            return answer
         self._save_execution(execution)
-        if execution["status"] != "skipped":
-            ok = execution["success"]
-            job["success_count" if ok else "error_count"] += 1
-            key = "last_success_at" if ok else "last_error_at"
-            job[key] = max(job[key] or 0, execution["finished_at"] or 0)
+        self._count(job, execution)
         done, status = self.group_outcome(execution["job"], execution["group"])
         if done:
             job["status"] = status
         self._save_state(job)
         self._trim(job)
         return {"execution": execution, "group_done": done, "group_status": status}
+
+    def _final(self, execution):
+        """What every final record meets first → (job, the record before, the record to store,
+        or the answer when there is nothing to store: the job is gone, or it finished before)."""
+        old = self.execution(execution["job"], execution["id"])
+        job = self.job(execution["job"])
+        if job is None:
+            return None, old, execution, failure("not_found", f"job {execution['job']!r} not found")
+        late = old is not None and old["status"] == "lost" and execution["status"] != "lost"
+        if old is not None and old["status"] in models.FINISHED and not late:
+            return job, old, execution, {"execution": old, "duplicate": True}
+        if late:
+            # The node was presumed gone, then its result arrived: the real outcome wins.
+            execution = dict(execution, reason=(execution.get("reason") or "") + " (reported after the run was "
+                             f"marked lost: {old['reason']})".strip())
+            job["error_count"] -= 1
+        return job, old, execution, None
+
+    @staticmethod
+    def _count(job, execution):
+        if execution["status"] != "skipped":
+            ok = execution["success"]
+            job["success_count" if ok else "error_count"] += 1
+            key = "last_success_at" if ok else "last_error_at"
+            job[key] = max(job[key] or 0, execution["finished_at"] or 0)
 
     def apply_exec_record(self, entry_term, acks=(), finishes=()):
         """A dispatcher round's acks and final records in one entry: a burst of runs costs a
@@ -101,7 +117,9 @@ class RunLedger:
         if stored is None:
             return failure("not_found", f"job {job!r} not found")
         self._run("DELETE FROM executionrow WHERE job = ?", (job,))
-        stored.update(success_count=0, error_count=0, last_success_at=None, last_error_at=None, status="")
+        self._run("DELETE FROM retryrow WHERE job = ?", (job,))  # retries of the history deleted
+        stored.update(success_count=0, error_count=0, skipped_count=0, last_success_at=None, last_error_at=None,
+                      status="")
         self._save_state(stored)
         return {"job": stored}
 
@@ -137,8 +155,8 @@ class RunLedger:
         latest = {}
         for (body,) in self.db.execute_sql("SELECT body FROM executionrow WHERE job = ? AND grp = ?", (job, group)):
             ex = json.loads(body)
-            if ex["status"] == "skipped":
-                continue
+            if ex["status"] == "skipped" or ex.get("retried_by"):
+                continue  # a superseded attempt: its retry (perhaps on another node) decides
             if ex["node"] not in latest or ex["attempt"] > latest[ex["node"]]["attempt"]:
                 latest[ex["node"]] = ex
         if not latest or any(ex["status"] in models.RUNNING or ex.get("retrying") for ex in latest.values()):
@@ -179,3 +197,10 @@ class RunLedger:
     def _trim(self, job):
         self._run("DELETE FROM executionrow WHERE id IN (SELECT id FROM executionrow WHERE job = ? "
                   "ORDER BY grp DESC, id DESC LIMIT -1 OFFSET ?)", (job["name"], job.get("history_limit") or 100))
+
+    def _trim_finished(self, job):
+        """Protocol 2's trim: finished rows beyond the history limit, never a run still going
+        (with skipped rows trimmed too, a burst of them would push a running one out)."""
+        self._run("DELETE FROM executionrow WHERE id IN (SELECT id FROM executionrow WHERE job = ? AND status "
+                  "NOT IN ('claimed', 'running') ORDER BY grp DESC, id DESC LIMIT -1 OFFSET ?)",
+                  (job["name"], job.get("history_limit") or 100))

@@ -16,7 +16,7 @@ from common import config, curve, errors, messages as m, metrics, models, schema
 from common.loop import Loop, mono_ms
 from services.raft.admission import Admission
 from services.raft.core import CONF, LEADER, Config, Membership, Raft, carry_out
-from services.raft.fsm import COMMAND_SINCE, StateMachine
+from services.raft.fsm import StateMachine, command as fsm_command
 from services.raft.joining import Joining
 from services.raft.snapshots import SnapshotFiles
 from services.raft.state_schema import STATE
@@ -264,14 +264,15 @@ class RaftShell:
             return self.propose(env, "job.put", session=(msg.client, msg.seq), job=job)
         if isinstance(msg, m.JobDelete):
             return self.propose(env, "job.delete", session=(msg.client, msg.seq), name=msg.name)
-        if isinstance(msg, m.TickClaim):
-            return self.propose(env, "tick.claim", job=msg.job, scheduled_at=msg.scheduled_at, group=msg.group,
-                                term=msg.term, executions=msg.executions, manual=msg.manual)
-        if isinstance(msg, m.ExecRecord):
-            return self.propose(env, "exec.record", acks=[models.check_ack(a) for a in msg.acks],
-                                finishes=[models.check_execution(x) for x in msg.finishes])
-        if isinstance(msg, m.TickSkip):
-            return self.propose(env, "tick.skip", job=msg.job, ticks=msg.ticks, reason=msg.reason)
+        if isinstance(msg, m.RunClaim):
+            return self.propose(env, "run.claim", job=msg.job, scheduled_at=msg.scheduled_at, group=msg.group,
+                                term=msg.term, executions=msg.executions, kind=msg.kind, key=msg.key, reason=msg.reason, notify=msg.notify)
+        if isinstance(msg, m.RunRecord):
+            return self.propose(env, "run.record", acks=[models.check_ack(a) for a in msg.acks],
+                                finishes=[models.check_execution(x) for x in msg.finishes],
+                                done=[models.check_done(d) for d in msg.done], notify=msg.notify)
+        if isinstance(msg, m.RunSkip):
+            return self.propose(env, "run.skip", job=msg.job, ticks=msg.ticks, reason=msg.reason, notify=msg.notify)
         if isinstance(msg, m.ExecDeleteAll):
             return self.propose(env, "exec.delete_all", session=(msg.client, msg.seq), job=msg.job)
         if isinstance(msg, m.SettingsPut):
@@ -279,7 +280,8 @@ class RaftShell:
         if isinstance(msg, m.SettingsGet):
             return self.read(env, msg.stale, lambda: {"settings": self.fsm.settings()})
         if isinstance(msg, m.ExecUnfinished):
-            return self.read(env, False, lambda: {"runs": self.fsm.unfinished()})
+            return self.read(env, False, lambda: {"runs": [] if msg.followups_only else self.fsm.unfinished(),
+                                                  **self.fsm.pending()})
         if isinstance(msg, m.ServerRegister):
             return self.propose(env, "server.register", name=msg.name, addrs=msg.addrs, store=msg.store,
                                 **({"protocol": msg.protocol} if msg.protocol != [1, 1] else {}))
@@ -302,11 +304,9 @@ class RaftShell:
 
     def propose(self, env, op, session=("", 0), **args):
         req = f"{self.name}/{wire.new_id().hex()}"
-        command = {"op": op, "args": args, "req": req}
-        since = COMMAND_SINCE.get(op, 1)
-        if since > 1:
-            self.require_protocol(op, since)
-            command["v"] = since
+        command = dict(fsm_command(op, args), req=req)
+        if "v" in command:
+            self.require_protocol(op, command["v"])
         if session[0] and session[1]:
             command["client"], command["seq"] = session
         if not self.core.propose([wire.pack(command)]):
@@ -318,12 +318,16 @@ class RaftShell:
         server that applies the log (voters and learners) has registered N. A record read here
         may be stale, but versions only rise (no downgrade but by a snapshot restore), so a stale
         one errs on the side of refusing."""
-        membership, spoken = self.core.log.membership(), self.fsm.server_protocols()
-        behind = sorted(f"{n} speaks {spoken.get(n, [1, 1])[1]}" for n in {**membership.voters, **membership.learners}
-                        if spoken.get(n, [1, 1])[1] < version)
+        spoken = self.spoken()
+        behind = sorted(f"{n} speaks {v}" for n, v in spoken.items() if v < version)
         if behind:
             raise errors.Unavailable(f"cluster not yet upgraded: {op} needs protocol {version} on every server "
                                      f"({', '.join(behind)})")
+
+    def spoken(self):
+        """The protocol each server that applies the log (voters and learners) has registered."""
+        membership, registered = self.core.log.membership(), self.fsm.server_protocols()
+        return {n: registered.get(n, [1, 1])[1] for n in {**membership.voters, **membership.learners}}
 
     def wait(self, key, env):
         if env is None:
@@ -443,6 +447,7 @@ class RaftShell:
 
     def status(self):
         return {**self.core.status(), "leader_ready": self.leader_ready(), "fsyncs": self.store.fsyncs,
+                "protocol": min(self.spoken().values(), default=1),  # what the gate lets through
                 "sent": self.transport.sent,
                 "sqlite": {"raft-log.db": self.store.pragmas(), "state.db": self.fsm.pragmas()}}
 

@@ -46,4 +46,22 @@ def key_book(db):
     db.execute("""CREATE INDEX "keyrow_name" ON "keyrow" ("name")""")
 
 
-STATE = Schema("state", 0x706B7374, (tables, server_protocol, key_book))  # "pkst"
+def run_followups(db):
+    """What follows a run, replicated (protocol 2): a failed attempt's pending retry with its due
+    time, a firing's follow-ups (effects: a dependent job's run, the ephemeral delete, notices)
+    until carried out, and the run-now requests claimed (a request sent again runs once)."""
+    for statement in (
+        """CREATE TABLE "retryrow" ("id" TEXT NOT NULL PRIMARY KEY, "job" TEXT NOT NULL, "grp" INTEGER NOT NULL,
+                                    "due_at" INTEGER NOT NULL, "body" TEXT NOT NULL)""",
+        """CREATE INDEX "retryrow_job" ON "retryrow" ("job")""",
+        """CREATE TABLE "effectrow" ("id" TEXT NOT NULL PRIMARY KEY, "job" TEXT NOT NULL, "grp" INTEGER NOT NULL,
+                                     "kind" TEXT NOT NULL, "target" TEXT NOT NULL, "body" TEXT NOT NULL)""",
+        """CREATE INDEX "effectrow_target" ON "effectrow" ("target")""",
+        """CREATE TABLE "requestrow" ("key" TEXT NOT NULL PRIMARY KEY, "job" TEXT NOT NULL, "result" TEXT NOT NULL,
+                                      "applied" INTEGER NOT NULL)""",
+        """CREATE INDEX "requestrow_applied" ON "requestrow" ("applied")""",
+    ):
+        db.execute(statement)
+
+
+STATE = Schema("state", 0x706B7374, (tables, server_protocol, key_book, run_followups))  # "pkst"

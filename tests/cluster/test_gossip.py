@@ -64,7 +64,7 @@ def set_tags(cluster, name, tags):
 def run_job(client, name):
     """Run now; None while the leader's addresses are not all known yet (just after start)."""
     try:
-        return client.run(name)
+        return client.run(name).executions
     except KeyError:
         return None
 

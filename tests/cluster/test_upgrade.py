@@ -1,9 +1,9 @@
-"""A rolling upgrade on real processes: 3 servers and an agent at protocol 1 run 20 jobs
-`@every 1s` while each server in turn is restarted speaking the next protocol ([wire]
-protocol_next), the leader last after `pykronctl raft transfer-leader`. On the way, the next
-protocol's command is refused while any server speaks only 1 and accepted once all speak 2,
-members show each node's protocol, and a message of an unknown version is refused and counted.
-Every tick of the window runs exactly once."""
+"""A rolling upgrade on real processes: 3 servers and an agent at this release's protocol
+(wire.PROTOCOL) run 20 jobs `@every 1s` while each server in turn is restarted speaking the next
+([wire] protocol_next), the leader last after `pykronctl raft transfer-leader`. On the way, the
+next protocol's command is refused while any server speaks only this one and accepted once all
+speak the next, members show each node's protocol, and a message of an unknown version is
+refused and counted. Every tick of the window runs exactly once."""
 
 import subprocess
 import sys
@@ -21,7 +21,7 @@ from ticks import put_tick_jobs, stop_and_settle, tick_problems
 
 PYKRONCTL = str(Path(sys.executable).parent / "pykronctl")
 NEXT = {"wire": {"protocol_next": True}}
-SPEAKS, SPEAKS_NEXT = [wire.PROTOCOL_MIN, wire.PROTOCOL], [wire.PROTOCOL_MIN, wire.NEXT_PROTOCOL]
+P, NEXT_P = wire.PROTOCOL, wire.NEXT_PROTOCOL
 JOBS = 20
 
 
@@ -66,28 +66,28 @@ def test_rolling_upgrade_to_the_next_protocol_keeps_every_tick_exactly_once():
         order = [n for n in ("s1", "s2", "s3") if n != leader] + [leader]
         first, second = order[0], order[1]
         cluster.restart(first, conf=NEXT)
-        # Two servers at 1, one at 2: the upgraded one refuses by the gate, an old one by the wire.
-        assert f"needs protocol {wire.NEXT_PROTOCOL} on every server" in refused_note(cluster.client(first))
-        assert f"note.put of protocol {wire.NEXT_PROTOCOL}" in refused_note(cluster.client(second))
-        wait_until(lambda: protocols(cluster, second)[first] == SPEAKS_NEXT, what=f"{first} announcing the next protocol")
-        assert protocols(cluster, first) == {first: SPEAKS_NEXT, second: SPEAKS, leader: SPEAKS, "a1": SPEAKS}
+        # Two servers at this release's protocol, one at the next: the upgraded one refuses by the
+        # gate, an old one by the wire.
+        assert f"needs protocol {NEXT_P} on every server" in refused_note(cluster.client(first))
+        assert f"note.put of protocol {NEXT_P}" in refused_note(cluster.client(second))
+        wait_until(lambda: protocols(cluster, second)[first] == [1, NEXT_P], what=f"{first} announcing the next protocol")
+        assert protocols(cluster, first) == {first: [1, NEXT_P], second: [1, P], leader: [1, P], "a1": [1, P]}
         with urllib.request.urlopen(f"{cluster.api(second)}/v1/members", timeout=10) as resp:
             shown = {x["Name"]: (x["ProtocolMin"], x["ProtocolMax"], x["ProtocolCur"]) for x in json.load(resp)}
-        assert shown[first] == (1, wire.NEXT_PROTOCOL, wire.NEXT_PROTOCOL) and shown[second] == (1, wire.PROTOCOL, wire.PROTOCOL)
+        assert shown[first] == (1, NEXT_P, NEXT_P) and shown[second] == (1, P, P)
         peers = subprocess.run([PYKRONCTL, "--server", cluster.nodes[first].server, "members"],
                                capture_output=True, text=True, timeout=30, env=cluster.ctl_env(first))
-        assert peers.returncode == 0 and any(first in line and f"1..{wire.NEXT_PROTOCOL}" in line
-                                             for line in peers.stdout.splitlines())
+        assert peers.returncode == 0 and any(first in line and f"1..{NEXT_P}" in line for line in peers.stdout.splitlines())
 
         cluster.restart(second, conf=NEXT)
-        refused_note(cluster.client(second))  # the leader still speaks 1
+        refused_note(cluster.client(second))  # the leader still speaks this release's protocol
         moved = subprocess.run([PYKRONCTL, "--server", cluster.nodes[leader].server, "raft", "transfer-leader"],
                                capture_output=True, text=True, timeout=30, env=cluster.ctl_env(leader))
         assert moved.returncode == 0, moved.stderr
         wait_until(lambda: cluster.leader(timeout=5) != leader, timeout=15, what="leadership moved")
         cluster.restart(leader, conf=NEXT)
 
-        # Every server at 2, once each has registered it: the command goes through, everywhere.
+        # Every server at the next, once each has registered it: the command goes through, everywhere.
         wait_until(lambda: cluster.client(first).put_note("upgraded"), timeout=30, what="note.put accepted")
         for name in order:
             wait_until(lambda: cluster.client(name).settings(stale=True).get("note") == "upgraded",

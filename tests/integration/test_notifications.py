@@ -144,7 +144,8 @@ def spawned(world, job, event):
     """What the dispatcher started for one event of a job, from its log: every child of one
     event is started (and logged) before any of them can reach a receiver."""
     text = world.cluster.log("s1", "dispatcher")
-    return sorted(re.findall(rf"notification started job={re.escape(job)} event={event} (.+?) pid=\d+", text))
+    return sorted(re.findall(rf"notification started job={re.escape(job)} event={event} (.+?) delivery=\S+ "
+                             rf"attempt=1 pid=\d+", text))
 
 
 # -- notifications -----------------------------------------------------------------------------

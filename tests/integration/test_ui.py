@@ -206,6 +206,17 @@ def test_times_show_in_the_jobs_zone_with_each_runs_lateness_and_jitter(node, pa
         requests.delete(f"{node.api()}/v1/jobs/ui-tokyo", timeout=10)
 
 
+def test_a_failed_attempt_shows_when_its_retry_is_due_and_the_counters_show_skips(node, page):
+    api_job(node, "ui-retry", "exit 4", retries=1, retry_interval="10m")
+    assert requests.post(f"{node.api()}/v1/jobs/ui-retry", timeout=10).status_code == 202
+    page.goto(f"{node.api()}/ui/#/jobs/ui-retry")
+    pending = page.locator("#execution-table tr[data-status='failed'] .retry-at")
+    pending.wait_for()
+    assert pending.inner_text().startswith("retry at ")
+    assert page.locator("dd[data-field='skipped_count']").inner_text() == "0"
+    assert page.locator("dd[data-field='max_retry_interval']").inner_text() == "1h"
+
+
 def test_the_console_shows_no_errors(console):
     assert (PROVOKED, True) in console.errors, "the provoked 400s were not seen: is the console watched at all?"
     assert not console.unexpected(), console.errors

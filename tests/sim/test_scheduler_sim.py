@@ -2,7 +2,10 @@
 scheduler, dispatcher and executor cores with their own carry_out orders over the real state
 machine, with lost, duplicated and reordered messages, leaders dying mid-claim and executors
 crashing. No tick may run twice or early, and every tick of the window must run once or be
-recorded as skipped. Broken variants of the real cores show the checks bite."""
+recorded as skipped; each due retry is attempted once, each successful parent firing runs its
+child once, each ephemeral job that succeeds is deleted once, each run-now request runs once,
+and each notice is delivered at least once, always with one id (scripts/sim/followups.py).
+Broken variants of the real cores show the checks bite."""
 
 import dataclasses
 
@@ -10,6 +13,7 @@ import pytest
 
 from common import messages as m
 from scripts.sim.scheduler import Violation, run_seed
+from services.dispatcher.claims import Claim
 from services.dispatcher.core import Dispatcher
 from services.executor.core import Executor, carry_out
 from services.executor.waiting import Waiting
@@ -79,6 +83,46 @@ class ConfirmsBeforeRecording(Dispatcher):
         return super().step(msg, now, reply)
 
 
+class KeepsRetriesInMemory(Dispatcher):
+    """Broken: a retry lives only in the memory of the leader that heard of it; a new leader
+    does not take over the pending retries the state reports."""
+
+    def take_over_followups(self, retries, effects):
+        super().take_over_followups([], effects)
+
+
+class MarksNoticesDoneWhenSent(Dispatcher):
+    """Broken: a notice is marked delivered as its deliveries go out, not once the receiver took
+    them; a leader that dies while the receiver is down loses it."""
+
+    def deliver(self, effect):
+        super().deliver(effect)
+        sent = self.notices.pop(effect["id"], [])
+        self.mark(effect["id"], [dict(d.mark(), outcome="delivered") for d in sent])
+
+
+class ClaimsChildrenWithoutKey(Dispatcher):
+    """Broken: a dependent job's run is claimed as a plain manual run, without the effect's key,
+    so the state cannot take the effect: the next leader runs the child again."""
+
+    def claim_child(self, effect):
+        if effect["target"] is not None:
+            self.enqueue(Claim(effect["target"], self.now, kind="manual"))
+
+
+class DedupesRunNowInMemory(Dispatcher):
+    """Broken: a run-now request is remembered by the leader that claimed it (as before issue
+    14), not by the state: sent again to the next leader, it runs again."""
+
+    def run_job(self, context, reply, error):
+        request, asked = context
+        seen = self.__dict__.setdefault("requests", set())
+        if request in seen:
+            return self.answer(asked, m.RunStarted(executions=[]))
+        seen.add(request)
+        super().run_job(("", asked), reply, error)
+
+
 class StartsWhatWaitsAtOnce(Waiting):
     """Broken: once one run waiting on the executor is due, every waiting run starts, so a
     tick claimed ahead (or a jittered run) starts early."""
@@ -121,9 +165,14 @@ def launches_before_storing(rd, *, launch, **effects):
     {"executor_class": ForgetsStartedIds},
     {"executor_class": DropsUnconfirmedResults},
     {"executor_carry_out": launches_before_storing},
+    {"dispatcher_class": KeepsRetriesInMemory},
+    {"dispatcher_class": MarksNoticesDoneWhenSent},
+    {"dispatcher_class": ClaimsChildrenWithoutKey},
+    {"dispatcher_class": DedupesRunNowInMemory},
 ], ids=["fires-out-of-order", "forgets-unfinished-runs", "publishes-once", "confirms-before-recording",
         "starts-what-waits-at-once", "executor-without-dedupe", "drops-unconfirmed-results",
-        "launches-before-storing"])
+        "launches-before-storing", "retries-only-in-memory", "notices-done-when-sent",
+        "children-claimed-without-key", "run-now-deduplicated-in-memory"])
 def test_each_broken_variant_is_caught(variant):
     for seed in range(1, HUNT_SEEDS + 1):
         try:

@@ -150,11 +150,11 @@ def test_job_to_dkron_has_dkrons_fields_and_zero_values():
     out = models.job_to_dkron(job())
     assert set(out) == {
         "id", "name", "displayname", "timezone", "schedule", "owner", "owner_email", "success_count",
-        "error_count", "last_success", "last_error", "disabled", "tags", "metadata", "retries",
+        "error_count", "skipped_count", "last_success", "last_error", "disabled", "tags", "metadata", "retries",
         "dependent_jobs", "parent_job", "processors", "concurrency", "executor", "executor_config",
         "status", "next", "ephemeral", "starts_at", "expires_at",
-        "misfire_policy", "catchup_window", "jitter", "retry_interval", "timeout", "history_limit",
-        "notifications"}
+        "misfire_policy", "catchup_window", "jitter", "retry_interval", "max_retry_interval", "timeout",
+        "history_limit", "notifications"}
     assert out["id"] == out["name"] == "backup"
     assert out["tags"] is None and out["metadata"] is None and out["dependent_jobs"] is None
     assert out["last_success"] is None and out["starts_at"] is None

@@ -20,8 +20,8 @@ def header(type_="job.delete", version=1, term=0):
 @pytest.mark.parametrize("msg", [
     m.JobDelete(name="backup"),
     m.JobPut(job={"name": "backup", "tags": {"role": "web"}, "retries": 2}),
-    m.TickClaim(job="backup", scheduled_at=1_700_000_000_000, group=7, term=3,
-                executions=[{"id": "7-web1", "node": "web1"}], manual=True),
+    m.RunClaim(job="backup", scheduled_at=1_700_000_000_000, group=7, term=3,
+               executions=[{"id": "7-web1", "node": "web1"}], kind="manual", key="c1/4"),
     m.ExecOutput(id="7-web1", job="backup", offset=4096, data=b"\x00\xffbinary"),
     m.RaftAppend(prev_index=4, prev_term=2, entries=[[5, 2, b"cmd"]], commit=4, ctx=9),
     m.Error(code="not_leader", message="ask web2", leader="web2"),
@@ -153,7 +153,7 @@ def test_missing_required_field():
     ("exec.output", {"id": "x", "job": "j", "offset": 1.5, "data": b""}),
     ("exec.output", {"id": "x", "job": "j", "offset": 0, "data": "text, not bytes"}),
     ("job.put", {"job": ["not", "a", "map"]}),
-    ("tick.claim", {"job": "j", "scheduled_at": 1, "group": 1, "term": 1, "executions": ["no map"]}),
+    ("tick.skip", {"job": "j", "ticks": ["no int"], "reason": "why"}),
 ])
 def test_field_of_the_wrong_type(type_, body):
     with pytest.raises(WireError) as err:
@@ -280,7 +280,7 @@ def test_oversize_datagram(small_frames):
 
 def test_every_message_type_is_registered_once_with_a_noun_verb_name():
     types = wire.message_types()
-    assert {"ok", "error", "run.start", "tick.claim", "raft.append"} <= set(types)
+    assert {"ok", "error", "run.start", "run.claim", "raft.append"} <= set(types)
     for name, cls in types.items():
         assert cls.TYPE == name
         assert name in ("ok", "error") or "." in name

@@ -80,7 +80,8 @@ function jobTable(jobs, statusOf, zone) {
     }
   };
   return h("table", { id: "job-table" },
-    h("tr", {}, ["Name", "Schedule", "Status", "Last run", "Next run", "Success", "Errors", "Enabled", ""].map((c) => h("th", {}, c))),
+    h("tr", {}, ["Name", "Schedule", "Status", "Last run", "Next run", "Success", "Errors", "Skipped", "Enabled", ""]
+      .map((c) => h("th", {}, c))),
     jobs.map((job) => h("tr", { "data-job": job.name },
       h("td", {}, h("a", { href: `#/jobs/${enc(job.name)}` }, job.name),
         job.displayname ? h("div", { class: "muted" }, job.displayname) : null),
@@ -90,6 +91,7 @@ function jobTable(jobs, statusOf, zone) {
       h("td", { class: "next" }, inZone(job.next, jobZone(job, zone))),
       h("td", { class: "num" }, job.success_count),
       h("td", { class: "num" }, job.error_count),
+      h("td", { class: "num" }, job.skipped_count ?? 0),
       h("td", {}, job.disabled ? "no" : "yes"),
       h("td", {}, h("button", { onclick: run(job.name), title: "Run now" }, "Run")))));
 }

@@ -123,7 +123,11 @@ export function jobPage(view, name) {
       };
       rows.push(h("tr", { "data-execution": x.id, "data-status": x.status },
         h("td", { class: "mono" }, x.id), h("td", {}, x.node_name), h("td", {}, badge(x.status),
-          x.reason ? h("div", { class: "muted" }, x.reason) : null),
+          x.reason ? h("div", { class: "muted" }, x.reason) : null,
+          x.retrying ? h("div", { class: "retry-at", title: x.retry_at }, "retry at ", inZone(x.retry_at, state.zone))
+            : null,
+          (x.notifications || []).filter((n) => n.outcome === "gave_up").map((n) =>
+            h("div", { class: "muted gave-up", title: n.error }, `${n.kind} notice given up after ${n.attempts}`))),
         h("td", { class: "scheduled" }, inZone(x.scheduled_at, state.zone)),
         h("td", { class: "started" }, inZone(x.started_at, state.zone)),
         h("td", { class: "num late", title: "started after its tick plus its jitter" }, millis(lateness(x))),
@@ -159,9 +163,9 @@ const TIMES = new Set(["next", "last_success", "last_error", "starts_at", "expir
 
 function describe(job, zone) {
   const keys = ["name", "displayname", "schedule", "timezone", "executor", "executor_config", "disabled", "concurrency",
-    "retries", "retry_interval", "timeout", "misfire_policy", "catchup_window", "jitter", "history_limit", "parent_job",
+    "retries", "retry_interval", "max_retry_interval", "timeout", "misfire_policy", "catchup_window", "jitter", "history_limit", "parent_job",
     "dependent_jobs", "tags", "metadata", "processors", "owner", "owner_email", "ephemeral", "starts_at", "expires_at",
-    "next", "last_success", "last_error", "success_count", "error_count"];
+    "next", "last_success", "last_error", "success_count", "error_count", "skipped_count"];
   const show = (v) => (v === null || v === undefined || v === "" || v === ZERO_TIME ? "-"
     : typeof v === "object" ? JSON.stringify(v) : String(v));
   return h("dl", { class: "def" }, keys.filter((k) => k in job).map((k) => [h("dt", {}, k),

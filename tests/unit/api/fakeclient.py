@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from common import config, errors, models
+from common import config, errors, messages as m, models
 from common.client import Client
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -122,7 +122,7 @@ class FakeClient:
         self._enter("run", name)
         if name not in self.stored:
             raise errors.NotFound(f"job {name!r} not found")
-        return [execution(name, None, status="claimed")]
+        return m.RunStarted(executions=[execution(name, None, status="claimed")], job=self.stored[name])
 
     def busy(self):
         self._enter("busy")

@@ -96,6 +96,8 @@ class Raft:
         self.members, self.untagged, self.unfinished = members, untagged, list(unfinished)
         self.jobs = {j["name"]: j for j in jobs}
         self.claim = None  # a ClaimReply or errors.Error to answer claims with, instead of taking them
+        self.outcomes = {}  # execution id → what its record's outcome adds (a retry, effects)
+        self.done = []      # done-marks recorded
         self.seen = []
 
     def answer(self, call):
@@ -107,24 +109,26 @@ class Raft:
             return m.SettingsReply(settings={"untagged_jobs": self.untagged}), None
         if isinstance(msg, m.ExecUnfinished):
             return m.UnfinishedRuns(runs=self.unfinished), None
-        if isinstance(msg, m.TickClaim):
+        if isinstance(msg, m.RunClaim):
             if isinstance(self.claim, errors.Error):
                 return None, self.claim
             return self.claim or m.ClaimReply(executions=msg.executions), None
-        if isinstance(msg, m.ExecRecord):
+        if isinstance(msg, m.RunRecord):
+            self.done += msg.done
             return m.RecordReply(acks=[{"execution": a} for a in msg.acks],
-                                 finishes=[{"execution": x} for x in msg.finishes]), None
-        if isinstance(msg, m.TickSkip):
-            return m.Executions(executions=[{"scheduled_at": t, "reason": msg.reason} for t in msg.ticks]), None
+                                 finishes=[{"execution": x, **self.outcomes.pop(x["id"], {})} for x in msg.finishes]), None
+        if isinstance(msg, m.RunSkip):
+            return m.ClaimReply(executions=[{"scheduled_at": t, "reason": msg.reason} for t in msg.ticks]), None
         if isinstance(msg, m.JobGet):
             found = self.jobs.get(msg.name)
             return (m.JobReply(job=found), None) if found else (None, errors.NotFound(msg.name))
         raise AssertionError(f"unexpected call {msg}")
 
 
-def dispatcher(seed=1, members=MEMBERS, untagged="one", **raft):
+def dispatcher(seed=1, members=MEMBERS, untagged="one", notify=None, **raft):
     """An active dispatcher of term 3 at NOW, its members and settings read."""
-    d = Dispatcher("s1", rng=random.Random(seed), ack_timeout_ms=ACK_MS, run_attempts=3, lease_ms=LEASE_MS, now=NOW)
+    d = Dispatcher("s1", rng=random.Random(seed), ack_timeout_ms=ACK_MS, run_attempts=3, lease_ms=LEASE_MS,
+                   notify=notify, now=NOW)
     d.raft = Raft(members, untagged, **raft)
     d.step(m.RaftLeader(node="s1", leader="s1", term=3, ready=True, applied=9), NOW)
     d.tick(NOW)
@@ -178,7 +182,7 @@ def test_a_tick_is_claimed_then_published_and_its_scheduler_answered_once_the_cl
     job = shell_job(tags={"role": "db"})
     claiming, published = fire(d, job)
     (claim,) = [c.msg for c in claiming.calls]
-    assert isinstance(claim, m.TickClaim) and claim.term == 3 and claim.scheduled_at == NOW
+    assert isinstance(claim, m.RunClaim) and claim.term == 3 and claim.scheduled_at == NOW and claim.kind == "tick"
     assert claiming.publish == [] and claiming.replies == []  # nothing goes out before the claim commits
     assert published.publish == [(claim.executions, job, ("node", "db1"))]
     assert published.replies == [("scheduler", m.Executions(executions=claim.executions))]
@@ -223,7 +227,7 @@ def test_a_refused_claim_is_answered_with_its_error_and_a_skipped_one_is_counted
     assert answered.publish == [] and answered.replies == [("scheduler", m.Executions(executions=rows,
                                                                                         skipped=rows[0]["reason"]))]
     (skips,) = answered.skips
-    assert (skips.job, skips.rows, skips.notify) == ("backup", rows, True)
+    assert (skips.job, skips.rows) == ("backup", rows)
 
 
 def test_a_tick_with_no_target_is_recorded_skipped_and_a_manual_run_refused():
@@ -231,7 +235,7 @@ def test_a_tick_with_no_target_is_recorded_skipped_and_a_manual_run_refused():
     job = shell_job(tags={"role": "cache"})
     skipping, answered = fire(d, job)
     (skip,) = [c.msg for c in skipping.calls]
-    assert isinstance(skip, m.TickSkip) and skip.ticks == [NOW] and "no alive node offers executor" in skip.reason
+    assert isinstance(skip, m.RunSkip) and skip.ticks == [NOW] and "no alive node offers executor" in skip.reason
     assert [asked for asked, _ in answered.replies] == ["scheduler"] and len(answered.skips) == 1
     d.raft.jobs["backup"] = job
     d.step(m.JobRun(name="backup", request="r1"), NOW, reply="client")
@@ -240,16 +244,30 @@ def test_a_tick_with_no_target_is_recorded_skipped_and_a_manual_run_refused():
     assert asked == "client" and isinstance(refusal, errors.Conflict)
 
 
-def test_a_run_now_request_sent_again_gets_the_first_answer_and_starts_nothing_more():
+def test_a_run_now_reads_the_job_once_and_claims_under_its_request():
     d = dispatcher()
     d.raft.jobs["backup"] = shell_job(tags={"role": "db"})
-    d.step(m.JobRun(name="backup", request="r1"), NOW, reply="client")
-    drain(d)  # the job read
-    drain(d)  # the claim
-    (asked, first), = drain(d).replies
-    d.step(m.JobRun(name="backup", request="r1"), NOW + 5, reply="again")
+    d.step(m.JobRun(name="backup", request="c1/7"), NOW, reply="client")
+    assert [type(c.msg) for c in drain(d).calls] == [m.JobGet]
+    (claim,) = [c.msg for c in drain(d).calls]
+    assert (claim.kind, claim.key) == ("manual", "c1/7") and claim.executions[0]["manual"]
     rd = drain(d)
-    assert rd.calls == [] and rd.replies == [("again", first)] and first.executions[0]["manual"]
+    (asked, first), = rd.replies
+    assert asked == "client" and first == m.RunStarted(executions=claim.executions, job=d.raft.jobs["backup"])
+    assert len(rd.publish) == 1
+
+
+def test_a_request_the_state_machine_knows_is_answered_and_runs_nothing_more():
+    d = dispatcher()
+    d.raft.jobs["backup"] = shell_job(tags={"role": "db"})
+    first = d.new_executions(d.raft.jobs["backup"], NOW, manual=True)
+    d.raft.claim = m.ClaimReply(executions=first, duplicate=True)
+    d.step(m.JobRun(name="backup", request="c1/7"), NOW, reply="again")
+    drain(d)
+    drain(d)
+    rd = drain(d)
+    assert rd.publish == [] and d.runs == {}
+    assert rd.replies == [("again", m.RunStarted(executions=first, job=d.raft.jobs["backup"]))]
 
 
 def test_jitter_is_recorded_and_the_run_goes_out_at_once_with_it():
@@ -291,7 +309,7 @@ def test_claimed_runs_are_published_to_their_node_and_published_again_until_acke
     d.tick(NOW + 3 * ACK_MS)
     rd = drain(d)
     assert rd.publish == []
-    (record,) = [c.msg for c in rd.calls if isinstance(c.msg, m.ExecRecord)][0].finishes
+    (record,) = [c.msg for c in rd.calls if isinstance(c.msg, m.RunRecord)][0].finishes
     assert record["status"] == "failed" and "did not acknowledge" in record["reason"]
 
 
@@ -304,8 +322,8 @@ def acked_run(d, **fields):
 
 
 def records(rd):
-    """The acks and final records of a Ready's exec.record, if it has one."""
-    found = [c.msg for c in rd.calls if isinstance(c.msg, m.ExecRecord)]
+    """The acks and final records of a Ready's run.record, if it has one."""
+    found = [c.msg for c in rd.calls if isinstance(c.msg, m.RunRecord)]
     return (found[0].acks, found[0].finishes) if found else ([], [])
 
 
@@ -352,42 +370,60 @@ def test_a_result_is_confirmed_to_its_executor_once_recorded_and_republished_for
         d.step(m.ExecResult(execution={"id": "x", "job": "backup"}), NOW + 40, reply="executor")
 
 
-def test_a_failed_run_with_retries_left_is_retried_with_a_doubling_delay():
+def retry_of(execution, job, due_at):
+    nxt = dict(models.new_execution(job["name"], execution["node"], group=execution["group"],
+                                    scheduled_at=execution["scheduled_at"], attempt=execution["attempt"] + 1),
+               jitter_ms=0)
+    return {"key": execution["id"], "due_at": due_at, "execution": nxt, "job": job}
+
+
+def test_a_retry_the_state_machine_reports_is_claimed_when_due_under_its_key():
     d = dispatcher()
+    job = shell_job(tags={"role": "db"}, retries=2, retry_interval="2s")
     execution = acked_run(d, retries=2, retry_interval="2s")
-    d.step(m.ExecResult(execution=dict(execution, status="failed", success=False)), NOW + 100)
+    failed = dict(execution, status="failed", success=False, finished_at=NOW + 100)
+    d.raft.outcomes[execution["id"]] = {"retry": retry_of(execution, job, NOW + 2100)}
+    d.step(m.ExecResult(execution=failed), NOW + 100)
     _, (record,) = records(drain(d, NOW + 100))
-    assert record["retrying"] is True and min(due for due, *_ in d.retries) == NOW + 100 + 2000
-    d.tick(NOW + 100 + 2000)
-    (claim,) = [c.msg for c in drain(d, NOW + 2100).calls if isinstance(c.msg, m.TickClaim)]
+    assert "retrying" not in record  # the state machine decides it
+    drain(d, NOW + 100)
+    assert d.deadline() <= NOW + 2100
+    d.tick(NOW + 2099)
+    assert [c for c in drain(d, NOW + 2099).calls if isinstance(c.msg, m.RunClaim)] == []
+    d.tick(NOW + 2100)
+    (claim,) = [c.msg for c in drain(d, NOW + 2100).calls if isinstance(c.msg, m.RunClaim)]
     (nxt,) = claim.executions
-    assert nxt["attempt"] == 2 and nxt["group"] == execution["group"] and claim.manual
-    drain(d, NOW + 2100)
-    d.step(m.ExecResult(execution=dict(nxt, status="failed", success=False)), NOW + 3000)
-    drain(d, NOW + 3000)
-    assert min(due for due, *_ in d.retries) == NOW + 3000 + 4000
-    d.tick(NOW + 7000)
-    (claim,) = [c.msg for c in drain(d, NOW + 7000).calls if isinstance(c.msg, m.TickClaim)]
-    (third,) = claim.executions
-    assert third["attempt"] == 3
-    drain(d, NOW + 7000)
-    d.step(m.ExecResult(execution=dict(third, status="failed", success=False)), NOW + 8000)
-    _, (record,) = records(drain(d, NOW + 8000))
-    assert d.retries == [] and "retrying" not in record  # no attempts left
+    assert (claim.kind, claim.key) == ("retry", execution["id"])
+    assert nxt["attempt"] == 2 and nxt["group"] == execution["group"] and nxt["node"] == "db1"
+    assert len(drain(d, NOW + 2100).publish) == 1 and d.retries == {}
+
+
+def test_a_retry_refused_for_want_of_a_leader_is_claimed_again_and_one_claimed_before_is_dropped():
+    d = dispatcher()
+    job = shell_job(tags={"role": "db"}, retries=1)
+    execution = d.new_executions(job, NOW)[0]
+    d.take_over_followups([retry_of(execution, job, NOW)], [])
+    d.raft.claim = errors.Unavailable("cluster not yet upgraded")
+    d.tick(NOW)
+    drain(d)
+    assert execution["id"] in d.retries and d.retry_heap == [(NOW + 1000, execution["id"])]
+    d.raft.claim = errors.Conflict("retry already claimed")
+    d.tick(NOW + 1000)
+    drain(d, NOW + 1000)
+    assert d.retries == {} and d.retry_heap == []
 
 
 def test_a_retry_whose_node_is_gone_runs_on_another():
     d = dispatcher(members=[member("db1", role="db"), member("db2", role="db")])
     job = shell_job(tags={"role": "db:1"}, retries=1)
-    _, published = fire(d, job)
-    (execution,), _, _ = published.publish[0]
-    d.step(m.ExecResult(execution=dict(execution, status="failed", success=False)), NOW + 100)
-    drain(d, NOW + 100)
+    (execution,) = d.new_executions(job, NOW)
     d.step(m.MemberEvent(kind="failed", member=member(execution["node"], status="failed", role="db")), NOW + 200)
-    d.tick(NOW + 100 + 1000)
-    (claim,) = [c.msg for c in drain(d, NOW + 1100).calls if isinstance(c.msg, m.TickClaim)]
+    d.take_over_followups([retry_of(execution, job, NOW + 1100)], [])
+    d.tick(NOW + 1100)
+    (claim,) = [c.msg for c in drain(d, NOW + 1100).calls if isinstance(c.msg, m.RunClaim)]
     (retried,) = claim.executions
     assert retried["node"] != execution["node"] and retried["id"].endswith(f"-{retried['node']}-2")
+    assert claim.key == execution["id"]  # keyed by the failed attempt, wherever the next one runs
 
 
 def test_adopting_unfinished_runs_after_a_failover():
@@ -426,14 +462,14 @@ def test_the_active_dispatcher_heartbeats_with_its_term_and_a_follower_does_not(
 
 def test_carry_out_publishes_runs_first_then_asks_raft_then_answers():
     rd = Ready(publish=[([], {}, ("node", "db1"))], kill=[({}, "why")], calls=[Call(m.BusyList(), "x")],
-               replies=[("client", None)], results=[{}], groups=[({}, {}, "success")], skips=[Skips("j", [], True)],
+               replies=[("client", None)], results=[{}], sends=["delivery"], skips=[Skips("j", [])],
                lateness=[1], recorded=[("j", "success")], beats=[3])
     order = []
     note = lambda kind: lambda *args: order.append(kind)  # noqa: E731
     carry_out(rd, publish=note("publish"), kill=note("kill"), call=note("call"), reply=note("reply"),
-              result=note("result"), group_done=note("group"), skipped=note("skipped"), late=note("late"),
+              result=note("result"), send=note("send"), skipped=note("skipped"), late=note("late"),
               recorded=note("recorded"), beat=note("beat"))
-    assert order == ["publish", "kill", "call", "reply", "result", "group", "skipped", "late", "recorded", "beat"]
+    assert order == ["publish", "kill", "call", "reply", "result", "send", "skipped", "late", "recorded", "beat"]
 
 
 def test_new_execution_ids_name_group_and_node():

@@ -1,6 +1,6 @@
-"""services/dispatcher/notices.py (rules, recovery, template fields, payloads), the job field
-`notifications` and the [notify] keys that feed it, and services/dispatcher/delivery.py: the child
-against a real HTTP server and a real SMTP server on loopback, and the Notifier's decisions."""
+"""services/dispatcher/notices.py (rules, events, delivery ids, template fields, payloads), the job
+field `notifications` and the [notify] keys that feed it, and services/dispatcher/delivery.py: the
+child against a real HTTP server and a real SMTP server on loopback, and the Notifier's children."""
 
 import dataclasses
 import json
@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from common import config, models, wire
+from common import config, models
 from common.errors import BadRequest, ConfigError
 from services.dispatcher import delivery, notices
+from services.dispatcher.followups import Delivery
 
 ROOT = Path(__file__).resolve().parents[3]
 NOW = 1_767_225_600_000
@@ -120,35 +121,28 @@ def test_global_notifications_come_first_and_the_global_email_adds_the_owner():
     assert notices.configured(job(), settings(smtp_address="h:25")) == []  # nobody to mail
 
 
-def test_the_firing_before_decides_a_recovery():
-    history = [execution(300, success=True), execution(200, "web1", 2, success=True),
-               execution(200, "web1", 1, success=False), execution(200, "web2", 1, success=False),
-               execution(100, success=True)]
-    # Group 200: web1's last attempt succeeded, web2's failed: partially failed.
-    assert notices.previous_status(history, 300) == "partially_failed"
-    assert notices.previous_status(history, 200) == "success"
-    assert notices.previous_status(history, 100) is None
-    skipped = dict(execution(250, node=""), status="skipped", success=False)
-    running = dict(execution(260), status="running", success=False)
-    assert notices.previous_status([skipped, running] + history, 300) == "partially_failed"
-    assert notices.previous_status([execution(200, success=False)], 300) == "failed"
-
-
 @pytest.mark.parametrize("status, previous, event", [
-    ("success", None, "success"), ("success", "success", "success"), ("success", "failed", "recovery"),
+    ("success", "", "success"), ("success", "success", "success"), ("success", "failed", "recovery"),
     ("success", "partially_failed", "recovery"), ("failed", "failed", "failure"),
-    ("partially_failed", None, "failure"), ("skipped", None, "skipped"),
+    ("partially_failed", "", "failure"), ("skipped", "", "skipped"),
 ])
 def test_events(status, previous, event):
-    assert notices.event_for(status, previous) == event
+    assert models.notify_event(status, previous) == event
 
 
-def test_history_is_read_only_for_a_success_someone_listens_for():
-    always = [{"type": "webhook", "rule": "always"}]
-    recovery = [{"type": "webhook", "rule": "on_recovery"}]
-    failure = [{"type": "webhook", "rule": "on_failure"}]
-    assert notices.needs_history(always, "success") and notices.needs_history(recovery, "success")
-    assert not notices.needs_history(failure, "success") and not notices.needs_history(recovery, "failed")
+def test_the_rules_told_to_the_state_machine_are_those_of_the_global_notifications():
+    assert notices.own_rules(SETTINGS) == [] and notices.own_rules(None) == []
+    s = settings(webhook_url="http://hooks/all", webhook_rule="on_failure", smtp_address="h:25", mail_rule="always")
+    assert notices.own_rules(s) == ["on_failure", "always"]
+    assert models.rules_hear(["on_failure,on_recovery"], "recovery") and not models.rules_hear(["always"], "skipped")
+
+
+def test_a_delivery_id_is_stable_for_one_notification_of_one_notice_and_differs_otherwise():
+    hook = {"type": "webhook", "url": "http://hooks/a"}
+    first = notices.delivery_id("notify:backup:5:x", hook)
+    assert first == notices.delivery_id("notify:backup:5:x", dict(hook, body="another body"))
+    assert first != notices.delivery_id("notify:backup:6:x", hook)
+    assert first != notices.delivery_id("notify:backup:5:x", dict(hook, url="http://hooks/b"))
 
 
 # -- fields, templates, payloads ---------------------------------------------------------------
@@ -173,15 +167,16 @@ def test_templates_substitute_known_fields_and_leave_the_rest():
 
 def test_a_webhook_without_a_body_posts_every_field_as_json():
     note = {"type": "webhook", "rule": "always", "url": "http://x/y", "body": "", "headers": {"X-Job": "$job"}}
-    values = notices.fields(job(), execution(), "success", "success", "s1")
+    values = notices.fields(job(), execution(), "success", "success", "s1", delivery="d-1")
     got = notices.payload(note, values, SETTINGS)
     assert got["kind"] == "webhook" and got["url"] == "http://x/y"
-    assert got["headers"] == {"Content-Type": "application/json", "User-Agent": "pykron", "X-Job": "backup"}
-    assert json.loads(got["body"])["job"] == "backup"
+    assert got["headers"] == {"Content-Type": "application/json", "User-Agent": "pykron", "X-Pykron-Delivery": "d-1",
+                              "X-Job": "backup"}
+    assert json.loads(got["body"])["job"] == "backup" and json.loads(got["body"])["delivery"] == "d-1"
     note = dict(note, body="$job is $status", headers={"content-type": "text/csv"})
     got = notices.payload(note, values, SETTINGS)
     assert got["body"] == "backup is success"
-    assert got["headers"] == {"User-Agent": "pykron", "content-type": "text/csv"}
+    assert got["headers"] == {"User-Agent": "pykron", "X-Pykron-Delivery": "d-1", "content-type": "text/csv"}
 
 
 def test_an_email_has_a_one_line_subject_and_the_report_by_default():
@@ -189,7 +184,7 @@ def test_an_email_has_a_one_line_subject_and_the_report_by_default():
                  smtp_password="p")
     values = notices.fields(job(), execution(success=False, reason="line one\nline two"), "failed", "failure", "s1")
     got = notices.payload({"type": "email", "to": "a@x.io, b@x.io", "subject": "", "body": ""}, values, s)
-    assert got["subject"] == "[pykron] backup: failure"
+    assert got["subject"] == "[pykron] backup: failure" and got["message_id"] == "<@pykron>"  # no delivery here
     assert got["to"] == ["a@x.io", "b@x.io"] and got["from"] == "cron@example.com"
     assert got["body"] == values["report"] and (got["username"], got["password"]) == ("u", "p")
     got = notices.payload({"type": "email", "to": "a@x.io", "subject": "$job: $reason", "body": "$output"},
@@ -197,16 +192,24 @@ def test_an_email_has_a_one_line_subject_and_the_report_by_default():
     assert got["subject"] == "backup: line one line two"
 
 
-def test_deliveries_are_what_matches_and_explains_what_cannot_be_sent():
+def notice(event, status, **job_fields):
+    return {"id": "notify:backup:100:x", "event": event, "status": status, "count": 1,
+            "record": execution(success=status == "success"), "job": job(**job_fields)}
+
+
+def test_deliveries_are_what_matches_and_explain_what_cannot_be_sent():
     s = settings(webhook_url="http://hooks/all", webhook_rule="on_failure")
     own = [{"type": "email", "rule": "on_failure", "to": "dev@x.io"},
            {"type": "webhook", "rule": "on_recovery", "url": "http://hooks/recovered"}]
-    event, payloads, problems = notices.deliveries(job(notifications=own), execution(success=False), "failed", s, "s1")
-    assert event == "failure" and [notices.target(p) for p in payloads] == ["webhook http://hooks/all"]
-    assert problems == ["email to dev@x.io: no [notify] smtp_address is set on s1"]
-    event, payloads, _ = notices.deliveries(job(notifications=own), execution(), "success", s, "s1", previous="failed")
-    assert event == "recovery" and [notices.target(p) for p in payloads] == ["webhook http://hooks/recovered"]
-    assert notices.deliveries(job(notifications=own), execution(), "success", s, "s1")[1] == []
+    payloads, problems = notices.deliveries(notice("failure", "failed", notifications=own), s, "s1")
+    assert [notices.target(p) for p in payloads] == ["webhook http://hooks/all"]
+    assert payloads[0]["delivery"] == notices.delivery_id("notify:backup:100:x", {"type": "webhook",
+                                                                                  "url": "http://hooks/all"})
+    (delivery, kind, why), = problems
+    assert kind == "email" and why == "email to dev@x.io: no [notify] smtp_address is set on s1"
+    payloads, _ = notices.deliveries(notice("recovery", "success", notifications=own), s, "s1")
+    assert [notices.target(p) for p in payloads] == ["webhook http://hooks/recovered"]
+    assert notices.deliveries(notice("success", "success", notifications=own), s, "s1") == ([], [])
 
 
 # -- the child, against real receivers ---------------------------------------------------------
@@ -281,11 +284,13 @@ def test_the_child_sends_an_email(smtp_server):
     controller, mailbox = smtp_server
     done = child({"kind": "email", "server": f"127.0.0.1:{controller.port}", "username": "", "password": "",
                   "tls": "auto", "from": "cron@example.com", "to": ["a@x.io", "b@x.io"],
-                  "subject": "[pykron] backup: failure", "body": "it broke\n", "timeout_ms": 5000})
+                  "subject": "[pykron] backup: failure", "body": "it broke\n", "timeout_ms": 5000,
+                  "message_id": "<d-1@pykron>"})
     assert done.returncode == 0, done.stderr
     [(sender, rcpts, content)] = mailbox.messages
     assert sender == "cron@example.com" and rcpts == ["a@x.io", "b@x.io"]
     assert "Subject: [pykron] backup: failure" in content and "it broke" in content
+    assert "Message-ID: <d-1@pykron>" in content
 
 
 def test_the_child_reports_an_unreachable_smtp_server():
@@ -294,7 +299,7 @@ def test_the_child_reports_an_unreachable_smtp_server():
     assert done.returncode == 1 and b"notify: email b@x.io failed" in done.stderr
 
 
-# -- the Notifier: its Raft reads and children (a fake loop and Raft peer) ----------------------
+# -- the Notifier: a child per attempt, its outcome handed back (a fake loop) --------------------
 
 class FakeLoop:
     def __init__(self):
@@ -304,71 +309,59 @@ class FakeLoop:
         self.timers.append(fn)
 
 
-class FakeRaft:
-    def __init__(self, replies):
-        self.replies, self.calls = replies, []
-
-    def call(self, msg, callback):
-        """Answers as the service loop's Peer does: an ok's map as the request's typed reply."""
-        self.calls.append(msg)
-        result, err = self.replies[type(msg).__name__]
-        callback(None if err else wire.typed(wire.reply_type(msg), result), err)
-
-
-def notifier(http_server, replies, **notify_settings):
+def notifier():
     conf = config.load(env={"PYKRON_NODE_NAME": '"s1"'})
-    conf = dataclasses.replace(conf, notify=dataclasses.replace(conf.notify, **notify_settings))
-    return delivery.Notifier(conf, FakeLoop(), FakeRaft(replies))
+    outcomes = []
+    n = delivery.Notifier(conf, FakeLoop(), lambda delivery_id, error: outcomes.append((delivery_id, error)))
+    return n, outcomes
 
 
 def reap_all(n):
-    for proc, _, _ in n.errands.running:
+    for proc, *_ in n.errands.running:
         proc.wait(30)
     while n.loop.timers:
         n.loop.timers.pop()()
 
 
-def test_a_success_after_a_failure_is_sent_as_a_recovery(http_server, caplog):
+def attempt(payload, what="job=backup event=failure webhook x"):
+    return Delivery("d-1", "notify:backup:1:x", payload.get("kind", "webhook"), payload, what, attempts=1)
+
+
+def test_each_attempt_is_a_child_whose_outcome_goes_back_to_the_core(http_server, caplog):
     caplog.set_level(logging.INFO)
     base = f"http://127.0.0.1:{http_server.server_port}"
-    history = [execution(300), execution(200, success=False)]
-    n = notifier(http_server, {"ExecList": ({"executions": history}, None)})
-    own = [{"type": "webhook", "rule": "on_recovery", "url": f"{base}/recovered", "body": "$job $event"}]
-    n.finished(job(notifications=own), execution(300), "success")
-    assert n.raft.calls[0].job == "backup" and n.raft.calls[0].limit == notices.HISTORY_LIMIT
+    n, outcomes = notifier()
+    n.send(attempt({"kind": "webhook", "url": f"{base}/ok", "headers": {"X-Pykron-Delivery": "d-1"}, "body": "hi",
+                    "timeout_ms": 5000}))
     reap_all(n)
-    assert [(p, b) for p, _, b in http_server.received] == [("/recovered", "backup recovery")]
-    assert "notification done exit=0 job=backup event=recovery webhook " in caplog.text
+    n.send(dataclasses.replace(attempt({"kind": "webhook", "url": f"{base}/broken", "headers": {}, "body": "",
+                                        "timeout_ms": 5000}), id="d-2"))
+    reap_all(n)
+    assert outcomes == [("d-1", None), ("d-2", "exit 1")]
+    assert [(p, h["X-Pykron-Delivery"]) for p, h, _ in http_server.received[:1]] == [("/ok", "d-1")]
+    assert "notification started job=backup event=failure webhook x delivery=d-1 attempt=1 pid=" in caplog.text
     assert n.errands.running == [] and not n.errands.reaping
 
 
-def test_skipped_ticks_named_by_job_fetch_the_job_then_notify_once(http_server):
-    base = f"http://127.0.0.1:{http_server.server_port}"
-    own = [{"type": "webhook", "rule": "on_skipped", "url": f"{base}/skipped", "body": "$count $reason"}]
-    rows = [dict(execution(g, node=""), status="skipped", reason="misfire policy skip") for g in (1, 2)]
-    n = notifier(http_server, {"JobGet": ({"job": job(notifications=own)}, None)})
-    n.skipped("backup", rows)
-    n.skipped("backup", [])
-    reap_all(n)
-    assert [(p, b) for p, _, b in http_server.received] == [("/skipped", "2 misfire policy skip")]
-
-
-def test_a_stuck_notification_is_killed_at_its_timeout(http_server, caplog):
+def test_a_stuck_notification_is_killed_at_its_timeout_and_counts_as_failed(caplog):
     caplog.set_level(logging.INFO)
-    n = notifier(http_server, {})
+    n, outcomes = notifier()
     with socket.create_server(("127.0.0.1", 0)) as silent:  # connects, never answers
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
-        n.spawn({"kind": "webhook", "url": url, "headers": {}, "body": "", "timeout_ms": 60_000}, "stuck")
+        n.send(attempt({"kind": "webhook", "url": url, "headers": {}, "body": "", "timeout_ms": 60_000}, "stuck"))
         n.errands.running[0][1] = 0  # its deadline has passed
         n.loop.timers.pop()()
         assert "notification timed out, killing" in caplog.text and n.errands.running[0][1] is None
         n.errands.running[0][0].wait(30)
         n.loop.timers.pop()()
     assert "notification failed exit=-9 stuck" in caplog.text and n.errands.running == [] and not n.loop.timers
+    assert outcomes == [("d-1", "exit -9")]
 
 
-def test_too_many_notifications_in_flight_drop_one_with_a_warning(http_server, caplog):
-    n = notifier(http_server, {})
+def test_too_many_notifications_in_flight_fail_the_attempt_with_a_warning(caplog):
+    n, outcomes = notifier()
     n.errands.limit = 0
-    n.spawn({"kind": "webhook"}, "test")
-    assert n.errands.running == [] and "notification not sent test: 0 notification errands still running" in caplog.text
+    n.send(attempt({"kind": "webhook"}, "test"))
+    assert n.errands.running == [] and "notification not sent test delivery=d-1 attempt=1: 0 notification" in caplog.text
+    n.loop.timers.pop()()  # handed back after the Ready, not while it is carried out
+    assert outcomes == [("d-1", "0 notification errands still running; this one is dropped")]

@@ -6,7 +6,7 @@ import pytest
 from common import models
 from common.errors import BadRequest, Halt
 from common.wire import NEXT_PROTOCOL
-from services.raft.fsm import StateMachine
+from services.raft.fsm import StateMachine, command
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -31,7 +31,7 @@ class Log:
         entries = []
         for op, args in commands:
             self.index += 1
-            entries.append((self.index, self.term, {"op": op, "args": args, "req": f"r{self.index}"}))
+            entries.append((self.index, self.term, dict(command(op, args), req=f"r{self.index}")))
         return self.sm.apply(entries)
 
     def command(self, command):
