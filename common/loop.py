@@ -116,8 +116,13 @@ class Loop:
         pklog.setup(service, conf.log.level, conf.log.format, behind=True)
         wire.set_max_frame_bytes(conf.wire.max_message_bytes)
         wire.set_protocol(wire.NEXT_PROTOCOL if conf.wire.protocol_next else wire.PROTOCOL)
-        config.make_run_dir(conf.node.run_dir)
-        os.makedirs(conf.node.data_dir, exist_ok=True)
+        try:  # a run dir or a key this node must not use stops it with its one line, as a store does
+            config.make_run_dir(conf.node.run_dir)
+            os.makedirs(conf.node.data_dir, exist_ok=True)
+            self.keypair = keys.node_keypair(conf.node.data_dir)
+        except (errors.Halt, errors.ConfigError) as exc:
+            log.error("stopping service=%s: %s", service, exc)
+            raise SystemExit(EXIT_HALT) from None
         self.ctx = zmq.Context()
         self.poller = zmq.Poller()
         self.handlers = {}
@@ -137,7 +142,6 @@ class Loop:
         self.draining = False
         self.exit_code = None
         self.signals = []
-        self.keypair = keys.node_keypair(conf.node.data_dir)
         self.gate = curve.Gate(conf.node.run_dir)
         self.gated = {}  # socket → its role, for the sockets whose TCP endpoints are CURVE servers
         self.tcp_bound = {}

@@ -67,11 +67,12 @@ class Node:
 
 class Cluster:
     def __init__(self, servers=1, agents=0, dir=None, *, env=None, conf=None, node_conf=None, keep=False,
-                 secure=False, plain=False):
+                 secure=False, plain=False, accept_agents=True):
         """conf: sections layered over every node's config; node_conf: {node name: sections}.
         secure: gossip encrypted with a key of the cluster's own, and no key accepted but by the
         launcher's `keys accept` (else every node that joins gossip is accepted: auto_accept).
-        plain: the benchmark baseline, TCP without CURVE ([wire] plain_tcp)."""
+        plain: the benchmark baseline, TCP without CURVE ([wire] plain_tcp). accept_agents=False
+        (secure only): the agents' keys are left pending, for an operator (a test) to decide."""
         if servers < 1 or agents < 0 or servers + agents > 200:
             raise ClusterError("need at least one server, and at most 200 nodes")
         self.servers, self.agents = servers, agents
@@ -84,6 +85,7 @@ class Cluster:
         self.paused = {}
         self.keep = keep
         self.secure, self.plain = secure, plain
+        self.accepted = None if accept_agents else {f"s{i + 1}" for i in range(servers)}
         self.gossip_key = base64.b64encode(os.urandom(32)).decode() if secure else ""
         self.nodes = {}
 
@@ -121,8 +123,8 @@ class Cluster:
         for node in self.nodes.values():
             self.wait_ready(node)
         leader = self.leader(timeout=START_TIMEOUT_S)
-        self.accept_keys()
-        self.wait_targets(leader)
+        self.accept_keys(self.accepted)
+        self.wait_targets(leader, self.accepted)
         self.save()
         return self
 
@@ -155,7 +157,7 @@ class Cluster:
         finally:
             local.close()
 
-    def wait_targets(self, leader, timeout=START_TIMEOUT_S):
+    def wait_targets(self, leader, names=None, timeout=START_TIMEOUT_S):
         """Up means jobs can be sent anywhere: the leader's dispatcher, which targets what gossip
         reports alive, sees every node (a run asked for before that finds no target), and every
         executor hears it (its key let in by the run PUB: a run sent before would wait a re-send)."""
@@ -169,7 +171,7 @@ class Cluster:
                                    f"not every server has registered protocol {wire.PROTOCOL}, within {timeout}s: "
                                    f"{self.ctl(leader, 'dispatcher')}")
             time.sleep(0.05)
-        for name in self.nodes:
+        for name in names or self.nodes:
             while self.ctl(name, "executor").get("dispatcher") != leader:
                 if time.monotonic() > deadline:
                     raise ClusterError(f"the executor of {name} does not follow {leader} within {timeout}s: "
