@@ -89,24 +89,29 @@ class Admission:
         if isinstance(msg, m.KeysList):
             return self.shell.read(env, msg.stale, lambda: {"keys": fsm.keys()})
         if isinstance(msg, m.KeyAccept):
-            key, kind = self.resolve(msg.name, msg.key, ("pending",))
+            key, kind = self.resolve(msg.name, msg.key, ("pending",), done="accepted")
             kind = msg.kind or kind
             if kind is None:
                 raise errors.BadRequest("a key the cluster has not seen needs its kind (server, agent or client)")
             return self.shell.propose(env, "key.accept", key=key, name=msg.name, kind=kind)
         if isinstance(msg, m.KeyReject):
-            key, _ = self.resolve(msg.name, msg.key, ("pending", "accepted"))
+            key, _ = self.resolve(msg.name, msg.key, ("pending", "accepted"), done="rejected")
             return self.shell.propose(env, "key.reject", key=key)
         raise errors.BadRequest(f"not a key verb: {env.type}")
 
-    def resolve(self, name, key, statuses):
-        """(key, kind) a verb names: the key given, or the one key of `name` in one of `statuses`."""
+    def resolve(self, name, key, statuses, done):
+        """(key, kind) a verb names: the key given, or the one key of `name` in one of `statuses`;
+        else the one already `done` (the verb asked again, as a client does when the reply to
+        its first try was lost, answers as the first did)."""
         if key:
             if not keys.is_public_key(key):
                 raise errors.BadRequest("key: expected a 40-character Z85 CURVE public key")
             known = self.shell.fsm.key(key)
             return key, known["kind"] if known else None
         found = [k for k in self.shell.fsm.keys() if k["name"] == name and k["status"] in statuses]
+        if not found:
+            found = [k for k in self.shell.fsm.keys() if k["name"] == name and k["status"] == done]
+            found = found if len(found) == 1 else []
         if not found:
             raise errors.NotFound(f"no {' or '.join(statuses)} key of {name!r}")
         if len(found) > 1:

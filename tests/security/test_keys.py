@@ -51,6 +51,7 @@ def test_an_agent_runs_nothing_until_its_key_is_accepted(cluster):
     refused = run_on_agent(client, "before-accept")
     assert refused["status"] == "failed" and "did not acknowledge" in refused["reason"]
     pykronctl(cluster, "keys", "accept", "a1")
+    pykronctl(cluster, "keys", "accept", "a1")  # asked again (a retry whose first reply was lost): the same answer
     wait_until(lambda: cluster.ctl("a1", "executor").get("dispatcher") == "s1", what="a1 following s1 once accepted")
     assert run_on_agent(client, "after-accept")["status"] == "success"
 
@@ -94,6 +95,7 @@ def test_a_rejected_key_is_cut_off_within_a_second_even_on_open_connections(clus
         client.key_reject("probe")
         time.sleep(1)
         assert not any(answered(s, r) for r, s in socks.items())
+        assert client.key_reject("probe")["status"] == "rejected"  # asked again: answered as the first time
     finally:
         for sock in socks.values():
             sock.close(0)
