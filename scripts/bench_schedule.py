@@ -199,7 +199,7 @@ def bench_schedule_secure(quick=False, rounds=3):
         for mode in runs:
             print(f"  round {i + 1}: case (a) on a {mode} cluster ...", flush=True)
             with Cluster(servers=3, agents=2, secure=mode == "secure", plain=mode == "plain") as cluster:
-                done, _ = run_pykron(cluster, every_10s(1000), seconds)
+                done, _, _ = run_pykron(cluster, every_10s(1000), seconds)
                 runs[mode].append(summarize(done, seconds))
     print(f"\nschedule, secure beside plain: case (a) on 3 servers + 2 agents, {seconds}s, median of {rounds} runs each")
     print(f"{'cluster':>7} | {'runs':>6} {'runs/s':>7} | {'late p50':>8} {'p99':>7} {'max':>7} ms | {'failed':>6} | p99 of each run")
