@@ -330,7 +330,7 @@ def _notifications(value):
     for i, doc in enumerate(value):
         where = f"notifications[{i}]"
         kind = doc.get("type")
-        if kind not in NOTIFY_KEYS:
+        if not isinstance(kind, str) or kind not in NOTIFY_KEYS:  # {} or [] would not even hash
             raise BadRequest(f'Job validation failed: {where}.type must be "webhook" or "email".')
         unknown = sorted(set(doc) - set(NOTIFY_KEYS[kind]))
         if unknown:

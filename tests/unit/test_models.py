@@ -152,6 +152,11 @@ def test_rejects_http_timeout_neither_seconds_nor_a_duration(timeout):
     assert message.startswith("Job validation failed: ") and ("timeout" in message or "duration" in message)
 
 
+@pytest.mark.parametrize("kind", [{}, [], None, 1])
+def test_rejects_a_notification_type_that_is_not_a_name(kind):
+    assert ".type must be" in rejected(notifications=[{"type": kind, "url": "http://example.com"}])
+
+
 def test_shell_timeout_stays_a_go_duration_as_in_dkron():
     assert "invalid duration" in rejected(executor_config={"command": "true", "timeout": "30"})
     assert models.executor_timeout_ms("shell", "1m") == 60_000
