@@ -1,7 +1,8 @@
 """The launcher for tests and people: starts nodes of real processes on loopback, each under its
 own supervisord as production runs it, waits on every service's ctl socket and the api's
 /health against a deadline, and offers kill/restart. `scripts/cluster` is its command line;
-tests use `with Cluster(servers=1) as c:`."""
+tests use `with Cluster(servers=1) as c:`. Whatever it started it stops, even when it fails
+midway; nftables is needed only to draw a partition."""
 
 from __future__ import annotations
 
@@ -85,6 +86,7 @@ class Cluster:
         self.keep = keep
         self.secure, self.plain = secure, plain
         self.gossip_key = base64.b64encode(os.urandom(32)).decode() if secure else ""
+        self.partitioned = False  # a partition drawn and not healed: only then is there nft to undo
         self.nodes = {}
 
     # -- life cycle --------------------------------------------------------------------------
@@ -94,7 +96,10 @@ class Cluster:
             self.up()
         except BaseException:
             self.print_logs()
-            self.down()
+            try:
+                self.down()
+            except ClusterError as err:  # said, and the failure of up is the one raised
+                print(f"cluster: {err}", file=sys.stderr)
             raise
         return self
 
@@ -118,6 +123,7 @@ class Cluster:
         self.client_keypair()
         for node in self.nodes.values():
             self.start(node)
+            self.save()  # at once: a launcher that dies now leaves what `down` and `status` need
         for node in self.nodes.values():
             self.wait_ready(node)
         leader = self.leader(timeout=START_TIMEOUT_S)
@@ -222,12 +228,51 @@ class Cluster:
                 time.sleep(0.05)
 
     def down(self):
-        self.heal()
+        """Stop everything of this cluster, whatever fails on the way (a missing nft, a node
+        that will not stop): every node is stopped, then every process of its own left running
+        (one whose supervisord died first) is killed; ClusterError says what failed after."""
+        problems = []
+        try:
+            self.heal()
+        except ClusterError as err:
+            problems.append(str(err))
         for node in self.nodes.values():
-            self.resume_quietly(node)
-            self.stop(node)
+            try:
+                self.resume_quietly(node)
+                self.stop(node)
+            except (OSError, subprocess.SubprocessError) as err:
+                problems.append(f"{node.name}: {err}")
+        for pid, _ in self.processes():
+            kill_quietly(pid, signal.SIGCONT)
+            kill_quietly(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while (left := self.processes()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if left:
+            problems.append("still running: " + ", ".join(str(pid) for pid, _ in left))
         if not self.keep:
             shutil.rmtree(self.run_root, ignore_errors=True)
+        if problems:
+            raise ClusterError("; ".join(problems))
+
+    def processes(self):
+        """[(pid, command line)] of every process of this cluster still running, found by what
+        each carries: a node's config path or the run dir in its command line or environment."""
+        marks = [n.conf_path.encode() for n in self.nodes.values()] + [f"{self.run_root}/".encode()]
+        mine, found = ancestry(os.getpid()), []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) in mine or not pid_alive(int(entry)):
+                continue
+            carried = b""
+            for part in ("cmdline", "environ"):
+                try:
+                    with open(f"/proc/{entry}/{part}", "rb") as fh:
+                        carried += fh.read() + b"\0"
+                except OSError:
+                    pass
+            if any(mark in carried for mark in marks):
+                found.append((int(entry), cmdline(int(entry))))
+        return sorted(found)
 
     def resume_quietly(self, node):
         for pid in process_tree(node.pid):
@@ -304,13 +349,26 @@ class Cluster:
         rules = [f"ip saddr {a} ip daddr {b} drop" for i, ga in enumerate(hosts) for j, gb in enumerate(hosts)
                  if i != j for a in ga for b in gb]
         self.heal()
-        script = [f"add table inet {NFT_TABLE}",
-                  f"add chain inet {NFT_TABLE} out {{ type filter hook output priority 0; }}"]
-        script += [f"add rule inet {NFT_TABLE} out {rule}" for rule in rules]
+        table = self.nft_table
+        script = [f"add table inet {table}",
+                  f"add chain inet {table} out {{ type filter hook output priority 0; }}"]
+        script += [f"add rule inet {table} out {rule}" for rule in rules]
+        self.partitioned = True  # before nft runs: a table half made is undone by heal too
+        self.save()
         nft("\n".join(script))
 
     def heal(self):
-        nft(f"delete table inet {NFT_TABLE}", check=False)
+        """Undo the partition this cluster drew; nothing (and no nft needed) when it drew none."""
+        if not self.partitioned:
+            return
+        nft(f"delete table inet {self.nft_table}", check=False)
+        self.partitioned = False
+        self.save()
+
+    @property
+    def nft_table(self):
+        """This cluster's own table: clusters running side by side draw and heal their own."""
+        return NFT_TABLE + "_" + "".join(c if c.isalnum() else "_" for c in self.run_root.name)
 
     def service_pid(self, name, service):
         node = self.nodes[name]
@@ -386,7 +444,7 @@ class Cluster:
                 print("\n".join(text), file=sys.stderr)
 
     def save(self):
-        state = {"run_root": str(self.run_root), "secure": self.secure, "nodes": {
+        state = {"run_root": str(self.run_root), "secure": self.secure, "partitioned": self.partitioned, "nodes": {
             n.name: {"role": n.role, "conf": n.conf_path, "pid": n.pid, "api": n.api, "server": n.server}
             for n in self.nodes.values()}}
         (self.dir / "cluster.json").write_text(json.dumps(state, indent=2))
@@ -401,6 +459,7 @@ class Cluster:
         self.dir, self.run_root, self.env, self.keep = Path(dir), Path(state["run_root"]), dict(os.environ), False
         self.extra, self.node_extra, self.ctl_error, self.paused = {}, {}, None, {}
         self.secure, self.plain, self.gossip_key = state.get("secure", False), False, ""
+        self.partitioned = state.get("partitioned", False)
         self.nodes = {name: Node(name, n["role"], n["conf"], config.load(n["conf"], env={}), n["pid"])
                       for name, n in state["nodes"].items()}
         return self
@@ -480,6 +539,19 @@ def process_tree(root):
         pid = todo.pop()
         found.append(pid)
         todo.extend(children.get(pid, []))
+    return found
+
+
+def ancestry(pid):
+    """pid and its parents up to init: the launcher's own command line names the cluster's dir."""
+    found = set()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                pid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
     return found
 
 
@@ -567,8 +639,9 @@ def main(argv=None):
                               secure=args["--secure"])
             try:
                 cluster.up()
-            except ClusterError:
+            except BaseException:  # a failure, or Ctrl-C: nothing it started is left running
                 cluster.print_logs()
+                cluster.keep = False
                 cluster.down()
                 raise
             for node in cluster.nodes.values():
@@ -586,6 +659,12 @@ def main(argv=None):
                                             else cluster.ctl(node.name, s.name, 500).get("ready")) else "down")
                           for s in services_for(node.conf)}
                 print(node.name, node.role, " ".join(f"{k}={v}" for k, v in states.items()))
+            running = cluster.processes()
+            print(f"{len(running)} processes of this cluster running" + (":" if running else ""))
+            for pid, line in running:
+                print(f"  {pid}\t{line}")
+            if cluster.partitioned:
+                print(f"partitioned (nft table {cluster.nft_table}; `heal` undoes it)")
         elif args["kill"]:
             print("killed", " ".join(map(str, cluster.kill(cluster.check_node(args["NODE"]), args["SERVICE"]))))
         elif args["restart"]:
@@ -599,6 +678,8 @@ def main(argv=None):
                 cluster.check_node(name)
             cluster.partition(*groups)
         elif args["heal"]:
+            if not cluster.partitioned:
+                print("no partition drawn: nothing to heal")
             cluster.heal()
     except ClusterError as err:
         print(f"cluster: {err}", file=sys.stderr)
