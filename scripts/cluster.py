@@ -9,17 +9,13 @@ from __future__ import annotations
 import base64
 import json
 import os
-import random
 import shutil
 import signal
-import socket
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
 import tomllib
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,16 +25,14 @@ sys.path.insert(0, str(ROOT))
 from common import config, errors, keys, messages as m, wire  # noqa: E402
 from common.client import Client  # noqa: E402
 from common.launch import services_for  # noqa: E402
+from scripts.host import (ClusterError, carrying, cmdline, free_ports, http_ok, kill_quietly,  # noqa: E402,F401
+                          nft, pid_alive, process_tree, reap, to_toml)
 
 PORT_KEYS = (("gossip", "port"), ("gossip", "query_port"), ("raft", "peer_port"), ("raft", "client_port"),
              ("raft", "state_port"), ("dispatcher", "run_port"), ("dispatcher", "result_port"),
              ("dispatcher", "output_port"), ("executor", "output_port"), ("api", "port"))
 START_TIMEOUT_S = 45
 NFT_TABLE = "pykron_partition"
-
-
-class ClusterError(Exception):
-    pass
 
 
 @dataclass
@@ -258,21 +252,7 @@ class Cluster:
     def processes(self):
         """[(pid, command line)] of every process of this cluster still running, found by what
         each carries: a node's config path or the run dir in its command line or environment."""
-        marks = [n.conf_path.encode() for n in self.nodes.values()] + [f"{self.run_root}/".encode()]
-        mine, found = ancestry(os.getpid()), []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) in mine or not pid_alive(int(entry)):
-                continue
-            carried = b""
-            for part in ("cmdline", "environ"):
-                try:
-                    with open(f"/proc/{entry}/{part}", "rb") as fh:
-                        carried += fh.read() + b"\0"
-                except OSError:
-                    pass
-            if any(mark in carried for mark in marks):
-                found.append((int(entry), cmdline(int(entry))))
-        return sorted(found)
+        return carrying([n.conf_path for n in self.nodes.values()] + [f"{self.run_root}/"])
 
     def resume_quietly(self, node):
         for pid in process_tree(node.pid):
@@ -480,130 +460,6 @@ def wait_until(check, timeout=20, what="condition", every=0.1):
                 return last
         time.sleep(every)
     raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
-
-
-# -- processes and ports ---------------------------------------------------------------------
-
-
-def to_toml(sections):
-    lines = []
-    for section, values in sections.items():
-        lines.append(f"[{section}]")
-        for key, value in values.items():
-            lines.append(f"{key} = {toml_value(value)}")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def toml_value(value):
-    """JSON's strings, numbers, booleans and lists are TOML too; tables are written inline."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
-    return json.dumps(value)
-
-
-def free_ports(count):
-    """A block of consecutive ports free for TCP and UDP, from a random start."""
-    for _ in range(200):
-        base = random.randrange(20000, 60000 - count)
-        if all(port_free(p) for p in range(base, base + count)):
-            return list(range(base, base + count))
-    raise ClusterError(f"no block of {count} free ports")
-
-
-def port_free(port):
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
-
-
-def process_tree(root):
-    """root and every descendant, read from /proc (supervisord gives each child its own group)."""
-    if not root or root == 1 or root == os.getpid():
-        return []  # a node that never started: nothing of it to signal (and never pid 0: everyone)
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
-
-
-def ancestry(pid):
-    """pid and its parents up to init: the launcher's own command line names the cluster's dir."""
-    found = set()
-    while pid > 1 and pid not in found:
-        found.add(pid)
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                pid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            break
-    return found
-
-
-def cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def pid_alive(pid):
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def kill_quietly(pid, sig):
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def reap(pid):
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
-def nft(script, check=True):
-    """Run an nft script; partitions need root and nftables (scripts/test installs it)."""
-    if shutil.which("nft") is None:
-        raise ClusterError("nft not found: partitions need nftables (apt-get install nftables), as root")
-    done = subprocess.run(["nft", "-f", "-"], input=script, text=True, capture_output=True)
-    if check and done.returncode != 0:
-        raise ClusterError(f"nft failed: {done.stderr.strip()}")
-
-
-def http_ok(url, cafile=""):
-    """GET url answers 200; an https one is checked against cafile (a test's own certificate)."""
-    context = ssl.create_default_context(cafile=cafile) if url.startswith("https:") else None
-    try:
-        with urllib.request.urlopen(url, timeout=1, context=context) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
 
 
 USAGE = """scripts/cluster: start and break pykron nodes on loopback.
