@@ -33,6 +33,27 @@ def parse_server(server):
     return f"tcp://{host or server}:{port}"
 
 
+class Backoff:
+    """How long a client waits before it sends a refused request again: not at all the first
+    time a server names a new leader (the server forwards to it now), else 50 ms doubling up to
+    half the shortest election timeout, so that a retry lands soon after a new leader is elected
+    and a cluster with none is not asked in a busy loop."""
+
+    FIRST_S = 0.05
+
+    def __init__(self):
+        defaults = config.defaults()["raft"]
+        self.most = defaults["tick_ms"] * defaults["election_ticks"] / 2000
+        self.next, self.named = self.FIRST_S, ""
+
+    def pause(self, leader=""):
+        if leader and leader != self.named:
+            self.named = leader
+            return 0.0
+        pause, self.next = self.next, min(self.next * 2, self.most)
+        return pause
+
+
 class Client:
     """Thread-safe: each thread gets its own DEALER sockets (ZeroMQ sockets are not shareable)."""
 
@@ -59,15 +80,15 @@ class Client:
         timeout. Raises errors.Error subclasses."""
         timeout_ms = timeout_ms or self.timeout_ms
         deadline = time.monotonic() + timeout_ms / 1000
-        pause = 0.05
+        retry = Backoff()
         while True:
             try:
                 return self.call_once(endpoint, msg, timeout_ms=timeout_ms)
-            except errors.NotLeader:
+            except errors.NotLeader as err:
+                pause = retry.pause(err.leader)
                 if time.monotonic() + pause > deadline:
                     raise
             time.sleep(pause)
-            pause = min(pause * 2, 0.5)
 
     def ask(self, endpoint, msg, *, timeout_ms=None):
         """call, answered with the request's typed reply (common/messages.py). Unavailable when
@@ -184,16 +205,16 @@ class Client:
         timeout, so that a request rides through a failover (about a second) to the next leader;
         what is asked of a leader is safe to ask again (a run-now carries its request id)."""
         deadline = time.monotonic() + 2 * self.timeout_ms / 1000
-        pause = 0.05
+        retry = Backoff()
         while True:
             try:
                 return self.ask(self._addr(role, leader=True), msg, timeout_ms=min(LEADER_TRY_MS, self.timeout_ms))
-            except (errors.NotLeader, errors.Unavailable):
+            except (errors.NotLeader, errors.Unavailable) as err:
+                pause = retry.pause(err.leader)
                 if time.monotonic() + pause > deadline:
                     raise
                 self.node_info(refresh=True)
             time.sleep(pause)
-            pause = min(pause * 2, 0.5)
 
     # -- verbs -------------------------------------------------------------------------------
 

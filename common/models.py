@@ -108,9 +108,22 @@ def validate_job(doc, *, now=0):
     if job["executor"] == "shell" and not job["executor_config"].get("command"):
         raise BadRequest("Job validation failed: the shell executor needs executor_config.command.")
     if "timeout" in job["executor_config"]:
-        _check(lambda: schedule.parse_duration(job["executor_config"]["timeout"]))
+        _check(lambda: executor_timeout_ms(job["executor"], job["executor_config"]["timeout"]))
     job["created_at"] = now
     return job
+
+
+def executor_timeout_ms(executor, text):
+    """executor_config.timeout in ms, 0 for none. Dkron's http executor reads whole seconds
+    ("30": atoiOrDefault in its plugin/http); a Go duration ("30s") is taken there too, since it
+    cannot be mistaken for seconds. Every other executor's is a Go duration, as Dkron's shell's."""
+    text = text.strip()
+    if executor == "http" and text.isascii() and text.isdigit():
+        return int(text) * 1000
+    ms = schedule.parse_duration(text) if text else 0
+    if ms < 0:
+        raise BadRequest(f"timeout {text!r} must not be negative")
+    return ms
 
 
 def duration_ms(job, key):
@@ -317,7 +330,7 @@ def _notifications(value):
     for i, doc in enumerate(value):
         where = f"notifications[{i}]"
         kind = doc.get("type")
-        if kind not in NOTIFY_KEYS:
+        if not isinstance(kind, str) or kind not in NOTIFY_KEYS:  # {} or [] would not even hash
             raise BadRequest(f'Job validation failed: {where}.type must be "webhook" or "email".')
         unknown = sorted(set(doc) - set(NOTIFY_KEYS[kind]))
         if unknown:

@@ -4,7 +4,9 @@ is measured.
 
   raft   3 servers on loopback, fsync on: commits/s and commit latency at 1, 16 and 128
          concurrent proposers, fsyncs per commit, leader changes, and failover time after
-         kill -9 of the leader; beside the same load with batching off (an fsync per entry).
+         kill -9 of the leader (to the next write through the client library, and to the next
+         successful POST /v1/jobs through a surviving server's API); beside the same load with
+         batching off (an fsync per entry).
          --secure: a secure cluster (CURVE, sealed gossip) beside the plain baseline
          ([wire] plain_tcp), 3 runs of each in turn, medians: the cost of CURVE.
   api    one node: POST /v1/jobs (10,000 creates) and GET /v1/jobs paged over them, req/s and
@@ -12,10 +14,13 @@ is measured.
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from docopt import docopt
@@ -115,6 +120,43 @@ def failovers(cluster, count):
     return times
 
 
+def api_failovers(cluster, count):
+    """Seconds from kill -9 of the leader to the next successful POST /v1/jobs through a
+    surviving server's API (an HTTP client's view: the request waits out the election), and
+    how many requests were answered with an error on the way."""
+    times, errors_seen = [], 0
+    for i in range(count):
+        leader = cluster.leader()
+        survivor = next(n for n in sorted(cluster.nodes) if n != leader)
+        post = lambda value: post_job(cluster.api(survivor), {  # noqa: E731
+            "name": "failover-api", "schedule": "@manually", "executor": "shell",
+            "executor_config": {"command": f"echo {value}"}})
+        if post(i) != 201:
+            raise RuntimeError(f"POST /v1/jobs to {survivor} failed before the kill")
+        killed_at = time.monotonic()
+        cluster.kill(leader)
+        while post(f"{i}b") != 201:
+            errors_seen += 1
+            if time.monotonic() - killed_at > 30:
+                raise RuntimeError("no successful POST /v1/jobs within 30 s of the kill")
+        times.append(time.monotonic() - killed_at)
+        cluster.restart(leader)
+    return times, errors_seen
+
+
+def post_job(api, job):
+    """POST /v1/jobs → its HTTP status (0: no answer within 30 s)."""
+    req = urllib.request.Request(f"{api}/v1/jobs", data=json.dumps(job).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code
+    except OSError:
+        return 0
+
+
 def bench_raft(seconds, kills):
     rows = {}
     for label, conf in (("batched", {}), ("unbatched", UNBATCHED)):
@@ -124,6 +166,7 @@ def bench_raft(seconds, kills):
                 print(f"  {label:>9} {n:>3} proposers: {rows[(label, n)]['commits_s']:8.0f} commits/s", file=sys.stderr)
             if label == "batched":
                 failover_times = failovers(cluster, kills)
+                api_times, api_errors = api_failovers(cluster, kills)
     print(f"\nraft: 3 servers on loopback, fsync on, {seconds}s per load")
     print(f"{'proposers':>9} | {'commits/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'fsync/commit':>12} {'leader chg':>10} |"
           f" {'baseline commits/s':>18} {'p50 ms':>7} {'p99 ms':>7} {'fsync/commit':>12} | {'speedup':>7}")
@@ -135,6 +178,9 @@ def bench_raft(seconds, kills):
     print(f"failover (kill -9 of the leader → next committed write), {kills} runs: "
           f"median {statistics.median(failover_times):.2f}s, max {max(failover_times):.2f}s, "
           f"all {', '.join(f'{t:.2f}' for t in failover_times)}")
+    print(f"failover through the API (kill -9 of the leader → next successful POST /v1/jobs to a survivor), "
+          f"{kills} runs: median {statistics.median(api_times):.2f}s, max {max(api_times):.2f}s, "
+          f"all {', '.join(f'{t:.2f}' for t in api_times)}; {api_errors} requests answered with an error")
 
 
 def bench_raft_secure(seconds, rounds=3):

@@ -1,24 +1,21 @@
 """The launcher for tests and people: starts nodes of real processes on loopback, each under its
 own supervisord as production runs it, waits on every service's ctl socket and the api's
 /health against a deadline, and offers kill/restart. `scripts/cluster` is its command line;
-tests use `with Cluster(servers=1) as c:`."""
+tests use `with Cluster(servers=1) as c:`. Whatever it started it stops, even when it fails
+midway; nftables is needed only to draw a partition."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
-import random
 import shutil
 import signal
-import socket
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
 import tomllib
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,16 +25,14 @@ sys.path.insert(0, str(ROOT))
 from common import config, errors, keys, messages as m, wire  # noqa: E402
 from common.client import Client  # noqa: E402
 from common.launch import services_for  # noqa: E402
+from scripts.host import (ClusterError, carrying, cmdline, free_ports, http_ok, kill_quietly,  # noqa: E402,F401
+                          nft, pid_alive, process_tree, reap, to_toml)
 
 PORT_KEYS = (("gossip", "port"), ("gossip", "query_port"), ("raft", "peer_port"), ("raft", "client_port"),
              ("raft", "state_port"), ("dispatcher", "run_port"), ("dispatcher", "result_port"),
              ("dispatcher", "output_port"), ("executor", "output_port"), ("api", "port"))
 START_TIMEOUT_S = 45
 NFT_TABLE = "pykron_partition"
-
-
-class ClusterError(Exception):
-    pass
 
 
 @dataclass
@@ -87,6 +82,7 @@ class Cluster:
         self.secure, self.plain = secure, plain
         self.accepted = None if accept_agents else {f"s{i + 1}" for i in range(servers)}
         self.gossip_key = base64.b64encode(os.urandom(32)).decode() if secure else ""
+        self.partitioned = False  # a partition drawn and not healed: only then is there nft to undo
         self.nodes = {}
 
     # -- life cycle --------------------------------------------------------------------------
@@ -96,7 +92,10 @@ class Cluster:
             self.up()
         except BaseException:
             self.print_logs()
-            self.down()
+            try:
+                self.down()
+            except ClusterError as err:  # said, and the failure of up is the one raised
+                print(f"cluster: {err}", file=sys.stderr)
             raise
         return self
 
@@ -120,6 +119,7 @@ class Cluster:
         self.client_keypair()
         for node in self.nodes.values():
             self.start(node)
+            self.save()  # at once: a launcher that dies now leaves what `down` and `status` need
         for node in self.nodes.values():
             self.wait_ready(node)
         leader = self.leader(timeout=START_TIMEOUT_S)
@@ -224,12 +224,37 @@ class Cluster:
                 time.sleep(0.05)
 
     def down(self):
-        self.heal()
+        """Stop everything of this cluster, whatever fails on the way (a missing nft, a node
+        that will not stop): every node is stopped, then every process of its own left running
+        (one whose supervisord died first) is killed; ClusterError says what failed after."""
+        problems = []
+        try:
+            self.heal()
+        except ClusterError as err:
+            problems.append(str(err))
         for node in self.nodes.values():
-            self.resume_quietly(node)
-            self.stop(node)
+            try:
+                self.resume_quietly(node)
+                self.stop(node)
+            except (OSError, subprocess.SubprocessError) as err:
+                problems.append(f"{node.name}: {err}")
+        for pid, _ in self.processes():
+            kill_quietly(pid, signal.SIGCONT)
+            kill_quietly(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while (left := self.processes()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if left:
+            problems.append("still running: " + ", ".join(str(pid) for pid, _ in left))
         if not self.keep:
             shutil.rmtree(self.run_root, ignore_errors=True)
+        if problems:
+            raise ClusterError("; ".join(problems))
+
+    def processes(self):
+        """[(pid, command line)] of every process of this cluster still running, found by what
+        each carries: a node's config path or the run dir in its command line or environment."""
+        return carrying([n.conf_path for n in self.nodes.values()] + [f"{self.run_root}/"])
 
     def resume_quietly(self, node):
         for pid in process_tree(node.pid):
@@ -306,13 +331,26 @@ class Cluster:
         rules = [f"ip saddr {a} ip daddr {b} drop" for i, ga in enumerate(hosts) for j, gb in enumerate(hosts)
                  if i != j for a in ga for b in gb]
         self.heal()
-        script = [f"add table inet {NFT_TABLE}",
-                  f"add chain inet {NFT_TABLE} out {{ type filter hook output priority 0; }}"]
-        script += [f"add rule inet {NFT_TABLE} out {rule}" for rule in rules]
+        table = self.nft_table
+        script = [f"add table inet {table}",
+                  f"add chain inet {table} out {{ type filter hook output priority 0; }}"]
+        script += [f"add rule inet {table} out {rule}" for rule in rules]
+        self.partitioned = True  # before nft runs: a table half made is undone by heal too
+        self.save()
         nft("\n".join(script))
 
     def heal(self):
-        nft(f"delete table inet {NFT_TABLE}", check=False)
+        """Undo the partition this cluster drew; nothing (and no nft needed) when it drew none."""
+        if not self.partitioned:
+            return
+        nft(f"delete table inet {self.nft_table}", check=False)
+        self.partitioned = False
+        self.save()
+
+    @property
+    def nft_table(self):
+        """This cluster's own table: clusters running side by side draw and heal their own."""
+        return NFT_TABLE + "_" + "".join(c if c.isalnum() else "_" for c in self.run_root.name)
 
     def service_pid(self, name, service):
         node = self.nodes[name]
@@ -388,7 +426,7 @@ class Cluster:
                 print("\n".join(text), file=sys.stderr)
 
     def save(self):
-        state = {"run_root": str(self.run_root), "secure": self.secure, "nodes": {
+        state = {"run_root": str(self.run_root), "secure": self.secure, "partitioned": self.partitioned, "nodes": {
             n.name: {"role": n.role, "conf": n.conf_path, "pid": n.pid, "api": n.api, "server": n.server}
             for n in self.nodes.values()}}
         (self.dir / "cluster.json").write_text(json.dumps(state, indent=2))
@@ -403,6 +441,7 @@ class Cluster:
         self.dir, self.run_root, self.env, self.keep = Path(dir), Path(state["run_root"]), dict(os.environ), False
         self.extra, self.node_extra, self.ctl_error, self.paused = {}, {}, None, {}
         self.secure, self.plain, self.gossip_key = state.get("secure", False), False, ""
+        self.partitioned = state.get("partitioned", False)
         self.nodes = {name: Node(name, n["role"], n["conf"], config.load(n["conf"], env={}), n["pid"])
                       for name, n in state["nodes"].items()}
         return self
@@ -423,117 +462,6 @@ def wait_until(check, timeout=20, what="condition", every=0.1):
                 return last
         time.sleep(every)
     raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
-
-
-# -- processes and ports ---------------------------------------------------------------------
-
-
-def to_toml(sections):
-    lines = []
-    for section, values in sections.items():
-        lines.append(f"[{section}]")
-        for key, value in values.items():
-            lines.append(f"{key} = {toml_value(value)}")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def toml_value(value):
-    """JSON's strings, numbers, booleans and lists are TOML too; tables are written inline."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
-    return json.dumps(value)
-
-
-def free_ports(count):
-    """A block of consecutive ports free for TCP and UDP, from a random start."""
-    for _ in range(200):
-        base = random.randrange(20000, 60000 - count)
-        if all(port_free(p) for p in range(base, base + count)):
-            return list(range(base, base + count))
-    raise ClusterError(f"no block of {count} free ports")
-
-
-def port_free(port):
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
-
-
-def process_tree(root):
-    """root and every descendant, read from /proc (supervisord gives each child its own group)."""
-    if not root or root == 1 or root == os.getpid():
-        return []  # a node that never started: nothing of it to signal (and never pid 0: everyone)
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
-
-
-def cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def pid_alive(pid):
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def kill_quietly(pid, sig):
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def reap(pid):
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
-def nft(script, check=True):
-    """Run an nft script; partitions need root and nftables (scripts/test installs it)."""
-    if shutil.which("nft") is None:
-        raise ClusterError("nft not found: partitions need nftables (apt-get install nftables), as root")
-    done = subprocess.run(["nft", "-f", "-"], input=script, text=True, capture_output=True)
-    if check and done.returncode != 0:
-        raise ClusterError(f"nft failed: {done.stderr.strip()}")
-
-
-def http_ok(url, cafile=""):
-    """GET url answers 200; an https one is checked against cafile (a test's own certificate)."""
-    context = ssl.create_default_context(cafile=cafile) if url.startswith("https:") else None
-    try:
-        with urllib.request.urlopen(url, timeout=1, context=context) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
 
 
 USAGE = """scripts/cluster: start and break pykron nodes on loopback.
@@ -569,8 +497,9 @@ def main(argv=None):
                               secure=args["--secure"])
             try:
                 cluster.up()
-            except ClusterError:
+            except BaseException:  # a failure, or Ctrl-C: nothing it started is left running
                 cluster.print_logs()
+                cluster.keep = False
                 cluster.down()
                 raise
             for node in cluster.nodes.values():
@@ -588,6 +517,12 @@ def main(argv=None):
                                             else cluster.ctl(node.name, s.name, 500).get("ready")) else "down")
                           for s in services_for(node.conf)}
                 print(node.name, node.role, " ".join(f"{k}={v}" for k, v in states.items()))
+            running = cluster.processes()
+            print(f"{len(running)} processes of this cluster running" + (":" if running else ""))
+            for pid, line in running:
+                print(f"  {pid}\t{line}")
+            if cluster.partitioned:
+                print(f"partitioned (nft table {cluster.nft_table}; `heal` undoes it)")
         elif args["kill"]:
             print("killed", " ".join(map(str, cluster.kill(cluster.check_node(args["NODE"]), args["SERVICE"]))))
         elif args["restart"]:
@@ -601,6 +536,8 @@ def main(argv=None):
                 cluster.check_node(name)
             cluster.partition(*groups)
         elif args["heal"]:
+            if not cluster.partitioned:
+                print("no partition drawn: nothing to heal")
             cluster.heal()
     except ClusterError as err:
         print(f"cluster: {err}", file=sys.stderr)

@@ -11,6 +11,8 @@ import sys
 import urllib.error
 import urllib.request
 
+from common import errors, models
+
 DEFAULT_TIMEOUT_S = 30
 
 
@@ -27,9 +29,10 @@ def request(cfg):
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     if cfg.get("tlsCertificateFile"):
         context.load_cert_chain(cfg["tlsCertificateFile"], cfg.get("tlsCertificateKeyFile") or None)
-    timeout = int(cfg["timeout"]) if str(cfg.get("timeout", "")).isdigit() else DEFAULT_TIMEOUT_S
+    timeout = str(cfg.get("timeout", "")).strip()
+    seconds = models.executor_timeout_ms("http", timeout) / 1000 if timeout else DEFAULT_TIMEOUT_S
     try:
-        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
+        with urllib.request.urlopen(req, timeout=seconds or None, context=context) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()
@@ -51,7 +54,7 @@ def main():
     cfg = json.loads(sys.stdin.read() or "{}")
     try:
         status, body = request(cfg)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, errors.BadRequest) as exc:
         print(f"http: request failed: {exc}", flush=True)
         return 1
     sys.stdout.buffer.write(body)

@@ -14,13 +14,14 @@ import sys
 from dataclasses import dataclass
 from importlib import metadata
 
-from common import schedule
+from common import models, schedule
 from common.errors import BadRequest
+from services.executor.http import DEFAULT_TIMEOUT_S
 
 ENTRY_POINTS = "pykron.executors"
-_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|K|MB|M|GB|G|TB|T)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "M": 1024 ** 2, "MB": 1024 ** 2, "G": 1024 ** 3, "GB": 1024 ** 3,
-          "T": 1024 ** 4, "TB": 1024 ** 4}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(BYTES|B|KB|K|MB|M|GB|G|TB|T)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "BYTES": 1, "K": 1024, "KB": 1024, "M": 1024 ** 2, "MB": 1024 ** 2,
+          "G": 1024 ** 3, "GB": 1024 ** 3, "T": 1024 ** 4, "TB": 1024 ** 4}
 
 
 @dataclass
@@ -79,8 +80,12 @@ def http_plan(job, cfg, base_env):
     and killed like any run and never blocks this service's loop."""
     if not cfg.get("url") or not cfg.get("method"):
         raise BadRequest("the http executor needs executor_config.method and executor_config.url")
+    timeout = cfg.get("timeout", "")
+    timeout_ms = models.executor_timeout_ms("http", timeout) if timeout.strip() else DEFAULT_TIMEOUT_S * 1000
+    # The whole request within its timeout, as Go's http.Client counts it (the child's socket
+    # timeout counts each read alone); "0" is no timeout, as in Dkron.
     return Plan([sys.executable, "-m", "services.executor.http"], {**base_env, "ENV_JOB_NAME": job["name"]},
-                stdin=json.dumps(cfg).encode())
+                stdin=json.dumps(cfg).encode(), timeout_ms=timeout_ms)
 
 
 BUILT_IN = {"shell": shell_plan, "http": http_plan}
@@ -124,8 +129,8 @@ def parse_size(text):
         return 0
     match = _SIZE.match(str(text))
     if not match:
-        raise BadRequest(f"mem_limit {text!r} is not a size (e.g. 1024, 512KB, 1GB)")
-    return int(match.group(1)) * _UNITS[(match.group(2) or "").upper()]
+        raise BadRequest(f"mem_limit {text!r} is not a size (e.g. 1024, 512KB, 1.5GB)")
+    return int(float(match.group(1)) * _UNITS[(match.group(2) or "").upper()])
 
 
 def _duration(text):

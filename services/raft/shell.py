@@ -45,8 +45,8 @@ class RaftShell:
         self.core = Raft(Config(self.name, rc.tick_ms, rc.heartbeat_ticks, rc.election_ticks, rc.max_batch_entries),
                          rng=random.Random(), hard_state=hard_state, entries=entries, snapshot=snapshot,
                          now=loop.now(), applied=self.fsm.applied)
-        self.pending = {}      # request key → (env, timer): proposals answered once applied
-        self.reads = {}        # ReadIndex ctx → [(env, answer, timer)]
+        self.pending = {}      # request key → (env, timer, leader it went to): answered once applied
+        self.reads = {}        # ReadIndex ctx → [(env, answer, timer)]: asked of the leader of the time
         self.waiting = []      # (index, env, answer): reads waiting for the apply to catch up
         self.members = {}      # gossip's view, for the executors nodes offer
         self.was_ready, self.registering = False, 0
@@ -93,6 +93,7 @@ class RaftShell:
             self.core.advance(rd)
             if rd.soft_state:
                 log.info("raft state role=%s leader=%s term=%d", *rd.soft_state)
+                self.abandon(rd.soft_state[1])
                 if rd.soft_state[1]:
                     self.loop.after(0, self.maybe_register)  # clients find this server's services at once
                 self.loop.metrics.add(metrics.RAFT_TERM).set(rd.soft_state[2])
@@ -143,7 +144,7 @@ class RaftShell:
         for (index, _, command), result in zip(batch, results):
             key = command.get("req") if command else f"conf/{index}"
             if key in self.pending:
-                env, timer = self.pending.pop(key)
+                env, timer, _ = self.pending.pop(key)
                 # wait() set the timer at the proposal, due twice the call timeout later.
                 self.loop.metrics.add(metrics.RAFT_COMMIT).observe(
                     (mono_ms() - timer.due + 2 * self.conf.wire.call_timeout_ms) / 1000)
@@ -333,7 +334,26 @@ class RaftShell:
         if env is None:
             return
         timer = self.loop.after(self.conf.wire.call_timeout_ms * 2, lambda: self.pending.pop(key, None))
-        self.pending[key] = (env, timer)
+        self.pending[key] = (env, timer, self.core.leader)
+
+    def abandon(self, leader):
+        """The leader changed (or is lost): what went to another leader and has not applied here
+        is answered not_leader now, naming the new one when known, rather than left to time out
+        (the old one may be dead with it). Whether it commits later or not, a client may send it
+        again: a write's session (client, seq) applies it once and answers a repeat with the first
+        result. A linearizable read asked of the old leader is answered the same way."""
+        why = f"the leader changed to {leader}" if leader else "the leader was lost (an election is under way)"
+        for key, (env, timer, via) in list(self.pending.items()):
+            if via != leader:
+                del self.pending[key]
+                timer.cancel()
+                self.loop.reply_error(self.client_router, env, errors.NotLeader(f"{why}; send the request again",
+                                                                                 leader=leader))
+        reads, self.reads = self.reads, {}
+        for waiting in reads.values():
+            for env, _, timer in waiting:
+                timer.cancel()
+                self.loop.reply_error(self.client_router, env, errors.NotLeader(f"{why}; read again", leader=leader))
 
     def read(self, env, stale, answer):
         if stale:

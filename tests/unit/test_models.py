@@ -135,6 +135,33 @@ def test_rejects_shell_timeout_that_is_not_a_duration():
     assert "invalid duration" in rejected(executor_config={"command": "true", "timeout": "10 minutes"})
 
 
+DKRON_HTTP = {"method": "GET", "url": "http://example.com", "headers": "[]", "body": "", "timeout": "30",
+              "expectCode": "200", "expectBody": "", "debug": "true"}  # Dkron's documented example
+
+
+@pytest.mark.parametrize("timeout,ms", [("30", 30_000), ("0", 0), (" 5 ", 5_000), ("30s", 30_000), ("1m30s", 90_000)])
+def test_http_timeout_is_whole_seconds_as_dkron_reads_it_or_a_go_duration(timeout, ms):
+    job = models.validate_job({"name": "h", "schedule": "@manually", "executor": "http",
+                               "executor_config": {**DKRON_HTTP, "timeout": timeout}})
+    assert models.executor_timeout_ms("http", job["executor_config"]["timeout"]) == ms
+
+
+@pytest.mark.parametrize("timeout", ["-5", "-5s", "thirty", "3O", "²"])
+def test_rejects_http_timeout_neither_seconds_nor_a_duration(timeout):
+    message = rejected(executor="http", executor_config={**DKRON_HTTP, "timeout": timeout})
+    assert message.startswith("Job validation failed: ") and ("timeout" in message or "duration" in message)
+
+
+@pytest.mark.parametrize("kind", [{}, [], None, 1])
+def test_rejects_a_notification_type_that_is_not_a_name(kind):
+    assert ".type must be" in rejected(notifications=[{"type": kind, "url": "http://example.com"}])
+
+
+def test_shell_timeout_stays_a_go_duration_as_in_dkron():
+    assert "invalid duration" in rejected(executor_config={"command": "true", "timeout": "30"})
+    assert models.executor_timeout_ms("shell", "1m") == 60_000
+
+
 def test_rejects_wrongly_typed_flags():
     assert "disabled must be true or false" in rejected(disabled="false")
 
