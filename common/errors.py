@@ -56,8 +56,9 @@ class Unavailable(Error):
 
 class Halt(Exception):
     """What a service must not run on: a store written by a newer pykron, a committed entry of a
-    protocol it does not speak. Its message names the file or entry and what to do; the service
-    stops with that one line (common/loop.py EXIT_HALT) and supervisord's retries meet it again."""
+    protocol it does not speak, a damaged file. Its message names the file or entry and what to
+    do; the service stops with that one line and exit 65 (common/loop.py EXIT_HALT), which
+    supervisord does not restart."""
 
 
 class ConfigError(Exception):

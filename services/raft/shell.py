@@ -18,7 +18,7 @@ from services.raft.admission import Admission
 from services.raft.core import CONF, LEADER, Config, Membership, Raft, carry_out
 from services.raft.fsm import StateMachine, command as fsm_command
 from services.raft.joining import Joining
-from services.raft.snapshots import SnapshotFiles
+from services.raft.snapshots import StateFiles
 from services.raft.state_schema import STATE
 from services.raft.store import LogStore
 from services.raft.transport import PeerTransport
@@ -38,10 +38,10 @@ class RaftShell:
     def __init__(self, conf, loop):
         self.conf, self.loop, self.name = conf, loop, conf.node.name
         data, rc = conf.node.data_dir, conf.raft
-        self.store = LogStore(os.path.join(data, "raft-log.db"))
-        self.snapshots = SnapshotFiles(data)
-        self.fsm = StateMachine(self.snapshots.state_path, protocol=wire.protocol()[1])
+        self.snapshots = StateFiles(data, conf.source)
+        self.store = LogStore(os.path.join(data, "raft-log.db"), self.snapshots.recover_hint())
         hard_state, snapshot, entries = self.store.load()
+        self.fsm = self.open_state(snapshot, hard_state)
         self.core = Raft(Config(self.name, rc.tick_ms, rc.heartbeat_ticks, rc.election_ticks, rc.max_batch_entries),
                          rng=random.Random(), hard_state=hard_state, entries=entries, snapshot=snapshot,
                          now=loop.now(), applied=self.fsm.applied)
@@ -129,11 +129,28 @@ class RaftShell:
         log.info("installing snapshot index=%d term=%d from the leader", snap.index, snap.term)
         incoming = self.transport.incoming_path(snap.index)
         schema.check_file(incoming, STATE)  # one from a newer pykron stops this one before it replaces anything
-        self.fsm.close()
-        self.snapshots.install(incoming, snap.index)
+        self.snapshots.install(incoming, snap.index, close_state=self.fsm.close)
         self.fsm = StateMachine(self.snapshots.state_path, protocol=wire.protocol()[1])
         self.admission.write_book()
         self.publish_all_jobs()
+
+    def open_state(self, snapshot, hard_state):
+        """state.db checked against the log: whole, and not behind the log's snapshot (whose
+        entries the log no longer holds, so they could never be applied again): a missing or
+        stale one is rebuilt from that snapshot, never left to start empty."""
+        self.snapshots.check()
+        fsm = StateMachine(self.snapshots.state_path, protocol=wire.protocol()[1])
+        base = snapshot.index if snapshot else 0
+        if fsm.applied < base:
+            log.warning("state.db applied=%d is behind the log's snapshot index=%d", fsm.applied, base)
+            fsm.close()
+            self.snapshots.rebuild(base)
+            fsm = StateMachine(self.snapshots.state_path, protocol=wire.protocol()[1])
+        elif fsm.applied > max(hard_state[2], base) and self.store.fresh:
+            raise errors.Halt(f"{self.store.path}: a new, empty Raft log, but state.db has applied entries up to "
+                              f"{fsm.applied}: this server lost its log (its votes with it); "
+                              f"{self.snapshots.recover_hint()}")
+        return fsm
 
     def apply(self, entries):
         batch = [(e.index, e.term, wire.unpack(e.data) if e.data and e.kind != CONF else None) for e in entries]
