@@ -13,6 +13,7 @@ import sys
 import zmq
 
 from common import config, curve, errors, messages as m, metrics, models, schema, wire
+from common.disk import FreeSpace
 from common.loop import Loop, mono_ms
 from services.raft.admission import Admission
 from services.raft.core import CONF, LEADER, Config, Membership, Raft, carry_out
@@ -31,6 +32,7 @@ FEED_HEARTBEAT_MS = 500   # subscribers treat a second of silence as "no leader 
 REGISTER_CHECK_MS = 2000  # how often a server checks that its addresses are in the state
 JOIN_MS = 300             # how often a server with an empty log knocks, and the leader reconciles
 MAX_READY_ROUNDS = 4
+CLUSTER_WRITES = frozenset({"run.claim", "run.record", "run.skip", "server.register", "key.pending"})
 MAX_PAGE = 2000           # jobs in one job.list reply (about 1 MiB: well under the frame limit)
 
 
@@ -39,6 +41,7 @@ class RaftShell:
         self.conf, self.loop, self.name = conf, loop, conf.node.name
         data, rc = conf.node.data_dir, conf.raft
         self.snapshots = StateFiles(data, conf.source)
+        self.free_space = FreeSpace(data, conf.node.min_free_bytes)
         self.store = LogStore(os.path.join(data, "raft-log.db"), self.snapshots.recover_hint())
         hard_state, snapshot, entries = self.store.load()
         self.fsm = self.open_state(snapshot, hard_state)
@@ -320,6 +323,11 @@ class RaftShell:
         raise errors.BadRequest(f"the raft client port does not answer {env.type}")
 
     def propose(self, env, op, session=("", 0), **args):
+        if env is not None and op not in CLUSTER_WRITES:
+            # A client's write on a nearly full disk is refused here, before its entry is
+            # appended, rather than met by SQLite mid-transaction; the cluster's own (claims,
+            # results, registrations) are small, and the jobs already stored go on running.
+            self.free_space.check()
         req = f"{self.name}/{wire.new_id().hex()}"
         command = dict(fsm_command(op, args), req=req)
         if "v" in command:
@@ -464,6 +472,7 @@ class RaftShell:
 
     def status(self):
         return {**self.core.status(), "leader_ready": self.leader_ready(), "fsyncs": self.store.fsyncs,
+                "disk": {"free_bytes": self.free_space.bytes_free(), "low": self.free_space.low()},
                 "protocol": min(self.spoken().values(), default=1),  # what the gate lets through
                 "sent": self.transport.sent,
                 "sqlite": {"raft-log.db": self.store.pragmas(), "state.db": self.fsm.pragmas()}}
