@@ -38,6 +38,7 @@ class Node:
     bind: str = _spec()
     advertise: str = _spec()
     tags: dict = _spec()
+    min_free_bytes: int = _spec(lo=0)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Typed errors that cross service boundaries: each carries one of the wire's error codes,
 so a reply, an HTTP status and a CLI exit code can all be derived from it."""
 
-CODES = ("bad_request", "not_found", "conflict", "not_leader", "timeout", "unavailable", "internal")
+CODES = ("bad_request", "not_found", "conflict", "not_leader", "timeout", "unavailable", "insufficient_storage",
+         "internal")
 
 
 class Error(Exception):
@@ -54,14 +55,21 @@ class Unavailable(Error):
     code = "unavailable"
 
 
+class InsufficientStorage(Unavailable):
+    """The server's disk is (nearly) full: writes are refused until space returns; reads go on."""
+
+    code = "insufficient_storage"
+
+
 class Halt(Exception):
     """What a service must not run on: a store written by a newer pykron, a committed entry of a
-    protocol it does not speak. Its message names the file or entry and what to do; the service
-    stops with that one line (common/loop.py EXIT_HALT) and supervisord's retries meet it again."""
+    protocol it does not speak, a damaged file. Its message names the file or entry and what to
+    do; the service stops with that one line and exit 65 (common/loop.py EXIT_HALT), which
+    supervisord does not restart."""
 
 
 class ConfigError(Exception):
     """A config file or environment value is wrong; the message names file, section and key."""
 
 
-_BY_CODE = {c.code: c for c in (BadRequest, NotFound, Conflict, NotLeader, Timeout, Unavailable)}
+_BY_CODE = {c.code: c for c in (BadRequest, NotFound, Conflict, NotLeader, Timeout, Unavailable, InsufficientStorage)}

@@ -13,7 +13,7 @@ from pathlib import Path
 from docopt import docopt
 
 from common import config
-from common.errors import ConfigError
+from common.errors import ConfigError, Halt
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "conf" / "supervisord.conf.tmpl"
@@ -25,12 +25,17 @@ Usage:
   pykron node [-c CONF] [--log-level LEVEL]
   pykron service NAME [-c CONF] [--log-level LEVEL]
   pykron render [-c CONF]
+  pykron recover-replica [-c CONF]
   pykron (-h | --help)
 
 Commands:
   node      Start every service of this node's role under supervisord (foreground; Ctrl-C stops all).
   service   Run one service in the foreground, as supervisord does.
   render    Print the supervisord config `node` would use.
+  recover-replica
+            A server whose Raft files are damaged (its raft service stopped with exit 65 and
+            says so in its log): set them aside and rejoin from the peers through a snapshot.
+            Refused when the cluster would have no quorum without this server meanwhile.
 
 Options:
   -c CONF, --conf CONF   Node config file (TOML), layered over conf/node.toml.
@@ -125,6 +130,14 @@ def main(argv=None):
         return 2
     if args["render"]:
         print(render(conf, level))
+        return 0
+    if args["recover-replica"]:
+        from common import recovery
+        try:
+            recovery.recover_replica(conf)
+        except (recovery.Refused, Halt) as exc:
+            print(f"pykron recover-replica: refused: {exc}", file=sys.stderr)
+            return 4
         return 0
     try:
         config.check_gossip_key(conf)

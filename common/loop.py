@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 EXIT_CRASH = 70  # sysexits EX_SOFTWARE: supervisord restarts the service from durable state
 EXIT_HALT = 65  # sysexits EX_DATAERR: a store or an entry this code must not use (errors.Halt)
+# supervisord counts an exit within its startsecs (1 s) as a failed start and retries it: a
+# service that halts waits out this much of its life first, so that its exit 65 is final.
+HALT_SETTLE_S = 1.5
+STARTED = time.monotonic()
 MAX_BATCH = 256  # messages read from one socket before the others get a turn
 BOOK_CHECK_MS = 250  # how often the key book's file is looked at: a key rejected is cut off within a second
 REDIAL_MS, REDIAL_MAX_MS = 250, 2000  # a CURVE dial not through by then is made again (doubling)
@@ -110,6 +114,13 @@ class Peer:
         callback(reply, None)
 
 
+def halt(service, exc):
+    """Stop for good with the one line that says why (supervisord does not restart exit 65)."""
+    log.error("stopping service=%s: %s", service, exc)
+    time.sleep(max(0.0, STARTED + HALT_SETTLE_S - time.monotonic()))
+    raise SystemExit(EXIT_HALT) from None
+
+
 class Loop:
     def __init__(self, conf, service):
         self.conf, self.service, self.sender = conf, service, conf.node.name
@@ -121,8 +132,7 @@ class Loop:
             os.makedirs(conf.node.data_dir, exist_ok=True)
             self.keypair = keys.node_keypair(conf.node.data_dir)
         except (errors.Halt, errors.ConfigError) as exc:
-            log.error("stopping service=%s: %s", service, exc)
-            raise SystemExit(EXIT_HALT) from None
+            halt(service, exc)
         self.ctx = zmq.Context()
         self.poller = zmq.Poller()
         self.handlers = {}
@@ -386,11 +396,10 @@ class Loop:
         try:
             return make_shell()
         except (errors.Halt, errors.ConfigError) as exc:
-            log.error("stopping service=%s: %s", self.service, exc)
             for sock in [*self.kinds, *self.watching]:
                 sock.close(0)
             self.ctx.term()
-            raise SystemExit(EXIT_HALT) from None
+            halt(self.service, exc)
 
     def run(self):
         try:
@@ -398,6 +407,7 @@ class Loop:
                 self._run_once()
         except errors.Halt as exc:
             log.error("stopping service=%s: %s", self.service, exc)
+            time.sleep(max(0.0, STARTED + HALT_SETTLE_S - time.monotonic()))
             self.exit_code = EXIT_HALT
         except Exception:
             log.exception("crash service=%s", self.service)

@@ -5,6 +5,8 @@ is opened, in one transaction, and refuses a file that a newer pykron wrote."""
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 from dataclasses import dataclass
 
 from common.errors import Halt
@@ -79,3 +81,22 @@ def _judge(path, schema, app_id, version):
                           f"{schema.version}; run the pykron that wrote it (a downgrade needs a snapshot restore)")
     return version
 
+
+
+def check_whole(path, recover):
+    """A file that exists is a whole SQLite database: a corrupt page or a truncated file stops
+    the service at start with one line naming it and `recover` (what to do), not with a
+    traceback at some later read (and supervisord does not restart a halt)."""
+    if not os.path.exists(path):
+        return
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        problems = [str(exc)]
+    if problems != ["ok"]:
+        said = " ".join(" ".join(problems).replace("*** in database main ***", "").split())  # one line
+        raise Halt(f"{path}: damaged ({said}); {recover}")

@@ -15,7 +15,8 @@ from common import errors, wire
 log = logging.getLogger(__name__)
 
 STATUS = {"bad_request": falcon.HTTP_400, "not_found": falcon.HTTP_404, "conflict": falcon.HTTP_409,
-          "not_leader": falcon.HTTP_503, "unavailable": falcon.HTTP_503, "timeout": falcon.HTTP_503}
+          "not_leader": falcon.HTTP_503, "unavailable": falcon.HTTP_503, "timeout": falcon.HTTP_503,
+          "insufficient_storage": falcon.HTTP_507}
 # Probes (supervisord, load balancers, the tests) carry no token; "/" only redirects browsers.
 OPEN_PATHS = ("/health", "/")
 # The UI's own files and the API's description hold no data, and the UI must load before it can

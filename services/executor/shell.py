@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import zmq
 
 from common import config, errors, messages as m, wire
+from common.disk import FreeSpace
 from common.loop import Loop
 from services.executor import plans, priority, processors
 from services.executor.child import ChildProcess, can_hold
@@ -76,6 +77,7 @@ class ExecutorShell:
         loop.follow(self.core.deadline, self.tick, urgent=True)
         loop.on_term = self.drain
         loop.idle.append(self.carry)
+        self.free_space = FreeSpace(conf.node.data_dir, conf.node.min_free_bytes)  # shown, not enforced: see README
         loop.status = self.status
         self.carry()  # what a previous process left: orphans forgotten or recorded lost
         self.refresh_members()
@@ -263,6 +265,7 @@ class ExecutorShell:
                 "held": len(self.held), "nice": os.getpriority(os.PRIO_PROCESS, 0),
                 **self.servers.status(),
                 "executors": sorted(self.offered),
+                "disk": {"free_bytes": self.free_space.bytes_free(), "low": self.free_space.low()},
                 "sqlite": {"executor.db": {
                     "journal_mode": self.store.db.execute("PRAGMA journal_mode").fetchone()[0],
                     "synchronous": self.store.db.execute("PRAGMA synchronous").fetchone()[0]}}}

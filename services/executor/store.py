@@ -15,6 +15,8 @@ KEEP_EXECUTIONS = 10_000  # ids remembered; far more than any re-send window nee
 
 class ExecutionStore:
     def __init__(self, path):
+        schema.check_whole(path, f"move it and its -wal file aside and start again (the runs it held are "
+                                 f"recorded lost by the leader; a result not yet confirmed is lost with it)")
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")

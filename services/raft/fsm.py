@@ -403,6 +403,9 @@ class StateMachine(FollowUps, RunLedger, KeyBook):
         self.db.execute_sql(sql, params)
 
     def close(self):
+        """Every committed write moved from the WAL into state.db and the WAL emptied: a file put
+        in its place next (a snapshot installed) meets no WAL of the old one."""
+        self.db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         self.db.close()
 
 

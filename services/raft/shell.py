@@ -13,12 +13,13 @@ import sys
 import zmq
 
 from common import config, curve, errors, messages as m, metrics, models, schema, wire
+from common.disk import FreeSpace
 from common.loop import Loop, mono_ms
 from services.raft.admission import Admission
 from services.raft.core import CONF, LEADER, Config, Membership, Raft, carry_out
 from services.raft.fsm import StateMachine, command as fsm_command
 from services.raft.joining import Joining
-from services.raft.snapshots import SnapshotFiles
+from services.raft.snapshots import StateFiles
 from services.raft.state_schema import STATE
 from services.raft.store import LogStore
 from services.raft.transport import PeerTransport
@@ -31,6 +32,7 @@ FEED_HEARTBEAT_MS = 500   # subscribers treat a second of silence as "no leader 
 REGISTER_CHECK_MS = 2000  # how often a server checks that its addresses are in the state
 JOIN_MS = 300             # how often a server with an empty log knocks, and the leader reconciles
 MAX_READY_ROUNDS = 4
+CLUSTER_WRITES = frozenset({"run.claim", "run.record", "run.skip", "server.register", "key.pending"})
 MAX_PAGE = 2000           # jobs in one job.list reply (about 1 MiB: well under the frame limit)
 
 
@@ -38,10 +40,11 @@ class RaftShell:
     def __init__(self, conf, loop):
         self.conf, self.loop, self.name = conf, loop, conf.node.name
         data, rc = conf.node.data_dir, conf.raft
-        self.store = LogStore(os.path.join(data, "raft-log.db"))
-        self.snapshots = SnapshotFiles(data)
-        self.fsm = StateMachine(self.snapshots.state_path, protocol=wire.protocol()[1])
+        self.snapshots = StateFiles(data, conf.source)
+        self.free_space = FreeSpace(data, conf.node.min_free_bytes)
+        self.store = LogStore(os.path.join(data, "raft-log.db"), self.snapshots.recover_hint())
         hard_state, snapshot, entries = self.store.load()
+        self.fsm = self.open_state(snapshot, hard_state)
         self.core = Raft(Config(self.name, rc.tick_ms, rc.heartbeat_ticks, rc.election_ticks, rc.max_batch_entries),
                          rng=random.Random(), hard_state=hard_state, entries=entries, snapshot=snapshot,
                          now=loop.now(), applied=self.fsm.applied)
@@ -130,11 +133,28 @@ class RaftShell:
         log.info("installing snapshot index=%d term=%d from the leader", snap.index, snap.term)
         incoming = self.transport.incoming_path(snap.index)
         schema.check_file(incoming, STATE)  # one from a newer pykron stops this one before it replaces anything
-        self.fsm.close()
-        self.snapshots.install(incoming, snap.index)
+        self.snapshots.install(incoming, snap.index, close_state=self.fsm.close)
         self.fsm = StateMachine(self.snapshots.state_path, protocol=wire.protocol()[1])
         self.admission.write_book()
         self.publish_all_jobs()
+
+    def open_state(self, snapshot, hard_state):
+        """state.db checked against the log: whole, and not behind the log's snapshot (whose
+        entries the log no longer holds, so they could never be applied again): a missing or
+        stale one is rebuilt from that snapshot, never left to start empty."""
+        self.snapshots.check()
+        fsm = StateMachine(self.snapshots.state_path, protocol=wire.protocol()[1])
+        base = snapshot.index if snapshot else 0
+        if fsm.applied < base:
+            log.warning("state.db applied=%d is behind the log's snapshot index=%d", fsm.applied, base)
+            fsm.close()
+            self.snapshots.rebuild(base)
+            fsm = StateMachine(self.snapshots.state_path, protocol=wire.protocol()[1])
+        elif fsm.applied > max(hard_state[2], base) and self.store.fresh:
+            raise errors.Halt(f"{self.store.path}: a new, empty Raft log, but state.db has applied entries up to "
+                              f"{fsm.applied}: this server lost its log (its votes with it); "
+                              f"{self.snapshots.recover_hint()}")
+        return fsm
 
     def apply(self, entries):
         batch = [(e.index, e.term, wire.unpack(e.data) if e.data and e.kind != CONF else None) for e in entries]
@@ -304,6 +324,11 @@ class RaftShell:
         raise errors.BadRequest(f"the raft client port does not answer {env.type}")
 
     def propose(self, env, op, session=("", 0), **args):
+        if env is not None and op not in CLUSTER_WRITES:
+            # A client's write on a nearly full disk is refused here, before its entry is
+            # appended, rather than met by SQLite mid-transaction; the cluster's own (claims,
+            # results, registrations) are small, and the jobs already stored go on running.
+            self.free_space.check()
         req = f"{self.name}/{wire.new_id().hex()}"
         command = dict(fsm_command(op, args), req=req)
         if "v" in command:
@@ -467,6 +492,7 @@ class RaftShell:
 
     def status(self):
         return {**self.core.status(), "leader_ready": self.leader_ready(), "fsyncs": self.store.fsyncs,
+                "disk": {"free_bytes": self.free_space.bytes_free(), "low": self.free_space.low()},
                 "protocol": min(self.spoken().values(), default=1),  # what the gate lets through
                 "sent": self.transport.sent,
                 "sqlite": {"raft-log.db": self.store.pragmas(), "state.db": self.fsm.pragmas()}}

@@ -12,7 +12,10 @@ from services.raft.raftlog import Entry, Membership, Snapshot
 
 
 class LogStore:
-    def __init__(self, path):
+    def __init__(self, path, recover=""):
+        self.path = path
+        schema.check_whole(path, recover)
+        self.fresh = not os.path.exists(path)  # made now: whatever state.db holds was not applied from it
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")

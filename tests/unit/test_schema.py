@@ -15,7 +15,7 @@ from services.executor.store import ExecutionStore
 from services.raft import fsm as fsm_module
 from services.raft.fsm import StateMachine
 from services.raft.log_schema import RAFT_LOG
-from services.raft.snapshots import SnapshotFiles
+from services.raft.snapshots import StateFiles
 from services.raft.state_schema import STATE
 from services.raft.store import LogStore
 
@@ -131,10 +131,10 @@ def test_executor_db_of_the_first_schema_migrates_with_its_runs(tmp_path):
 def test_a_snapshot_of_the_first_schema_installs_and_migrates(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    files = SnapshotFiles(str(data))
+    files = StateFiles(str(data))
     incoming = fixture(tmp_path, "snapshot-state-40.db", "incoming.db")
     assert schema.check_file(incoming, STATE) == 0
-    files.install(incoming, 40)
+    files.install(incoming, 40, close_state=lambda: None)
     sm = StateMachine(files.state_path)
     try:
         assert sm.applied == 40 and header(files.state_path)[0] == STATE.version
