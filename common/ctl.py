@@ -125,7 +125,8 @@ class Ctl:
         self.p.show({"node": info["node"], "role": info["role"], "version": doc["agent"]["version"],
                      "leader": leader.get("node") or "none", "term": leader.get("term", 0),
                      "members": f"{len(members)} ({counts['alive']} alive, {counts['failed']} failed, "
-                                f"{counts['left']} left)", "tags": doc["tags"]})
+                                f"{counts['left']} left)", "replicas": _replicas(info.get("state_check")),
+                     "tags": doc["tags"]})
 
     def do_members(self):
         rows = [{"name": x["name"], "addr": f"{x['addr']}:{x['port']}", "role": x["role"], "status": x["status"],
@@ -362,6 +363,16 @@ def _tag(text):
     if not sep or not key:
         raise errors.BadRequest(f"--tag: expected K=V, got {text!r}")
     return key, value
+
+
+def _replicas(check):
+    """The newest snapshot point the replicas compared, as an operator reads it."""
+    if not check:
+        return "not compared yet"
+    if check["agree"]:
+        return f"agree at index {check['index']} ({', '.join(sorted(check['reports']))})"
+    return (f"DIFFER at index {check['index']}: " + ", ".join(f"{s} {d[:12]}" for s, d in sorted(check["reports"].items()))
+            + " (see the raft log; recover the odd one with `pykron recover-replica`)")
 
 
 def _version():

@@ -10,6 +10,7 @@ from typing import Any
 from common.wire import NEXT_PROTOCOL, message, reply
 
 FOLLOWUPS_PROTOCOL = 2  # the run ledger's commands that replicate what follows a run
+CHECKS_PROTOCOL = 3     # state.check: replicas compare their states' hashes
 
 # -- replies (any ROUTER) -------------------------------------------------------------------
 
@@ -39,6 +40,7 @@ class NodeInfoReply:
     leader: dict[str, Any] | None = None  # {node, term, addrs, key, ready}, None when no leader is known
     key: str = ""                     # this node's CURVE public key
     keys: dict[str, str] = field(default_factory=dict)  # every accepted node's key, by name
+    state_check: dict[str, Any] | None = None  # the newest snapshot point the replicas compared
 
 
 @reply("leader.get")

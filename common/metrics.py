@@ -39,6 +39,8 @@ RAFT_COMMIT = Spec("histogram", "pykron_raft_commit_seconds",
 RAFT_LEADER_CHANGES = Spec("counter", "pykron_raft_leader_changes_total",
                            "Changes of the leader this server has seen.")
 RAFT_TERM = Spec("gauge", "pykron_raft_term", "This server's current Raft term.")
+RAFT_STATE_DIVERGED = Spec("counter", "pykron_raft_state_diverged_total",
+                           "Snapshot points at which the replicas' state hashes differed (each one a fault to recover).")
 GOSSIP_MEMBERS = Spec("gauge", "pykron_gossip_members", "Members this node's gossip knows, by status.",
                       ("status",))
 WIRE_DROPPED = Spec("counter", "pykron_wire_dropped_total",

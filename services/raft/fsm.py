@@ -11,6 +11,7 @@ import sqlite3
 import peewee as pw
 
 from common import errors, messages as m, models, schema, wire
+from services.raft.checks import StateChecks
 from services.raft.followups import FollowUps
 from services.raft.keybook import KeyBook
 from services.raft.runs import RunLedger, failure
@@ -131,7 +132,8 @@ SETTING_DEFAULTS = {"untagged_jobs": "one", "default_timezone": "", "paused": "f
 # speaks that protocol (the raft shell's gate), and the command carries it as "v": a replica that
 # does not speak it stops rather than refuse what the others apply (one state on every replica).
 COMMAND_SINCE = {"note.put": wire.NEXT_PROTOCOL, "run.claim": m.FOLLOWUPS_PROTOCOL, "run.record": m.FOLLOWUPS_PROTOCOL,
-                 "run.skip": m.FOLLOWUPS_PROTOCOL, "key.pending": 2, "key.accept": 2, "key.reject": 2}
+                 "run.skip": m.FOLLOWUPS_PROTOCOL, "key.pending": 2, "key.accept": 2, "key.reject": 2,
+                 "state.check": m.CHECKS_PROTOCOL}
 NOTE_MAX_CHARS = 1024
 
 
@@ -151,7 +153,7 @@ SESSION_TRIM_EVERY = 1000  # applied entries between trims of the session table
 UPDATE_ROW = " ON CONFLICT DO UPDATE SET %s"
 
 
-class StateMachine(FollowUps, RunLedger, KeyBook):
+class StateMachine(FollowUps, RunLedger, KeyBook, StateChecks):
     def __init__(self, path, protocol=wire.PROTOCOL):
         self.protocol = protocol  # the highest this node speaks: entries of a newer one stop it
         self.db = pw.SqliteDatabase(path, pragmas={"journal_mode": "wal", "synchronous": 2})
@@ -168,16 +170,19 @@ class StateMachine(FollowUps, RunLedger, KeyBook):
         """entries: (index, term, command or None). Returns one result per entry."""
         self.changes = []
         self.keys_changed = False
+        self.diverged = []
         results = []
         with self.db.atomic():
             for index, term, command in entries:
                 self.entry_index = index
                 results.append(self.apply_one(index, term, command) if command else None)
+                if index % SESSION_TRIM_EVERY == 0:
+                    # At fixed indices, not at the end of whatever batch crosses one: every
+                    # replica trims the same rows (replicas compare their states' hashes).
+                    self._trim_sessions()
+                    self.trim_requests()
             self._set_meta("applied", entries[-1][0])
             self._set_meta("job_seq", self.job_seq)
-            if entries[-1][0] // SESSION_TRIM_EVERY != self.applied // SESSION_TRIM_EVERY:
-                self._trim_sessions()
-                self.trim_requests()
         self.applied = entries[-1][0]
         return results
 

@@ -64,4 +64,11 @@ def run_followups(db):
         db.execute(statement)
 
 
-STATE = Schema("state", 0x706B7374, (tables, server_protocol, key_book, run_followups))  # "pkst"
+def state_checks(db):
+    """Each server's hash of its state at the snapshot points (state.check, protocol 3): the
+    replicas compare them, and a difference is a divergence reported loudly."""
+    db.execute("""CREATE TABLE "checkrow" ("idx" INTEGER NOT NULL, "server" TEXT NOT NULL,
+                                           "checksum" TEXT NOT NULL, PRIMARY KEY ("idx", "server"))""")
+
+
+STATE = Schema("state", 0x706B7374, (tables, server_protocol, key_book, run_followups, state_checks))  # "pkst"
