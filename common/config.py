@@ -111,6 +111,7 @@ class Raft:
     servers: list = _spec()
     bootstrap_expect: int = _spec(lo=0, hi=99)
     snapshot_entries: int = _spec(lo=10)
+    dead_server_timeout_ms: int = _spec(lo=0)
 
 
 @dataclass(frozen=True)

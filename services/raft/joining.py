@@ -3,7 +3,9 @@ found the cluster only when every founder is fresh, so a server that lost its da
 founds a second cluster; the leader adds any server it does not know, or whose storage was
 wiped, as a learner, and promotes it to voter once it has caught up (Raft dissertation §4.2.1).
 Gossip reconciles too, as Dkron does through Serf: a server that left is removed, an alive one
-that is not a member is added; a failed one stays, since it may come back."""
+that is not a member is added; a failed one stays, since it may come back, until it has been
+failed for [raft] dead_server_timeout_ms (then it is removed, never below a quorum of the
+configured size)."""
 
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ class Joining:
         self.joiners = {}               # name → (store, addrs): servers asking the leader to join
         self.promote = set()            # learners the leader added for joining; voters once caught up
         self.added = {}                 # name → the storage id it had when this leader added it
+        self.failed_since = {}          # voter → when this leader first saw gossip report it failed (ms)
 
     # -- a server with an empty log --------------------------------------------------------
 
@@ -104,7 +107,7 @@ class Joining:
         if core.role != LEADER or core.log.pending_conf(core.commit):
             return
         membership = core.log.membership()
-        if self.remove_left(membership):
+        if self.remove_left(membership) or self.remove_dead(membership):
             return
         self.adopt_alive(membership)
         for name, (store, addrs) in list(self.joiners.items()):
@@ -155,6 +158,30 @@ class Joining:
             self.added.pop(name, None)
             self.change({k: v for k, v in membership.voters.items() if k != name},
                         {k: v for k, v in membership.learners.items() if k != name})
+            return True
+        return False
+
+    def remove_dead(self, membership):
+        """A voter gossip has reported failed for [raft] dead_server_timeout_ms is taken out
+        (Nomad's autopilot cleanup_dead_servers), one at a time and never below a quorum of the
+        configured size, so that a dead server stops counting against every commit's majority.
+        If it comes back, it joins again as any server does."""
+        timeout, now = self.shell.conf.raft.dead_server_timeout_ms, self.loop.now()
+        for name in membership.voters:
+            if self.gossip_status(name) == "failed" or name in self.failed_since and name not in self.shell.members:
+                self.failed_since.setdefault(name, now)  # (a failed member gossip reaped stays failed)
+            else:
+                self.failed_since.pop(name, None)
+        if not timeout:
+            return False
+        floor = max(len(self.founders), self.shell.conf.raft.bootstrap_expect) // 2 + 1
+        for name, since in sorted(self.failed_since.items(), key=lambda x: x[1]):
+            if name == self.name or now - since < timeout or len(membership.voters) - 1 < floor:
+                continue
+            log.warning("server %s has been failed for %ds: removing it from the voters (%d remain; it may "
+                        "join again)", name, (now - since) // 1000, len(membership.voters) - 1)
+            del self.failed_since[name]
+            self.change({k: v for k, v in membership.voters.items() if k != name}, dict(membership.learners))
             return True
         return False
 
