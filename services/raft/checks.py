@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sqlite3
 
 from services.raft.runs import failure
 
@@ -16,23 +17,43 @@ SERVER_NAME = re.compile(r"^[A-Za-z0-9_.@:-]{1,128}$")
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
+def hash_state(conn):
+    """sha256 of every table but the reports themselves, rows in a total order: equal on two
+    replicas exactly when they hold the same state."""
+    digest = hashlib.sha256()
+    tables = [row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "AND name != 'checkrow' ORDER BY name")]
+    for table in tables:
+        columns = len(conn.execute(f'SELECT * FROM "{table}" LIMIT 0').description)
+        digest.update(table.encode() + b"\0")
+        order = ", ".join(str(i) for i in range(1, columns + 1))
+        for row in conn.execute(f'SELECT * FROM "{table}" ORDER BY {order}'):
+            digest.update(json.dumps(row, default=lambda b: bytes(b).hex()).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def hash_pinned(reader):
+    """hash_state on a pinned_reader, which it then closes (on the hashing thread)."""
+    try:
+        return hash_state(reader)
+    finally:
+        reader.close()
+
+
 class StateChecks:
     diverged = ()  # (index, {server: digest}) found by the last batch, for the shell to report
 
     def checksum(self):
-        """sha256 of every table but the reports themselves, rows in a total order: equal on two
-        replicas exactly when they hold the same state."""
-        digest = hashlib.sha256()
-        tables = [row[0] for row in self.db.execute_sql(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "AND name != 'checkrow' ORDER BY name")]
-        for table in tables:
-            columns = len(self.db.execute_sql(f'SELECT * FROM "{table}" LIMIT 0').description)
-            digest.update(table.encode() + b"\0")
-            order = ", ".join(str(i) for i in range(1, columns + 1))
-            for row in self.db.execute_sql(f'SELECT * FROM "{table}" ORDER BY {order}'):
-                digest.update(json.dumps(row, default=lambda b: bytes(b).hex()).encode() + b"\n")
-        return digest.hexdigest()
+        return hash_state(self.db.connection())
+
+    def pinned_reader(self):
+        """A connection of its own whose read transaction sees the state as it is now, whatever
+        is applied next (WAL): the state can be hashed as of this entry on another thread."""
+        reader = sqlite3.connect(self.db.database, check_same_thread=False, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM metarow").fetchone()  # the read snapshot starts here
+        return reader
 
     def apply_state_check(self, entry_term, server, index, checksum):
         if not (isinstance(server, str) and SERVER_NAME.match(server) and type(index) is int

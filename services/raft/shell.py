@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import random
 import sys
+import threading
 
 import zmq
 
@@ -16,6 +18,7 @@ from common import config, curve, errors, messages as m, metrics, models, schema
 from common.disk import FreeSpace
 from common.loop import Loop, mono_ms
 from services.raft.admission import Admission
+from services.raft.checks import hash_pinned
 from services.raft.core import CONF, LEADER, Config, Membership, Raft, carry_out
 from services.raft.fsm import StateMachine, command as fsm_command
 from services.raft.joining import Joining
@@ -32,6 +35,7 @@ FEED_HEARTBEAT_MS = 500   # subscribers treat a second of silence as "no leader 
 REGISTER_CHECK_MS = 2000  # how often a server checks that its addresses are in the state
 JOIN_MS = 300             # how often a server with an empty log knocks, and the leader reconciles
 MAX_READY_ROUNDS = 4
+HASHED_CHECK_MS = 200     # how often hashes of the state finished on their thread are reported
 CLUSTER_WRITES = frozenset({"run.claim", "run.record", "run.skip", "server.register", "key.pending"})
 MAX_PAGE = 2000           # jobs in one job.list reply (about 1 MiB: well under the frame limit)
 
@@ -42,6 +46,7 @@ class RaftShell:
         data, rc = conf.node.data_dir, conf.raft
         self.snapshots = StateFiles(data, conf.source)
         self.free_space = FreeSpace(data, conf.node.min_free_bytes)
+        self.hashed = queue.SimpleQueue()  # (index, digest) of snapshot points hashed on a thread
         self.store = LogStore(os.path.join(data, "raft-log.db"), self.snapshots.recover_hint())
         hard_state, snapshot, entries = self.store.load()
         self.fsm = self.open_state(snapshot, hard_state)
@@ -75,6 +80,7 @@ class RaftShell:
         loop.idle.append(self.process)
         loop.every(FEED_HEARTBEAT_MS, self.publish_leader)
         loop.every(REGISTER_CHECK_MS, self.maybe_register)
+        loop.every(HASHED_CHECK_MS, self.report_hashed)
         loop.every(conf.gossip.refresh_ms * 2, self.refresh_members)
         loop.status = self.status
         for spec in (metrics.RAFT_COMMIT, metrics.RAFT_LEADER_CHANGES, metrics.RAFT_TERM, metrics.RAFT_STATE_DIVERGED):
@@ -127,17 +133,20 @@ class RaftShell:
                     self.check_state(entry.index)
 
     def check_state(self, index):
-        """Hash the state as of this snapshot point (before the next entry applies), and report it
-        once this Ready is carried out: proposing in the middle of one would change the log it
-        describes. The other servers report theirs."""
-        digest = self.fsm.checksum()
-        self.loop.after(0, lambda: self.report_state(index, digest))
+        """Hash the state as of this snapshot point, on a thread over a read transaction pinned
+        now (hashing 100,000 jobs takes most of a second, longer than an election timeout), and
+        report it once done; the other servers report theirs."""
+        reader = self.fsm.pinned_reader()
+        threading.Thread(target=lambda: self.hashed.put((index, hash_pinned(reader))), daemon=True,
+                         name=f"state-hash-{index}").start()
 
-    def report_state(self, index, digest):
-        try:
-            self.propose(None, "state.check", server=self.name, index=index, checksum=digest)
-        except errors.Error as exc:  # no leader now, or a server not yet upgraded: this point goes unchecked
-            log.info("state check not reported index=%d: %s", index, exc)
+    def report_hashed(self):
+        while not self.hashed.empty():
+            index, digest = self.hashed.get()
+            try:
+                self.propose(None, "state.check", server=self.name, index=index, checksum=digest)
+            except errors.Error as exc:  # no leader now, or a server not yet upgraded: this point goes unchecked
+                log.info("state check not reported index=%d: %s", index, exc)
 
     def report_divergence(self):
         for index, reports in self.fsm.diverged:
