@@ -1,7 +1,8 @@
 """Typed errors that cross service boundaries: each carries one of the wire's error codes,
 so a reply, an HTTP status and a CLI exit code can all be derived from it."""
 
-CODES = ("bad_request", "not_found", "conflict", "not_leader", "timeout", "unavailable", "internal")
+CODES = ("bad_request", "not_found", "conflict", "not_leader", "timeout", "unavailable", "internal", "unauthenticated",
+         "forbidden")
 
 
 class Error(Exception):
@@ -54,6 +55,18 @@ class Unavailable(Error):
     code = "unavailable"
 
 
+class Unauthenticated(Error):
+    """No token where the ACL needs one, or one that is unknown, deleted or expired (HTTP 401)."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(Error):
+    """A valid token whose policies do not allow the request (HTTP 403)."""
+
+    code = "forbidden"
+
+
 class Halt(Exception):
     """What a service must not run on: a store written by a newer pykron, a committed entry of a
     protocol it does not speak. Its message names the file or entry and what to do; the service
@@ -64,4 +77,5 @@ class ConfigError(Exception):
     """A config file or environment value is wrong; the message names file, section and key."""
 
 
-_BY_CODE = {c.code: c for c in (BadRequest, NotFound, Conflict, NotLeader, Timeout, Unavailable)}
+_BY_CODE = {c.code: c for c in (BadRequest, NotFound, Conflict, NotLeader, Timeout, Unavailable, Unauthenticated,
+                                Forbidden)}

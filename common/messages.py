@@ -810,3 +810,8 @@ class RaftReadIndexResp:
 
     ctx: int
     index: int
+
+
+# The ACL's messages (protocol 3) live in a module of their own; imported here so that they
+# register with the rest and `messages as m` names them too.
+from common.acl_messages import *  # noqa: E402,F401,F403

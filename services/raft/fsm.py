@@ -11,6 +11,7 @@ import sqlite3
 import peewee as pw
 
 from common import errors, messages as m, models, schema, wire
+from services.raft.aclbook import AccessBook
 from services.raft.followups import FollowUps
 from services.raft.keybook import KeyBook
 from services.raft.runs import RunLedger, failure
@@ -131,7 +132,9 @@ SETTING_DEFAULTS = {"untagged_jobs": "one", "default_timezone": "", "paused": "f
 # speaks that protocol (the raft shell's gate), and the command carries it as "v": a replica that
 # does not speak it stops rather than refuse what the others apply (one state on every replica).
 COMMAND_SINCE = {"note.put": wire.NEXT_PROTOCOL, "run.claim": m.FOLLOWUPS_PROTOCOL, "run.record": m.FOLLOWUPS_PROTOCOL,
-                 "run.skip": m.FOLLOWUPS_PROTOCOL, "key.pending": 2, "key.accept": 2, "key.reject": 2}
+                 "run.skip": m.FOLLOWUPS_PROTOCOL, "key.pending": 2, "key.accept": 2, "key.reject": 2,
+                 **dict.fromkeys(("acl.bootstrap", "token.put", "token.delete", "policy.put", "policy.delete"),
+                                 m.ACL_PROTOCOL)}
 NOTE_MAX_CHARS = 1024
 
 
@@ -151,7 +154,7 @@ SESSION_TRIM_EVERY = 1000  # applied entries between trims of the session table
 UPDATE_ROW = " ON CONFLICT DO UPDATE SET %s"
 
 
-class StateMachine(FollowUps, RunLedger, KeyBook):
+class StateMachine(FollowUps, RunLedger, KeyBook, AccessBook):
     def __init__(self, path, protocol=wire.PROTOCOL):
         self.protocol = protocol  # the highest this node speaks: entries of a newer one stop it
         self.db = pw.SqliteDatabase(path, pragmas={"journal_mode": "wal", "synchronous": 2})
@@ -167,7 +170,7 @@ class StateMachine(FollowUps, RunLedger, KeyBook):
     def apply(self, entries):
         """entries: (index, term, command or None). Returns one result per entry."""
         self.changes = []
-        self.keys_changed = False
+        self.keys_changed = self.acl_changed = False
         results = []
         with self.db.atomic():
             for index, term, command in entries:
@@ -316,6 +319,9 @@ class StateMachine(FollowUps, RunLedger, KeyBook):
         rows = self.db.execute_sql(JOB_QUERY + " WHERE j.name > ? ORDER BY j.name LIMIT ? OFFSET ?",
                                    (after, limit, max(offset, 0)))
         return [_merged(row) for row in rows]
+
+    def job_names(self):
+        return [name for (name,) in self.db.execute_sql("SELECT name FROM jobrow ORDER BY name")]
 
     def job_count(self):
         return self.db.execute_sql("SELECT COUNT(*) FROM jobrow").fetchone()[0]

@@ -14,6 +14,7 @@ import zmq
 
 from common import config, curve, errors, messages as m, metrics, models, schema, wire
 from common.loop import Loop, mono_ms
+from services.raft.access import VERBS as ACL_VERBS, Access
 from services.raft.admission import Admission
 from services.raft.core import CONF, LEADER, Config, Membership, Raft, carry_out
 from services.raft.fsm import StateMachine, command as fsm_command
@@ -59,6 +60,7 @@ class RaftShell:
         self.membership = None
         self.joining = Joining(self)
         self.admission = Admission(self)
+        self.access = Access(self)
         self.admission.write_book()
         self.sync_peers()
         self.joining.knock()
@@ -132,13 +134,16 @@ class RaftShell:
         self.fsm.close()
         self.snapshots.install(incoming, snap.index)
         self.fsm = StateMachine(self.snapshots.state_path, protocol=wire.protocol()[1])
+        self.access.changed()
         self.admission.write_book()
         self.publish_all_jobs()
 
     def apply(self, entries):
         batch = [(e.index, e.term, wire.unpack(e.data) if e.data and e.kind != CONF else None) for e in entries]
         results = self.fsm.apply(batch)
-        if self.fsm.keys_changed:
+        if self.fsm.acl_changed:
+            self.access.changed()
+        if self.fsm.keys_changed or self.fsm.acl_changed:
             self.admission.write_book()  # the node's processes let the new keys in (or cut them off) now
         for (index, _, command), result in zip(batch, results):
             key = command.get("req") if command else f"conf/{index}"
@@ -252,6 +257,9 @@ class RaftShell:
 
     def on_client(self, env):
         msg = env.msg
+        self.access.check(env)
+        if isinstance(msg, ACL_VERBS):
+            return self.access.on_verb(env, msg)
         if isinstance(msg, m.NodeInfo):
             return self.loop.reply(self.client_router, env, self.node_info())
         if isinstance(msg, m.LeaderGet):
@@ -294,7 +302,8 @@ class RaftShell:
         if isinstance(msg, m.JobGet):
             return self.read(env, msg.stale, lambda: {"job": _found(self.fsm.job(msg.name), "job", msg.name)})
         if isinstance(msg, m.JobList):
-            return self.read(env, msg.stale, lambda: self._job_page(msg.after, msg.limit, msg.offset))
+            readable = self.access.readable(env)
+            return self.read(env, msg.stale, lambda: self._job_page(msg.after, msg.limit, msg.offset, readable))
         if isinstance(msg, m.ExecList):
             return self.read(env, msg.stale, lambda: self._executions(msg.job, msg.limit))
         if isinstance(msg, m.ExecGet):
@@ -390,8 +399,14 @@ class RaftShell:
                 "peers": [describe(n, "voter") for n in sorted(membership.voters)]
                 + [describe(n, "learner") for n in sorted(membership.learners)]}
 
-    def _job_page(self, after, limit, offset=0):
+    def _job_page(self, after, limit, offset=0, readable=None):
         limit = min(max(limit, 1), MAX_PAGE)
+        if readable is not None:  # only what the caller may read, counted so too
+            names = [n for n in self.fsm.job_names() if readable(n)]
+            start = next((i for i, n in enumerate(names) if n > after), len(names)) if after else max(offset, 0)
+            jobs = [self.fsm.job(n) for n in names[start:start + limit]]
+            return {"jobs": jobs, "more": start + limit < len(names), "seq": self.fsm.job_seq,
+                    "settings": self.fsm.settings(), **({} if after else {"total": len(names)})}
         jobs = self.fsm.jobs(after, limit, offset)
         page = {"jobs": jobs, "more": len(jobs) == limit, "seq": self.fsm.job_seq, "settings": self.fsm.settings()}
         if not after:  # counted once per walk, on its first page (a later page would count again)

@@ -64,4 +64,18 @@ def run_followups(db):
         db.execute(statement)
 
 
-STATE = Schema("state", 0x706B7374, (tables, server_protocol, key_book, run_followups))  # "pkst"
+def acl(db):
+    """Dkron's ACL (protocol 3): policies (their Rules as given, a JSON string) and tokens, of
+    which only a hash of the secret and the CURVE public key derived from it are kept."""
+    for statement in (
+        """CREATE TABLE "policyrow" ("name" TEXT NOT NULL PRIMARY KEY, "rules" TEXT NOT NULL,
+                                     "description" TEXT NOT NULL)""",
+        """CREATE TABLE "tokenrow" ("accessor" TEXT NOT NULL PRIMARY KEY, "hash" TEXT NOT NULL UNIQUE,
+                                    "key" TEXT NOT NULL UNIQUE, "type" TEXT NOT NULL, "policies" TEXT NOT NULL,
+                                    "description" TEXT NOT NULL, "created_at" INTEGER NOT NULL,
+                                    "expires_at" INTEGER NOT NULL)""",
+    ):
+        db.execute(statement)
+
+
+STATE = Schema("state", 0x706B7374, (tables, server_protocol, key_book, run_followups, acl))  # "pkst"

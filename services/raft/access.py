@@ -1,0 +1,119 @@
+"""The raft service's side of the ACL: every client call judged by the one check (common/acl.py)
+against the table of common/needs.py before it is served; the ACL verbs (bootstrap, tokens,
+policies) proposed; and the view written for the node's other services when it changes."""
+
+from __future__ import annotations
+
+import logging
+
+from common import acl, aclview, errors, keys, messages as m, needs
+
+log = logging.getLogger(__name__)
+
+VERBS = (m.AclBootstrap, m.AclView, m.TokenCreate, m.TokenList, m.TokenGet, m.TokenDelete, m.PolicyPut,
+         m.PolicyList, m.PolicyGet, m.PolicyDelete)
+
+
+class Access:
+    def __init__(self, shell):
+        self.shell = shell
+        self._view = None
+        self.changed()
+
+    @property
+    def fsm(self):
+        return self.shell.fsm  # replaced when a snapshot is installed
+
+    def view(self):
+        if self._view is None:
+            self._view = acl.View.from_plain(self.fsm.acl_view())
+        return self._view
+
+    def changed(self):
+        """Tokens or policies changed (or the whole state, by a snapshot): the view is read
+        again, written for the node's services, and the key book takes the tokens' keys."""
+        self._view = None
+        aclview.write(self.shell.conf.node.run_dir, self.fsm.acl_view())
+
+    # -- judging ---------------------------------------------------------------------------
+
+    def caller(self, env):
+        nodes = {k["name"] for k in self.fsm.keys("accepted") if k["kind"] != "client"} if env.peer else ()
+        return acl.Caller.of_peer(env.peer, nodes)
+
+    def check(self, env):
+        """Raises Unauthenticated or Forbidden when the caller may not send this message."""
+        view = self.view()
+        if not view.enabled:
+            return
+        msg = env.msg
+        need = needs.for_message(env.type, _fields(msg))
+        acl.require(view, self.caller(env), need, self.shell.loop.now(), exists=self._exists(msg))
+
+    def readable(self, env):
+        """A job name → whether the caller may read it; None when it may read every job."""
+        view, caller = self.view(), self.caller(env)
+        if not view.enabled or caller.kind == "node":
+            return None
+        token = view.tokens.get(caller.accessor) if caller.kind == "token" else None
+        if token is not None and token["type"] == "management":
+            return None
+        now = self.shell.loop.now()
+        return lambda name: acl.can_read(view, caller, needs.job_path(name), now)
+
+    def _exists(self, msg):
+        if isinstance(msg, m.JobPut):
+            name = msg.job.get("name")
+            return isinstance(name, str) and self.fsm.job(name) is not None
+        if isinstance(msg, m.PolicyPut):
+            return self.fsm.policy(msg.name) is not None
+        return None
+
+    # -- verbs -----------------------------------------------------------------------------
+
+    def on_verb(self, env, msg):
+        fsm, shell = self.fsm, self.shell
+        if isinstance(msg, m.AclView):
+            return shell.read(env, msg.stale, fsm.acl_view)
+        if isinstance(msg, m.TokenList):
+            return shell.read(env, msg.stale, lambda: {"tokens": fsm.tokens()})
+        if isinstance(msg, m.TokenGet):
+            return shell.read(env, msg.stale, lambda: {"token": _found(fsm.token(msg.accessor), "token", msg.accessor)})
+        if isinstance(msg, m.PolicyList):
+            return shell.read(env, msg.stale, lambda: {"policies": fsm.policies()})
+        if isinstance(msg, m.PolicyGet):
+            return shell.read(env, msg.stale, lambda: {"policy": _found(fsm.policy(msg.name), "policy", msg.name)})
+        if isinstance(msg, m.PolicyPut):
+            acl.check_policy_name(msg.name)
+            acl.parse_rules(msg.rules)  # refused here with the reason, before it takes a log entry
+            return shell.propose(env, "policy.put", name=msg.name, rules=msg.rules, description=msg.description)
+        if isinstance(msg, m.PolicyDelete):
+            return shell.propose(env, "policy.delete", name=msg.name)
+        if isinstance(msg, m.TokenDelete):
+            return shell.propose(env, "token.delete", accessor=msg.accessor)
+        if isinstance(msg, m.AclBootstrap):
+            if fsm.acl_enabled():
+                raise errors.Conflict("ACL bootstrap already done: it works once")
+            return shell.propose(env, "acl.bootstrap", token=self.token(msg, "management", [], 0))
+        if isinstance(msg, m.TokenCreate):
+            if msg.expires_at and msg.expires_at <= shell.loop.now():
+                raise errors.BadRequest("ExpirationTime: already past")
+            return shell.propose(env, "token.put", token=self.token(msg, msg.type, msg.policies, msg.expires_at))
+        raise errors.BadRequest(f"not an ACL verb: {env.type}")
+
+    def token(self, msg, kind, policies, expires_at):
+        """The token as the log keeps it: the secret's hash and public key, never the secret."""
+        secret = acl.check_secret(msg.secret)
+        return {"accessor": msg.accessor, "hash": acl.secret_hash(secret),
+                "key": keys.token_keypair(secret).public.decode(), "type": kind, "policies": policies,
+                "description": msg.description, "created_at": self.shell.loop.now(), "expires_at": expires_at}
+
+
+def _fields(msg):
+    return {name: getattr(msg, name) for name in msg.__slots__}
+
+
+def _found(value, what, name):
+    if value is None:
+        raise errors.NotFound(f"{what} {name!r} not found")
+    return value
