@@ -15,6 +15,7 @@ import time
 import zmq
 
 from common import config, curve, errors, messages as m, models, wire
+from common.aclverbs import AclVerbs
 
 
 JOB_PAGE = 1000
@@ -33,7 +34,7 @@ def parse_server(server):
     return f"tcp://{host or server}:{port}"
 
 
-class Client:
+class Client(AclVerbs):
     """Thread-safe: each thread gets its own DEALER sockets (ZeroMQ sockets are not shareable)."""
 
     def __init__(self, server="localhost", *, timeout_ms=None, sender="client", keypair=None, server_key=None,

@@ -28,7 +28,7 @@ MESSAGES = {
     "raft.peers": ("/v1/raft", "read"), "raft.add_peer": ("/v1/raft", "update"),
     "raft.remove_peer": ("/v1/raft", "update"), "raft.transfer": ("/v1/raft", "update"),
     # The dispatcher's verbs, served outside Raft, and the executor's full output.
-    "job.run": (JOB, "update"), "exec.kill": (JOB, "update"), "busy.list": ("/v1/busy", "list"),
+    "job.run": (JOB, "update"), "exec.kill": ("/v1/jobs/{job}", "update"), "busy.list": ("/v1/busy", "list"),
     "output.get": (EXECUTIONS + "/{id}", "read"),
     # Gossip's verbs on the query port.
     "member.list": ("/v1/members", "read"), "member.leave": ("/v1/members", "update"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from common import config, errors, messages as m, models
+from common import acl, config, errors, messages as m, models
 from common.client import Client
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -44,6 +44,7 @@ class FakeClient:
         self.services = {}  # service → ctl.status reply; a service not here does not answer
         self.calls = []
         self.fail = {}
+        self.view = acl.View()  # the ACL off, until a test bootstraps one
 
     def _enter(self, verb, *args):
         self.calls.append((verb, *args))
@@ -161,6 +162,9 @@ class FakeClient:
         return self.member_list
 
     restore = Client.restore  # the real ordering and checks, over this fake's put_job and jobs
+
+    def acl_view(self):
+        return self.view
 
     def call_once(self, endpoint, msg, *, timeout_ms=None):
         self._enter("call_once", endpoint, msg.TYPE)

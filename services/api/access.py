@@ -1,0 +1,88 @@
+"""Who may call the API: every request is judged by the one ACL check (common/acl.py) against
+the route table of common/needs.py, with the token of X-Dkron-Token (or `Authorization:
+Bearer`, as Dkron's UI sends it). Before the ACL is bootstrapped, a set [security] token is
+still required as it was; once bootstrapped, that token is a management token like any other."""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+
+from common import acl, errors, needs
+from common.loop import now_ms
+
+VIEW_FRESH_S = 0.3  # a deleted token stops within this, plus the log's commit, on every server
+
+
+class Grants:
+    """What a request's caller may do, for the resources that judge more than the route: the
+    job of a body (BODY routes), and lists that show only what the caller may read."""
+
+    def __init__(self, view, caller, now):
+        self.view, self.caller, self.now = view, caller, now
+
+    @property
+    def everything(self):
+        if not self.view.enabled or self.caller.kind == "node":
+            return True
+        token = self.view.tokens.get(self.caller.accessor) if self.caller.kind == "token" else None
+        return token is not None and token["type"] == "management"
+
+    def require(self, path, capability, exists=None):
+        acl.require(self.view, self.caller, acl.Need(path, capability), self.now, exists)
+
+    def readable(self, name):
+        return self.everything or acl.can_read(self.view, self.caller, needs.job_path(name), self.now)
+
+
+OPEN_GRANTS = Grants(acl.View(), acl.Caller("node"), 0)
+
+
+class CachedView:
+    """The node's ACL view, asked of its raft service at most every VIEW_FRESH_S per process."""
+
+    def __init__(self, node):
+        self.node = node
+        self.view, self.at = None, 0.0
+        self.lock = threading.Lock()
+
+    def get(self):
+        now = time.monotonic()
+        if self.view is None or now - self.at > VIEW_FRESH_S:
+            with self.lock:
+                if self.view is None or now - self.at > VIEW_FRESH_S:
+                    self.view, self.at = self.node.client.acl_view(), time.monotonic()
+        return self.view
+
+
+class Guard:
+    def __init__(self, node, legacy_token=""):
+        self.views = CachedView(node)
+        self.legacy = legacy_token.encode()
+
+    def process_resource(self, req, resp, resource, params):
+        req.context.grants = OPEN_GRANTS
+        if resource is None or req.method == "OPTIONS":
+            return  # a 404 says nothing; a CORS preflight carries no token
+        need = needs.for_route(req.method, req.uri_template, params)
+        if need is acl.OPEN:
+            return
+        secret = given_secret(req)
+        view = self.views.get()
+        if not view.enabled:
+            if self.legacy and not hmac.compare_digest(secret.encode(), self.legacy):
+                # Constant-time, so the answer's timing tells nothing about how much of a guess was right.
+                raise errors.Unauthenticated("missing X-Dkron-Token header" if not secret else "wrong X-Dkron-Token")
+            return
+        grants = req.context.grants = Grants(view, acl.Caller.of_secret(view, secret), now_ms())
+        if need is not needs.BODY:
+            acl.require(view, grants.caller, need, grants.now)
+
+
+def given_secret(req):
+    given = req.get_header("X-Dkron-Token")
+    if given is None:
+        scheme, _, value = (req.get_header("Authorization") or "").partition(" ")
+        given = value.strip() if scheme.lower() == "bearer" else ""
+    return given
