@@ -1,13 +1,14 @@
 """The ACL view on a node's disk ({run_dir}/acl.view, 0600): the raft service writes it when
-tokens or policies change, and the dispatcher and executor of the node read it to judge the
-client calls they serve (run, kill, busy, output) by the one check of common/acl.py."""
+tokens or policies change (an agent's executor, from the leader's dispatcher), and the node's
+other services read it to judge the client calls they serve (run, kill, busy, output, gossip's
+verbs) by the one check of common/acl.py."""
 
 from __future__ import annotations
 
 import logging
 import os
 
-from common import acl, wire
+from common import acl, curve, needs, wire
 
 log = logging.getLogger(__name__)
 
@@ -48,3 +49,41 @@ class ViewFile:
                 self.view = acl.View(enabled=True)
             self.mtime = mtime
         return self.view
+
+
+def for_agents(plain):
+    """The view an agent needs: callers come to it by key, never by secret, so no hashes."""
+    return {**plain, "tokens": {a: {k: v for k, v in t.items() if k != "hash"} for a, t in plain.get("tokens", {}).items()}}
+
+
+class CallCheck:
+    """The check of a service's client calls: the caller by the key its message came with (ipc:
+    this node), the need by common/needs.py, the view by the node's file."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.views = ViewFile(loop.conf.node.run_dir)
+
+    def caller(self, env):
+        nodes = {name for name, kind in self.loop.gate.book.entries.values() if kind in curve.NODE_KINDS}
+        return acl.Caller.of_peer(env.peer, nodes)
+
+    def require(self, env, **extra):
+        """Raises errors.Unauthenticated or errors.Forbidden; extra: fields the path needs that
+        the message lacks (the job of an execution whose output is asked for)."""
+        view = self.views.current()
+        if not view.enabled or not env.peer:
+            return
+        fields = {name: getattr(env.msg, name) for name in env.msg.__slots__}
+        acl.require(view, self.caller(env), needs.for_message(env.type, {**fields, **extra}), self.loop.now())
+
+    def readable(self, env):
+        """A job name → whether the caller may read it; None when it may read every job."""
+        view, caller = self.views.current(), self.caller(env)
+        if not view.enabled or caller.kind == "node":
+            return None
+        token = view.tokens.get(caller.accessor, {}) if caller.kind == "token" else {}
+        if token.get("type") == "management":
+            return None
+        now = self.loop.now()
+        return lambda name: acl.can_read(view, caller, needs.job_path(name), now)

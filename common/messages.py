@@ -486,9 +486,12 @@ class DispatcherHeartbeat:
 @message("keys.book", since=2)
 class KeyBookNotice:
     """The accepted keys, from the leader's dispatcher on `all`, for agents (which have no raft
-    to read them from): public key → [name, kind]. Sent when they change, and every few seconds."""
+    to read them from): public key → [name, kind]. Sent when they change, and every few seconds.
+    `acl`: the ACL view without secrets' hashes (common/aclview.for_agents), for the calls an
+    agent serves (its executions' output)."""
 
     keys: dict[str, list[str]]
+    acl: dict[str, Any] = field(default_factory=dict)
 
 
 @message("run.start")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import zmq
 
-from common import config, errors, messages as m, wire
+from common import aclview, config, errors, messages as m, wire
 from common.loop import Loop
 from services.executor import plans, priority, processors
 from services.executor.child import ChildProcess, can_hold
@@ -50,6 +50,7 @@ class ExecutorShell:
     def __init__(self, conf, loop):
         self.conf, self.loop, self.name = conf, loop, conf.node.name
         self.store = ExecutionStore(os.path.join(conf.node.data_dir, "executor.db"))
+        self.calls = aclview.CallCheck(loop)
         self.offered = plans.available(conf.executor.executors)
         self.job_env = plans.job_environment(conf.executor.env_passthrough)
         missing = set(conf.executor.executors) - set(self.offered)
@@ -239,6 +240,8 @@ class ExecutorShell:
             raise errors.BadRequest(f"the executor output port does not answer {env.type}")
         execution_id, offset = env.msg.id, max(0, env.msg.offset)
         run = self.core.runs.get(execution_id)
+        # Judged by the job the execution ran for: unknown here, it is judged as no job at all.
+        self.calls.require(env, job=run.execution["job"] if run is not None else self.store.job_of(execution_id) or "")
         if run is not None:
             data, size, finished = run.output.read(offset, MAX_OUTPUT_REPLY), run.output.size, False
         else:

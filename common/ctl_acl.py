@@ -1,0 +1,57 @@
+"""pykronctl's ACL verbs (a part of common/ctl.Ctl, kept apart for size): bootstrap, tokens and
+policies, in the shapes of the HTTP API (Dkron's policy, Consul's token) with --json."""
+
+from __future__ import annotations
+
+from common import acl, errors
+from common.loop import now_ms
+from common.terminal import read_text
+
+TTL_UNITS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+TOKEN_COLUMNS = ("AccessorID", "Type", "Policies", "Description", "ExpirationTime")
+
+
+class AclCommands:
+    """Mixed into Ctl: uses its args, client and printer."""
+
+    def do_acl(self):
+        args = self.args
+        if args["bootstrap"]:
+            token, secret = self.client.acl_bootstrap()
+            return self.show_token(acl.token_json(token, secret))
+        if args["token"]:
+            if args["create"]:
+                token, secret = self.client.token_create(args["--type"] or "client", args["--policy"],
+                                                         args["--description"] or "", _ttl(args["--ttl"]))
+                return self.show_token(acl.token_json(token, secret))
+            if args["delete"]:
+                return self.show_token(acl.token_json(self.client.token_delete(args["ACCESSOR"])))
+            rows = [acl.token_json(t) for t in self.client.tokens(self.stale)]
+            if self.json:
+                return self.p.dump(rows)
+            return self.p.table([{**r, "Policies": ",".join(p["Name"] for p in r["Policies"])} for r in rows],
+                                TOKEN_COLUMNS)
+        if args["apply"]:
+            rules = read_text(args["FILE"])
+            acl.parse_rules(rules)  # refused here, with the reason, before anything is sent
+            done = self.client.policy_put(args["NAME"], rules, args["--description"] or "")
+        elif args["delete"]:
+            done = self.client.policy_delete(args["NAME"])
+        else:
+            rows = [acl.policy_json(p["name"], p["rules"], p["description"]) for p in self.client.policies(self.stale)]
+            return self.p.dump(rows) if self.json else self.p.table(rows, ("Name", "Description", "Rules"))
+        doc = acl.policy_json(done["name"], done["rules"], done["description"])
+        return self.p.dump(doc) if self.json else self.p.show(doc)
+
+    def show_token(self, doc):
+        if self.json:
+            return self.p.dump(doc)
+        self.p.show({**doc, "Policies": ",".join(p["Name"] for p in doc["Policies"])})
+
+
+def _ttl(text):
+    if not text:
+        return 0
+    if text[-1:] not in TTL_UNITS or not text[:-1].isdigit() or not 0 < int(text[:-1]) < 10**9:
+        raise errors.BadRequest(f'--ttl: expected a duration such as "90s", "30m", "12h" or "7d", got {text!r}')
+    return now_ms() + int(text[:-1]) * TTL_UNITS[text[-1]]
