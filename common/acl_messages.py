@@ -20,6 +20,8 @@ class AclBootstrap:
     accessor: str
     secret: str
     description: str = ""
+    client: str = ""                  # with seq: a retried write is applied once
+    seq: int = 0
 
 
 @message("acl.view", since=ACL_PROTOCOL)
@@ -38,6 +40,8 @@ class TokenCreate:
     policies: list[str] = field(default_factory=list)
     description: str = ""
     expires_at: int = 0               # Unix ms; 0: never
+    client: str = ""                  # with seq: a retried write is applied once
+    seq: int = 0
 
 
 @message("token.list", since=ACL_PROTOCOL)
@@ -54,6 +58,8 @@ class TokenGet:
 @message("token.delete", since=ACL_PROTOCOL)
 class TokenDelete:
     accessor: str
+    client: str = ""                  # with seq: a retried write is applied once
+    seq: int = 0
 
 
 @message("policy.put", since=ACL_PROTOCOL)
@@ -63,6 +69,8 @@ class PolicyPut:
     name: str
     rules: str
     description: str = ""
+    client: str = ""                  # with seq: a retried write is applied once
+    seq: int = 0
 
 
 @message("policy.list", since=ACL_PROTOCOL)
@@ -79,6 +87,8 @@ class PolicyGet:
 @message("policy.delete", since=ACL_PROTOCOL)
 class PolicyDelete:
     name: str
+    client: str = ""                  # with seq: a retried write is applied once
+    seq: int = 0
 
 
 @reply("acl.bootstrap", "token.create", "token.get", "token.delete")

@@ -11,7 +11,7 @@ from common import acl, messages as m
 
 
 class AclVerbs:
-    """Mixed into Client: uses its ask() and endpoint."""
+    """Mixed into Client: uses its ask(), _request() and endpoint."""
 
     def acl_view(self):
         """The ACL state the check needs (acl.View), as this node holds it."""
@@ -21,7 +21,7 @@ class AclVerbs:
         """The first management token → (token, secret); refused (conflict) once done."""
         secret = secret or new_secret()
         token = self.ask(self.endpoint, m.AclBootstrap(accessor=str(uuid.uuid4()), secret=secret,
-                                                       description=description)).token
+                                                       description=description, **self._request())).token
         return token, secret
 
     def token_create(self, type="client", policies=(), description="", expires_at=0):
@@ -29,7 +29,7 @@ class AclVerbs:
         secret = new_secret()
         token = self.ask(self.endpoint, m.TokenCreate(accessor=str(uuid.uuid4()), secret=secret, type=type,
                                                       policies=list(policies), description=description,
-                                                      expires_at=expires_at)).token
+                                                      expires_at=expires_at, **self._request())).token
         return token, secret
 
     def tokens(self, stale=False):
@@ -39,10 +39,11 @@ class AclVerbs:
         return self.ask(self.endpoint, m.TokenGet(accessor=accessor, stale=stale)).token
 
     def token_delete(self, accessor):
-        return self.ask(self.endpoint, m.TokenDelete(accessor=accessor)).token
+        return self.ask(self.endpoint, m.TokenDelete(accessor=accessor, **self._request())).token
 
     def policy_put(self, name, rules, description=""):
-        return self.ask(self.endpoint, m.PolicyPut(name=name, rules=rules, description=description)).policy
+        return self.ask(self.endpoint, m.PolicyPut(name=name, rules=rules, description=description,
+                                                  **self._request())).policy
 
     def policies(self, stale=False):
         return self.ask(self.endpoint, m.PolicyList(stale=stale)).policies
@@ -51,7 +52,7 @@ class AclVerbs:
         return self.ask(self.endpoint, m.PolicyGet(name=name, stale=stale)).policy
 
     def policy_delete(self, name):
-        return self.ask(self.endpoint, m.PolicyDelete(name=name)).policy
+        return self.ask(self.endpoint, m.PolicyDelete(name=name, **self._request())).policy
 
 
 def new_secret():

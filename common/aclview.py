@@ -35,6 +35,10 @@ class ViewFile:
         self.mtime = None
         self.view = acl.View(enabled=True)
 
+    def known(self):
+        """Whether a view was ever read from the file (before that, current() errs on refusing)."""
+        return self.mtime is not None
+
     def current(self):
         try:
             mtime = os.stat(self.path).st_mtime_ns

@@ -103,6 +103,16 @@ def for_route(method, template, params):
     return _fill(ROUTES.get((method, template), NODE), params)
 
 
+def run_as(job):
+    """What a job that names a user to run as (its executor_config's su) needs besides its own
+    write: update on /v1/su/<user>. None when it names none: it runs as [executor] run_as."""
+    config = job.get("executor_config") if isinstance(job, dict) else None
+    su = config.get("su") if isinstance(config, dict) else None
+    if not su:
+        return None
+    return Need(f"/v1/su/{str(su).partition(':')[0]}", "update")
+
+
 def job_path(name, under=""):
     return f"/v1/jobs/{name}{under}"
 

@@ -205,6 +205,9 @@ class Cluster:
                     "gossip": {"join": [j for j in join if not j.startswith(host + ":")]},
                     "security": ({"gossip_key": self.gossip_key} if self.secure else {"auto_accept": "gossip"}),
                     "wire": {"plain_tcp": self.plain}}
+        if self.secure and os.geteuid() == 0:
+            # With the ACL on, no job runs as the node's own user (its ipc sockets obey that user).
+            sections["executor"] = {"run_as": "nobody"}
         for (section, key), port in zip(PORT_KEYS, ports):
             sections[section] = {**sections.get(section, {}), key: port}
         for extra in (self.extra, self.node_extra.get(name, {})):

@@ -48,6 +48,10 @@ class CachedView:
         self.view, self.at = None, 0.0
         self.lock = threading.Lock()
 
+    def forget(self):
+        """After an ACL write through this api: the next request reads the view again."""
+        self.at = float("-inf")
+
     def get(self, fresh_s=VIEW_FRESH_S):
         now = time.monotonic()
         if self.view is None or now - self.at > fresh_s:
@@ -83,6 +87,10 @@ class Guard:
         grants = req.context.grants = Grants(view, caller, now_ms())
         if need is not needs.BODY:
             acl.require(view, grants.caller, need, grants.now)
+
+    def process_response(self, req, resp, resource, req_succeeded):
+        if req.path.startswith("/v1/acl/") and req.method not in ("GET", "HEAD", "OPTIONS"):
+            self.views.forget()
 
 
 def given_secret(req):

@@ -125,6 +125,9 @@ def may_write(req, node, doc):
     except errors.NotFound:
         exists = False
     grants.require(needs.job_path(name), acl.WRITE, exists=exists)
+    su = needs.run_as(doc)
+    if su is not None:  # who it runs as is a right of its own
+        grants.require(su.path, su.capability)
 
 
 def _restore_file(req):

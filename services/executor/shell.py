@@ -153,7 +153,7 @@ class ExecutorShell:
                 plan, process = held.plan, held.process
                 process.release()
             else:
-                plan = plans.plan(self.offered, run.job, self.job_env, self.conf.executor.run_as)
+                plan = plans.plan(self.offered, run.job, self.job_env, self.conf.executor.run_as, self.forbidden_uid())
                 process = ChildProcess(plan)
         except (errors.Error, OSError, ValueError) as exc:
             log.warning("execution failed to start id=%s: %s", execution_id, exc)
@@ -166,6 +166,13 @@ class ExecutorShell:
             child.sampler = self.loop.every(MEMORY_CHECK_MS, lambda: self.core.measured(execution_id, process.rss()))
         log.debug("started id=%s job=%s pid=%d", execution_id, run.job["name"], process.pid)
         self.loop.add_fd(process.fd, lambda fd: self.on_child_output(execution_id, child))
+
+    def forbidden_uid(self):
+        """With the ACL on, the owner of the run dir, as whom no job may run (its ipc sockets
+        would let the job command the node as the node itself)."""
+        if not self.calls.views.current().enabled or not self.calls.views.known():
+            return None
+        return os.stat(self.conf.node.run_dir).st_uid
 
     def heartbeat(self, ids):
         self.send(m.ExecHeartbeat(node=self.name, ids=ids))
@@ -183,7 +190,7 @@ class ExecutorShell:
 
     def fork(self, execution, job):
         try:
-            plan = plans.plan(self.offered, job, self.job_env, self.conf.executor.run_as)
+            plan = plans.plan(self.offered, job, self.job_env, self.conf.executor.run_as, self.forbidden_uid())
         except (errors.Error, OSError, ValueError):
             return self.core.forked(execution["id"], False)  # the start reports it
         if not can_hold(plan):

@@ -47,8 +47,10 @@ class Access:
         if not view.enabled:
             return
         msg = env.msg
-        need = needs.for_message(env.type, _fields(msg))
-        acl.require(view, self.caller(env), need, self.shell.loop.now(), exists=self._exists(msg))
+        need, caller, now = needs.for_message(env.type, _fields(msg)), self.caller(env), self.shell.loop.now()
+        acl.require(view, caller, need, now, exists=self._exists(msg))
+        if isinstance(msg, m.JobPut) and needs.run_as(msg.job):  # who it runs as is a right of its own
+            acl.require(view, caller, needs.run_as(msg.job), now)
 
     def readable(self, env):
         """A job name → whether the caller may read it; None when it may read every job."""
@@ -86,19 +88,21 @@ class Access:
         if isinstance(msg, m.PolicyPut):
             acl.check_policy_name(msg.name)
             acl.parse_rules(msg.rules)  # refused here with the reason, before it takes a log entry
-            return shell.propose(env, "policy.put", name=msg.name, rules=msg.rules, description=msg.description)
+            return shell.propose(env, "policy.put", session(msg), name=msg.name, rules=msg.rules,
+                                 description=msg.description)
         if isinstance(msg, m.PolicyDelete):
-            return shell.propose(env, "policy.delete", name=msg.name)
+            return shell.propose(env, "policy.delete", session(msg), name=msg.name)
         if isinstance(msg, m.TokenDelete):
-            return shell.propose(env, "token.delete", accessor=msg.accessor)
+            return shell.propose(env, "token.delete", session(msg), accessor=msg.accessor)
         if isinstance(msg, m.AclBootstrap):
-            if fsm.acl_enabled():
+            if fsm.acl_enabled() and not msg.seq:  # a bootstrap sent again is answered by its session
                 raise errors.Conflict("ACL bootstrap already done: it works once")
-            return shell.propose(env, "acl.bootstrap", token=self.token(msg, "management", [], 0))
+            return shell.propose(env, "acl.bootstrap", session(msg), token=self.token(msg, "management", [], 0))
         if isinstance(msg, m.TokenCreate):
             if msg.expires_at and msg.expires_at <= shell.loop.now():
                 raise errors.BadRequest("ExpirationTime: already past")
-            return shell.propose(env, "token.put", token=self.token(msg, msg.type, msg.policies, msg.expires_at))
+            return shell.propose(env, "token.put", session(msg), token=self.token(msg, msg.type, msg.policies,
+                                                                                  msg.expires_at))
         raise errors.BadRequest(f"not an ACL verb: {env.type}")
 
     def token(self, msg, kind, policies, expires_at):
@@ -107,6 +111,11 @@ class Access:
         return {"accessor": msg.accessor, "hash": acl.secret_hash(secret),
                 "key": keys.token_keypair(secret).public.decode(), "type": kind, "policies": policies,
                 "description": msg.description, "created_at": self.shell.loop.now(), "expires_at": expires_at}
+
+
+def session(msg):
+    """(client, seq): a write sent again after a lost reply gets the first answer, not a conflict."""
+    return (msg.client, msg.seq)
 
 
 def _fields(msg):
