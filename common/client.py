@@ -216,8 +216,10 @@ class Client(AclVerbs):
                 return found[:limit], total
             after = page.jobs[-1]["name"]
 
-    def job(self, name, stale=False):
-        return self.ask(self.endpoint, m.JobGet(name=name, stale=stale)).job
+    def job(self, name, stale=False, secrets=False):
+        """secrets: with executor_config's secret values (a node's own or a management token's
+        call; others get them redacted whatever they ask)."""
+        return self.ask(self.endpoint, m.JobGet(name=name, stale=stale, secrets=secrets)).job
 
     def put_job(self, job):
         return self.ask(self.endpoint, m.JobPut(job=job, **self._request())).job

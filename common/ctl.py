@@ -24,7 +24,7 @@ USAGE = """pykronctl: manage a pykron cluster.
 Usage:
   pykronctl [options] status
   pykronctl [options] jobs [--tag K=V]...
-  pykronctl [options] job NAME
+  pykronctl [options] job NAME [--secrets]
   pykronctl [options] apply FILE...
   pykronctl [options] delete NAME
   pykronctl [options] run NAME [--wait]
@@ -85,6 +85,7 @@ Options:
   --tz ZONE               schedule: the job's IANA time zone (UTC when not given).
   --count N               schedule: how many fire times to show, 1 to 100 [default: 5].
   --name NAME             schedule: the job's name, which ~ hashes.
+  --secrets               job: show executor_config's secret values (a management token, or this node).
   --policy NAME           acl token create: a policy of the token (repeatable).
   --type TYPE             acl token create: client or management [default: client].
   --description TEXT      acl: what the token or policy is for.
@@ -191,7 +192,7 @@ class Ctl(AclCommands):
         self.p.table(jobs, JOB_COLUMNS)
 
     def do_job(self):
-        job = self.client.job(self.args["NAME"], stale=self.stale)
+        job = self.client.job(self.args["NAME"], stale=self.stale, secrets=self.args["--secrets"])
         self.p.show(models.job_to_dkron(job, _next(job)))
 
     def do_apply(self):

@@ -246,8 +246,12 @@ class JobDelete:
 
 @message("job.get")
 class JobGet:
+    """`secrets`: with executor_config's secret values, for a node's own services or a
+    management token (others get them redacted, common/secrets.py)."""
+
     name: str
     stale: bool = False
+    secrets: bool = False
 
 
 @message("job.list")
@@ -260,6 +264,7 @@ class JobList:
     after: str = ""
     limit: int = 1000
     offset: int = 0
+    secrets: bool = False             # as job.get's
 
 
 @message("exec.list")

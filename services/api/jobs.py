@@ -56,7 +56,11 @@ class Job:
         self.node = node
 
     def on_get(self, req, resp, job_name):
-        job = self.node.client.job(job_name, stale="stale" in req.params)
+        """?secrets=true shows executor_config's secret values, to a management token only."""
+        reveal = req.get_param_as_bool("secrets") or False
+        if reveal and not req.context.grants.everything:
+            raise errors.Forbidden("only a management token sees a job's secret values")
+        job = self.node.client.job(job_name, stale="stale" in req.params, **({"secrets": True} if reveal else {}))
         dkron.render(req, resp, dkron.job_json(job, now_ms()))
 
     def on_put(self, req, resp, job_name):

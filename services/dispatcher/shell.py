@@ -12,7 +12,7 @@ import sys
 
 import zmq
 
-from common import aclview, config, curve, errors, messages as m, metrics, wire
+from common import aclview, config, curve, errors, messages as m, metrics, secrets, wire
 from common.loop import Loop, mono_ms
 from services.dispatcher.core import Dispatcher, carry_out
 from services.dispatcher.delivery import Notifier
@@ -133,6 +133,9 @@ class DispatcherShell:
         readable = self.calls.readable(env) if isinstance(env.msg, m.BusyList) else None
         if readable is not None and isinstance(answer, m.Executions):  # only the runs of jobs it may read
             answer = m.Executions(executions=[x for x in answer.executions if readable(x["job"])])
+        if isinstance(answer, m.RunStarted) and answer.job:  # a face shows it: secret values redacted
+            answer = m.RunStarted(executions=answer.executions, skipped=answer.skipped,
+                                  job=secrets.redact(answer.job, self.conf.security.secret_keys))
         if isinstance(answer, errors.Error):
             self.loop.reply_error(sock, env, answer)
         else:

@@ -12,7 +12,7 @@ import sys
 
 import zmq
 
-from common import config, curve, errors, messages as m, metrics, models, schema, wire
+from common import config, curve, errors, messages as m, metrics, models, schema, secrets, wire
 from common.loop import Loop, mono_ms
 from services.raft.access import VERBS as ACL_VERBS, Access
 from services.raft.admission import Admission
@@ -196,7 +196,16 @@ class RaftShell:
         except errors.Error as err:
             self.loop.reply_error(self.client_router, env, err)
 
+    def shown(self, env, wanted):
+        """How jobs go out to this caller: whole when it asks for secrets and may see them (a
+        node's own service, a management token), else with secret values redacted."""
+        if wanted and self.access.sees_secrets(env):
+            return lambda job: job
+        return lambda job: secrets.redact(job, self.conf.security.secret_keys)
+
     def answer(self, env, result):
+        if result and isinstance(result.get("job"), dict):  # job.put, job.delete, exec.delete_all
+            result = {**result, "job": secrets.redact(result["job"], self.conf.security.secret_keys)}
         if result and "error" in result:
             self.loop.reply_error(self.client_router, env, errors.Error.from_code(result["error"], result["message"]))
         else:
@@ -268,6 +277,8 @@ class RaftShell:
             if self.fsm.settings()["paused"] == "true":
                 raise errors.Unavailable("new job submissions are paused (pykronctl unpause)")
             job = models.validate_job(msg.job, now=self.loop.now())
+            # A secret shown redacted and sent back so (an edit, a toggle) keeps its stored value.
+            job = secrets.keep_stored(job, self.fsm.job(job["name"]), self.conf.security.secret_keys)
             self.check_executor(job)
             return self.propose(env, "job.put", session=(msg.client, msg.seq), job=job)
         if isinstance(msg, m.JobDelete):
@@ -300,10 +311,11 @@ class RaftShell:
         if isinstance(msg, (m.RaftPeers, m.RaftAddPeer, m.RaftRemovePeer, m.RaftTransfer)):
             return self.on_membership(env, msg)
         if isinstance(msg, m.JobGet):
-            return self.read(env, msg.stale, lambda: {"job": _found(self.fsm.job(msg.name), "job", msg.name)})
+            shown = self.shown(env, msg.secrets)
+            return self.read(env, msg.stale, lambda: {"job": shown(_found(self.fsm.job(msg.name), "job", msg.name))})
         if isinstance(msg, m.JobList):
-            readable = self.access.readable(env)
-            return self.read(env, msg.stale, lambda: self._job_page(msg.after, msg.limit, msg.offset, readable))
+            readable, shown = self.access.readable(env), self.shown(env, msg.secrets)
+            return self.read(env, msg.stale, lambda: self._job_page(msg.after, msg.limit, msg.offset, readable, shown))
         if isinstance(msg, m.ExecList):
             return self.read(env, msg.stale, lambda: self._executions(msg.job, msg.limit))
         if isinstance(msg, m.ExecGet):
@@ -399,15 +411,15 @@ class RaftShell:
                 "peers": [describe(n, "voter") for n in sorted(membership.voters)]
                 + [describe(n, "learner") for n in sorted(membership.learners)]}
 
-    def _job_page(self, after, limit, offset=0, readable=None):
+    def _job_page(self, after, limit, offset=0, readable=None, shown=lambda job: job):
         limit = min(max(limit, 1), MAX_PAGE)
         if readable is not None:  # only what the caller may read, counted so too
             names = [n for n in self.fsm.job_names() if readable(n)]
             start = next((i for i, n in enumerate(names) if n > after), len(names)) if after else max(offset, 0)
-            jobs = [self.fsm.job(n) for n in names[start:start + limit]]
+            jobs = [shown(self.fsm.job(n)) for n in names[start:start + limit]]
             return {"jobs": jobs, "more": start + limit < len(names), "seq": self.fsm.job_seq,
                     "settings": self.fsm.settings(), **({} if after else {"total": len(names)})}
-        jobs = self.fsm.jobs(after, limit, offset)
+        jobs = [shown(job) for job in self.fsm.jobs(after, limit, offset)]
         page = {"jobs": jobs, "more": len(jobs) == limit, "seq": self.fsm.job_seq, "settings": self.fsm.settings()}
         if not after:  # counted once per walk, on its first page (a later page would count again)
             page["total"] = self.fsm.job_count()
