@@ -22,6 +22,7 @@ class AclBootstrap:
     description: str = ""
     client: str = ""                  # with seq: a retried write is applied once
     seq: int = 0
+    by: str = ""                      # the token a node's api acts for (the audit's who)
 
 
 @message("acl.view", since=ACL_PROTOCOL)
@@ -42,6 +43,7 @@ class TokenCreate:
     expires_at: int = 0               # Unix ms; 0: never
     client: str = ""                  # with seq: a retried write is applied once
     seq: int = 0
+    by: str = ""                      # the token a node's api acts for (the audit's who)
 
 
 @message("token.list", since=ACL_PROTOCOL)
@@ -60,6 +62,7 @@ class TokenDelete:
     accessor: str
     client: str = ""                  # with seq: a retried write is applied once
     seq: int = 0
+    by: str = ""                      # the token a node's api acts for (the audit's who)
 
 
 @message("policy.put", since=ACL_PROTOCOL)
@@ -71,6 +74,7 @@ class PolicyPut:
     description: str = ""
     client: str = ""                  # with seq: a retried write is applied once
     seq: int = 0
+    by: str = ""                      # the token a node's api acts for (the audit's who)
 
 
 @message("policy.list", since=ACL_PROTOCOL)
@@ -89,6 +93,7 @@ class PolicyDelete:
     name: str
     client: str = ""                  # with seq: a retried write is applied once
     seq: int = 0
+    by: str = ""                      # the token a node's api acts for (the audit's who)
 
 
 @reply("acl.bootstrap", "token.create", "token.get", "token.delete")
@@ -116,3 +121,18 @@ class AclViewReply:
     enabled: bool
     tokens: dict[str, dict[str, Any]]
     policies: dict[str, dict[str, Any]]
+
+
+@message("audit.list", since=ACL_PROTOCOL)
+class AuditList:
+    """The audit trail, newest first: rows older than `before` (a row's seq; 0: the newest)."""
+
+    before: int = 0
+    limit: int = 100
+    stale: bool = False
+
+
+@reply("audit.list")
+class AuditPage:
+    entries: list[dict[str, Any]]     # {seq, at, who, op, target, change}
+    total: int

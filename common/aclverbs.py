@@ -55,5 +55,11 @@ class AclVerbs:
         return self.ask(self.endpoint, m.PolicyDelete(name=name, **self._request())).policy
 
 
+    def audit(self, before=0, limit=100, stale=False):
+        """The audit trail, newest first → (entries, total)."""
+        page = self.ask(self.endpoint, m.AuditList(before=before, limit=limit, stale=stale))
+        return page.entries, page.total
+
+
 def new_secret():
     return secrets.token_urlsafe(32)

@@ -270,7 +270,15 @@ class Client(AclVerbs):
         if "session" not in self.local.__dict__:
             self.local.session, self.local.seq = os.urandom(8).hex(), 0
         self.local.seq += 1
-        return {"client": self.local.session, "seq": self.local.seq}
+        return {"client": self.local.session, "seq": self.local.seq, "by": self.acting_for()}
+
+    def act_for(self, accessor):
+        """This thread's writes are made for the token `accessor` (the api, for the request it
+        serves): the audit names it. Honoured only from a node's own service."""
+        self.local.by = accessor
+
+    def acting_for(self):
+        return self.local.__dict__.get("by", "")
 
     def executions(self, name, limit=100, stale=False):
         return self.ask(self.endpoint, m.ExecList(job=name, limit=limit, stale=stale)).executions
@@ -316,10 +324,10 @@ class Client(AclVerbs):
         return self.ask(self.endpoint, m.KeysList(stale=stale)).keys
 
     def key_accept(self, name, key="", kind=""):
-        return self.ask(self.endpoint, m.KeyAccept(name=name, key=key, kind=kind)).key
+        return self.ask(self.endpoint, m.KeyAccept(name=name, key=key, kind=kind, by=self.acting_for())).key
 
     def key_reject(self, name="", key=""):
-        return self.ask(self.endpoint, m.KeyReject(name=name, key=key)).key
+        return self.ask(self.endpoint, m.KeyReject(name=name, key=key, by=self.acting_for())).key
 
     def put_note(self, text):
         """The cluster's note (note.put): a command of the next protocol, for version-gate tests."""

@@ -53,6 +53,7 @@ Usage:
   pykronctl [options] raft remove-peer ID
   pykronctl [options] raft transfer-leader [ID]
   pykronctl [options] schedule EXPR...
+  pykronctl [options] audit [--limit N] [--before SEQ]
   pykronctl [options] acl bootstrap
   pykronctl [options] acl token create [--policy NAME]... [--type TYPE] [--description TEXT] [--ttl TTL]
   pykronctl [options] acl token list
@@ -85,6 +86,7 @@ Options:
   --tz ZONE               schedule: the job's IANA time zone (UTC when not given).
   --count N               schedule: how many fire times to show, 1 to 100 [default: 5].
   --name NAME             schedule: the job's name, which ~ hashes.
+  --before SEQ            audit: only entries older than this one [default: 0].
   --secrets               job: show executor_config's secret values (a management token, or this node).
   --policy NAME           acl token create: a policy of the token (repeatable).
   --type TYPE             acl token create: client or management [default: client].
@@ -97,7 +99,7 @@ pykronctl schedule '*/15 * * * *' --tz America/New_York
 """
 
 OK, FAILED, USAGE_ERROR, NOT_FOUND, UNAVAILABLE, DENIED = 0, 1, 2, 3, 4, 5
-VERBS = ("acl", "status", "jobs", "job", "apply", "delete", "run", "kill", "toggle", "executions", "tail", "busy", "members",
+VERBS = ("acl", "audit", "status", "jobs", "job", "apply", "delete", "run", "kill", "toggle", "executions", "tail", "busy", "members",
          "leader", "leave", "pause", "unpause", "settings", "export", "import", "keyring", "keygen", "keys", "raft",
          "schedule")
 JOB_COLUMNS = ("name", "schedule", "status", "last_success", "next", "success_count", "error_count", "disabled")

@@ -3,6 +3,9 @@ policies, in the shapes of the HTTP API (Dkron's policy, Consul's token) with --
 
 from __future__ import annotations
 
+import json
+import sys
+
 from common import acl, errors
 from common.loop import now_ms
 from common.terminal import read_text
@@ -42,6 +45,18 @@ class AclCommands:
             return self.p.dump(rows) if self.json else self.p.table(rows, ("Name", "Description", "Rules"))
         doc = acl.policy_json(done["name"], done["rules"], done["description"])
         return self.p.dump(doc) if self.json else self.p.show(doc)
+
+    def do_audit(self):
+        """The audit trail, newest first (writes of jobs, settings, keys, policies and tokens)."""
+        before, limit = str(self.args["--before"]), str(self.args["--limit"])
+        if not before.isdigit() or not limit.isdigit() or not 1 <= int(limit) <= 1000:
+            raise errors.BadRequest("audit: --before is a seq (0: the newest), --limit 1 to 1000")
+        entries, total = self.client.audit(int(before), int(limit), self.stale)
+        if self.json:
+            return self.p.dump(entries)
+        self.p.table([{**e, "change": json.dumps(e["change"])} for e in entries],
+                     ("seq", "at", "who", "op", "target", "change"))
+        print(f"{len(entries)} of {total}", file=sys.stderr)
 
     def show_token(self, doc):
         if self.json:

@@ -235,6 +235,7 @@ class JobPut:
     job: dict[str, Any]
     client: str = ""
     seq: int = 0
+    by: str = ""                      # the token a node's api acts for (the audit's who)
 
 
 @message("job.delete")
@@ -242,6 +243,7 @@ class JobDelete:
     name: str
     client: str = ""
     seq: int = 0
+    by: str = ""                      # the token a node's api acts for (the audit's who)
 
 
 @message("job.get")
@@ -393,6 +395,7 @@ class ExecDeleteAll:
     job: str
     client: str = ""
     seq: int = 0
+    by: str = ""                      # the token a node's api acts for (the audit's who)
 
 
 @message("settings.get")
@@ -406,6 +409,7 @@ class SettingsPut:
     value: str
     client: str = ""
     seq: int = 0
+    by: str = ""                      # the token a node's api acts for (the audit's who)
 
 
 @message("note.put", since=NEXT_PROTOCOL)
@@ -416,6 +420,7 @@ class NotePut:
     text: str
     client: str = ""
     seq: int = 0
+    by: str = ""                      # the token a node's api acts for (the audit's who)
 
 
 @message("keys.list", since=2)
@@ -433,6 +438,7 @@ class KeyAccept:
     name: str
     key: str = ""
     kind: str = ""
+    by: str = ""
 
 
 @message("key.reject", since=2)
@@ -441,6 +447,7 @@ class KeyReject:
 
     name: str = ""
     key: str = ""
+    by: str = ""
 
 
 # -- raft state PUB (Clone pattern: updates carry the applied index) -------------------------

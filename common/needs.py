@@ -36,7 +36,7 @@ MESSAGES = {
     "keyring.list": ("/v1/keyring", "list"), "keyring.install": ("/v1/keyring", "update"),
     "keyring.use": ("/v1/keyring", "update"), "keyring.remove": ("/v1/keyring", "update"),
     # The ACL itself. Bootstrap is open, as Consul's: it works once, for whoever comes first.
-    "acl.bootstrap": OPEN, "acl.view": NODE,
+    "acl.bootstrap": OPEN, "acl.view": NODE, "audit.list": ("/v1/audit", "read"),
     "token.create": ("/v1/acl/tokens", "create"), "token.list": ("/v1/acl/tokens", "list"),
     "token.get": ("/v1/acl/tokens/{accessor}", "read"), "token.delete": ("/v1/acl/tokens/{accessor}", "delete"),
     "policy.put": ("/v1/acl/policies/{name}", WRITE), "policy.list": ("/v1/acl/policies", "list"),
@@ -90,6 +90,7 @@ ROUTES = {
     ("GET", "/v1/acl/tokens/{accessor}"): ("/v1/acl/tokens/{accessor}", "read"),
     ("DELETE", "/v1/acl/tokens/{accessor}"): ("/v1/acl/tokens/{accessor}", "delete"),
     ("GET", "/v1/acl/token/self"): ANY,
+    ("GET", "/v1/audit"): ("/v1/audit", "read"),
 }
 
 

@@ -1,7 +1,7 @@
 """Who may call the API: every request is judged by the one ACL check (common/acl.py) against
 the route table of common/needs.py, with the token of X-Dkron-Token (or `Authorization:
 Bearer`, as Dkron's UI sends it). Before the ACL is bootstrapped, a set [security] token is
-still required as it was; once bootstrapped, that token is a management token like any other."""
+still required as it was; once bootstrapped, it is a management token of this node's api."""
 
 from __future__ import annotations
 
@@ -63,11 +63,13 @@ class CachedView:
 
 class Guard:
     def __init__(self, node, legacy_token=""):
+        self.node = node
         self.views = CachedView(node)
         self.legacy = legacy_token.encode()
 
     def process_resource(self, req, resp, resource, params):
         req.context.grants = OPEN_GRANTS
+        self.node.client.act_for("anonymous")  # the audit's author of this request's writes, until known
         if resource is None or req.method == "OPTIONS":
             return  # a 404 says nothing; a CORS preflight carries no token
         need = needs.for_route(req.method, req.uri_template, params)
@@ -80,11 +82,17 @@ class Guard:
                 # Constant-time, so the answer's timing tells nothing about how much of a guess was right.
                 raise errors.Unauthenticated("missing X-Dkron-Token header" if not secret else "wrong X-Dkron-Token")
             return
+        if self.legacy and secret and hmac.compare_digest(secret.encode(), self.legacy):
+            # [security] token, once the ACL is on: a management token of this node's api.
+            self.node.client.act_for("[security] token")
+            return
         caller = acl.Caller.of_secret(view, secret)
         if caller.kind == "unknown":  # made a moment ago, perhaps; asked again at a bounded rate
             view = self.views.get(UNKNOWN_AGAIN_S)
             caller = acl.Caller.of_secret(view, secret)
         grants = req.context.grants = Grants(view, caller, now_ms())
+        if caller.kind == "token":
+            self.node.client.act_for(caller.accessor)
         if need is not needs.BODY:
             acl.require(view, grants.caller, need, grants.now)
 

@@ -115,6 +115,27 @@ class TokenSelf:
         dkron.render(req, resp, {**acl.token_json(token), "Rules": rules})
 
 
+class Audit:
+    """GET /v1/audit: the audit trail, newest first; ?limit=N (1-1000, 100) and ?before=SEQ to
+    page back. Each entry: seq, at (RFC 3339), who (a token's accessor, node:<name>, or
+    anonymous), op, target and what changed."""
+
+    def __init__(self, node):
+        self.node = node
+
+    def on_get(self, req, resp):
+        limit = dkron.whole_number(req, "limit", 100)
+        if not 1 <= limit <= 1000:
+            raise errors.BadRequest("limit: expected 1 to 1000")
+        entries, total = self.node.client.audit(dkron.whole_number(req, "before", 0), limit)
+        resp.set_header("X-Total-Count", str(total))
+        dkron.render(req, resp, [{**e, "at": _rfc3339(e["at"])} for e in entries])
+
+
+def _rfc3339(ms):
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def policy_doc(policy):
     return acl.policy_json(policy["name"], policy["rules"], policy.get("description", ""))
 

@@ -92,4 +92,5 @@ def create_app(conf=None, client=None):
     app.add_route("/v1/acl/tokens", acl.Tokens(node))
     app.add_route("/v1/acl/tokens/{accessor}", acl.Token(node))
     app.add_route("/v1/acl/token/self", acl.TokenSelf(node))
+    app.add_route("/v1/audit", acl.Audit(node))
     return app

@@ -10,7 +10,9 @@ from common import acl, aclview, errors, keys, messages as m, needs
 
 log = logging.getLogger(__name__)
 
-VERBS = (m.AclBootstrap, m.AclView, m.TokenCreate, m.TokenList, m.TokenGet, m.TokenDelete, m.PolicyPut,
+AUDIT_PAGE = 1000
+
+VERBS = (m.AuditList, m.AclBootstrap, m.AclView, m.TokenCreate, m.TokenList, m.TokenGet, m.TokenDelete, m.PolicyPut,
          m.PolicyList, m.PolicyGet, m.PolicyDelete)
 
 
@@ -40,6 +42,18 @@ class Access:
     def caller(self, env):
         nodes = {k["name"] for k in self.fsm.keys("accepted") if k["kind"] != "client"} if env.peer else ()
         return acl.Caller.of_peer(env.peer, nodes)
+
+    def who(self, env):
+        """The audit's author of a write: a token's accessor; for a node's own call, the token
+        its api acts for (`by`), else node:<name>; else anonymous."""
+        if env is None:
+            return f"node:{self.shell.name}"
+        caller = self.caller(env)
+        if caller.kind == "token":
+            return caller.accessor
+        if caller.kind == "node":
+            return getattr(env.msg, "by", "") or f"node:{env.peer or self.shell.name}"
+        return "anonymous"
 
     def check(self, env):
         """Raises Unauthenticated or Forbidden when the caller may not send this message."""
@@ -83,6 +97,9 @@ class Access:
 
     def on_verb(self, env, msg):
         fsm, shell = self.fsm, self.shell
+        if isinstance(msg, m.AuditList):
+            limit = min(max(msg.limit, 1), AUDIT_PAGE)
+            return shell.read(env, msg.stale, lambda: dict(zip(("entries", "total"), fsm.audit(msg.before, limit))))
         if isinstance(msg, m.AclView):
             return shell.read(env, msg.stale, fsm.acl_view)
         if isinstance(msg, m.TokenList):

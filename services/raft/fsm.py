@@ -12,6 +12,7 @@ import peewee as pw
 
 from common import errors, messages as m, models, schema, wire
 from services.raft.aclbook import AccessBook
+from services.raft.audit import AuditTrail
 from services.raft.followups import FollowUps
 from services.raft.keybook import KeyBook
 from services.raft.runs import RunLedger, failure
@@ -154,7 +155,7 @@ SESSION_TRIM_EVERY = 1000  # applied entries between trims of the session table
 UPDATE_ROW = " ON CONFLICT DO UPDATE SET %s"
 
 
-class StateMachine(FollowUps, RunLedger, KeyBook, AccessBook):
+class StateMachine(FollowUps, RunLedger, KeyBook, AccessBook, AuditTrail):
     def __init__(self, path, protocol=wire.PROTOCOL):
         self.protocol = protocol  # the highest this node speaks: entries of a newer one stop it
         self.db = pw.SqliteDatabase(path, pragmas={"journal_mode": "wal", "synchronous": 2})
@@ -185,10 +186,18 @@ class StateMachine(FollowUps, RunLedger, KeyBook, AccessBook):
         return results
 
     def apply_one(self, index, term, command):
+        before, self.replayed = self.audit_before(command), False
+        result = self._apply_once(index, term, command)
+        if not self.replayed:  # a request sent again changed nothing this time
+            self.audit_write(command, result, before)
+        return result
+
+    def _apply_once(self, index, term, command):
         client, seq = command.get("client"), command.get("seq", 0)
         if client and seq:
             session = self._one("SELECT seq, result FROM sessionrow WHERE client = ?", (client,))
             if session is not None and seq <= session[0]:
+                self.replayed = True
                 return self._replay(json.loads(session[1])) if seq == session[0] else failure(
                     "conflict", f"request {seq} of client {client} is older than its last one ({session[0]})")
             result = self._handle(term, command)

@@ -16,6 +16,7 @@ from common import config, curve, errors, messages as m, metrics, models, schema
 from common.loop import Loop, mono_ms
 from services.raft.access import VERBS as ACL_VERBS, Access
 from services.raft.admission import Admission
+from services.raft.audit import AUDITED
 from services.raft.core import CONF, LEADER, Config, Membership, Raft, carry_out
 from services.raft.fsm import StateMachine, command as fsm_command
 from services.raft.joining import Joining
@@ -330,6 +331,9 @@ class RaftShell:
             self.require_protocol(op, command["v"])
         if session[0] and session[1]:
             command["client"], command["seq"] = session
+        if op in AUDITED and min(self.spoken().values(), default=1) >= m.ACL_PROTOCOL:
+            # Who and when, for the audit: in the entry, so that every replica records the same.
+            command["by"], command["at"] = self.access.who(env), self.loop.now()
         if not self.core.propose([wire.pack(command)]):
             raise errors.NotLeader("no leader: the cluster cannot take writes now (an election is under way)")
         self.wait(req, env)

@@ -78,4 +78,12 @@ def acl(db):
         db.execute(statement)
 
 
-STATE = Schema("state", 0x706B7374, (tables, server_protocol, key_book, run_followups, acl))  # "pkst"
+def audit(db):
+    """The audit trail (protocol 3): one row per applied write, keyed by its log index, with who
+    made it, when, and what it changed (services/raft/audit.py)."""
+    db.execute("""CREATE TABLE "auditrow" ("seq" INTEGER NOT NULL PRIMARY KEY, "at" INTEGER NOT NULL,
+                                           "who" TEXT NOT NULL, "op" TEXT NOT NULL, "target" TEXT NOT NULL,
+                                           "change" TEXT NOT NULL)""")
+
+
+STATE = Schema("state", 0x706B7374, (tables, server_protocol, key_book, run_followups, acl, audit))  # "pkst"

@@ -223,3 +223,34 @@ def test_a_secret_in_a_jobs_config_is_used_but_never_shown_exported_or_logged(cl
     for name in SERVERS:
         for service in ("raft", "scheduler", "dispatcher", "executor", "api", "gossip"):
             assert secret not in cluster.log(name, service), (name, service)
+
+
+def test_every_write_is_in_the_audit_with_its_accessor(cluster):
+    """Run last: the writes of the tests before, by HTTP and by pykronctl, each under its token."""
+    policy(cluster, "team-a", TEAM_A)
+    made = token(cluster, "team-a")
+    a = made["SecretID"]
+    assert http(cluster, "POST", "/v1/jobs", a, json=job("team-a-audited")).status_code == 201
+    assert ctl(cluster, a, "delete", "team-a-audited").returncode == 0
+    mgmt_accessor = json.loads(ctl(cluster, cluster.management_token, "--json", "acl", "token", "list").stdout)
+    mgmt_accessor = next(t["AccessorID"] for t in mgmt_accessor if t["Type"] == "management")
+    listed = http(cluster, "GET", "/v1/audit?limit=1000", cluster.management_token, server="s2")
+    assert listed.status_code == 200
+    entries = listed.json()
+    assert int(listed.headers["X-Total-Count"]) == len(entries)
+    mine = [(e["who"], e["op"], e["target"]) for e in entries if e["target"] == "team-a-audited"]
+    assert mine == [(made["AccessorID"], "job.delete", "team-a-audited"), (made["AccessorID"], "job.put", "team-a-audited")]
+    # The writes of the earlier tests: policies and tokens by the management token, the scoped
+    # token's own job writes, the bootstrap by the launcher's node.
+    by_op = {(e["op"], e["target"]): e["who"] for e in entries}
+    assert by_op[("policy.put", "team-a")] == mgmt_accessor
+    assert by_op[("token.put", made["AccessorID"])] == mgmt_accessor
+    assert by_op[("job.put", "team-a-1")] == mgmt_accessor
+    assert by_op[("acl.bootstrap", mgmt_accessor)].startswith("node:")
+    assert {e["who"] for e in entries if e["op"] == "job.put" and e["target"] == "team-a-3"} != {mgmt_accessor}
+    assert all(e["at"].endswith("Z") for e in entries)
+    # pykronctl audit shows the same, and a token without the right may not read it.
+    shown = json.loads(ctl(cluster, cluster.management_token, "--json", "audit", "--limit", "5").stdout)
+    assert [e["seq"] for e in shown] == [e["seq"] for e in entries[:5]]
+    assert ctl(cluster, a, "audit").returncode == 5
+    assert http(cluster, "GET", "/v1/audit", a).status_code == 403

@@ -163,6 +163,9 @@ class FakeClient:
 
     restore = Client.restore  # the real ordering and checks, over this fake's put_job and jobs
 
+    def act_for(self, accessor):
+        self.acting = accessor
+
     def acl_view(self):
         return self.view
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from common import acl, keys
+from common import acl, keys, models
 from services.raft.fsm import StateMachine, command
 
 RO = json.dumps({"path": {"/v1/jobs/*": {"capabilities": ["read", "list"]}}})
@@ -69,3 +69,28 @@ def test_a_bad_policy_is_refused_with_the_reason(fsm):
     assert "capabilities" in fsm.do("policy.put", name="p", rules='{"path": {"/v1": {"capabilities": ["x"]}}}')["message"]
     assert "Name" in fsm.do("policy.put", name="a b", rules=RO)["message"]
     assert fsm.policies() == []
+
+
+def test_every_write_with_an_author_is_audited_once_with_what_it_changed(fsm):
+    def authored(op, by, **args):
+        fsm.index += 1
+        return fsm.apply([(fsm.index, 1, {**command(op, args), "by": by, "at": 1000 + fsm.index,
+                                          "client": "c", "seq": fsm.index})])[0]
+
+    job = models.validate_job({"name": "j", "schedule": "@every 1m", "executor": "shell",
+                               "executor_config": {"command": "a", "password": "hunter2"}}, now=1)
+    authored("job.put", "acc-1", job=job)
+    authored("job.put", "acc-2", job={**job, "executor_config": {"command": "b", "password": "hunter3"}})
+    fsm.index += 1  # the same request sent again: applied once, audited once
+    fsm.apply([(fsm.index, 1, {**command("job.put", {"job": job}), "by": "acc-2", "at": 1, "client": "c",
+                               "seq": fsm.index - 1})])
+    authored("policy.put", "acc-1", name="ro", rules=RO)
+    authored("job.delete", "node:s1", name="j")
+    fsm.do("settings.put", key="paused", value="true")  # no author: proposed before protocol 3
+    entries, total = fsm.audit()
+    assert total == 4, entries
+    assert [(e["who"], e["op"], e["target"], e["change"]) for e in entries] == [
+        ("node:s1", "job.delete", "j", {"deleted": True}), ("acc-1", "policy.put", "ro", {"rules": RO}),
+        ("acc-2", "job.put", "j", {"fields": ["executor_config"]}), ("acc-1", "job.put", "j", {"created": True})]
+    assert "hunter" not in json.dumps(entries)
+    assert [e["seq"] for e in fsm.audit(before=entries[1]["seq"], limit=1)[0]] == [entries[2]["seq"]]
