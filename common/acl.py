@@ -192,6 +192,15 @@ def allowed(view, policy_names, path, capability):
     return granted
 
 
+def unrestricted(view, caller):
+    """Whether `caller` may do anything (the ACL off, a node, a management token): its lists
+    need no filtering, and it may see secret values."""
+    if not view.enabled or caller.kind == "node":
+        return True
+    token = view.tokens.get(caller.accessor) if caller.kind == "token" else None
+    return token is not None and token.get("type") == "management"
+
+
 def can_read(view, caller, path, now_ms):
     """For the filtering of lists: whether caller may read `path`."""
     return judge(view, caller, Need(path, "read"), now_ms) is None

@@ -100,18 +100,24 @@ class Token:
 
 
 class TokenSelf:
-    """The caller's own token (Consul's /acl/token/self): what the UI shows and decides by."""
+    """The caller's own token (Consul's /acl/token/self), with its policies' rules: what the UI
+    decides by. Without a token, the anonymous policy's rights (a client "token" named so);
+    with the ACL off, everything (as a management token)."""
 
     def __init__(self, node):
         self.node = node
 
     def on_get(self, req, resp):
         grants = req.context.grants
-        if grants.caller.kind != "token":
-            raise errors.NotFound("no token in this request (ACL off, or anonymous)")
-        token = grants.view.tokens[grants.caller.accessor]
+        if grants.caller.kind == "token":
+            token = grants.view.tokens[grants.caller.accessor]
+        elif grants.everything:
+            token = {"accessor": "", "type": "management", "description": "the ACL is off: every call is allowed"}
+        else:
+            token = {"accessor": "anonymous", "type": "client", "description": "no token: the anonymous policy",
+                     "policies": [acl.ANONYMOUS] if acl.ANONYMOUS in grants.view.policies else []}
         rules = {} if token["type"] == "management" else {
-            p: grants.view.policies.get(p, {}) for p in token["policies"]}
+            p: grants.view.policies.get(p, {}) for p in token.get("policies", [])}
         dkron.render(req, resp, {**acl.token_json(token), "Rules": rules})
 
 

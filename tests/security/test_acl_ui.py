@@ -57,9 +57,9 @@ def use_token(page, token):
 def test_no_token_and_an_unknown_one_ask_for_a_token(cluster, page):
     page.goto(f"{cluster.api()}/ui/")
     page.wait_for_selector("#token")
+    assert "asks for a token" in page.inner_text("#token-why")
     use_token(page, "not-a-token-of-this-cluster")
-    page.wait_for_selector("#token")
-    assert "refused" in page.inner_text("#token-why")
+    page.wait_for_function("document.getElementById('token-why')?.textContent.includes('refused')")
 
 
 def test_a_read_only_token_sees_its_jobs_and_no_actions(cluster, page):

@@ -15,8 +15,8 @@ async function route() {
   try {
     await loadRights();
   } catch (err) {
-    askToken({ detail: err.message });
-    return;
+    if (err.status === 401) return askToken({ detail: err.message });
+    notice(`Cannot reach the API: ${err.message}`);  // the view's own calls will say more
   }
   document.getElementById("new-job").hidden = !can(jobPath("*"), "create");
   const view = document.getElementById("view");
