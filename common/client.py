@@ -208,7 +208,8 @@ class Client(AclVerbs):
         found, after = [], ""
         while True:
             page = self.ask(self.endpoint, m.JobList(stale=stale, after=after, offset=0 if after else offset,
-                                                    limit=min(JOB_PAGE, max(1, limit - len(found)))))
+                                                    limit=min(JOB_PAGE, max(1, limit - len(found))),
+                                                    by=self.acting_for()))
             found.extend(page.jobs)
             if not after:
                 total = page.total  # sent with the first page only

@@ -267,6 +267,7 @@ class JobList:
     limit: int = 1000
     offset: int = 0
     secrets: bool = False             # as job.get's
+    by: str = ""                      # a node's api: list what the token it acts for may read
 
 
 @message("exec.list")

@@ -67,8 +67,12 @@ class Access:
             acl.require(view, caller, needs.run_as(msg.job), now)
 
     def readable(self, env):
-        """A job name → whether the caller may read it; None when it may read every job."""
+        """A job name → whether the caller may read it; None when it may read every job. For a
+        node's api, the caller is the token it acts for (`by`: an accessor, or anonymous)."""
         view, caller = self.view(), self.caller(env)
+        by = getattr(env.msg, "by", "")
+        if caller.kind == "node" and (by in view.tokens or by == "anonymous"):
+            caller = acl.Caller("token", by) if by in view.tokens else acl.Caller("anonymous")
         if acl.unrestricted(view, caller):
             return None
         now = self.shell.loop.now()

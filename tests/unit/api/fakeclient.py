@@ -59,12 +59,20 @@ class FakeClient:
 
     def jobs(self, stale=False):
         self._enter("jobs", stale)
-        return list(self.stored.values())
+        return [j for j in self.stored.values() if self._readable(j["name"])]
 
     def job_page(self, offset, limit, stale=False):
         self._enter("job_page", offset, limit, stale)
-        ordered = sorted(self.stored.values(), key=lambda j: j["name"])
+        ordered = sorted((j for j in self.stored.values() if self._readable(j["name"])), key=lambda j: j["name"])
         return ordered[offset:offset + limit], len(ordered)
+
+    def _readable(self, name):
+        """As the raft service answers a node's api acting for a token: only what it may read."""
+        by = getattr(self, "acting", "")
+        if by not in self.view.tokens and by != "anonymous":
+            return True
+        caller = acl.Caller("token", by) if by in self.view.tokens else acl.Caller("anonymous")
+        return acl.unrestricted(self.view, caller) or acl.can_read(self.view, caller, f"/v1/jobs/{name}", 0)
 
     def job(self, name, stale=False):
         self._enter("job", name)
