@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from common import acl, aclview, errors, keys, messages as m, needs
+from common import acl, aclview, errors, keys, messages as m, needs, secrets
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,13 @@ class Access:
         now = self.shell.loop.now()
         return lambda name: acl.can_read(view, caller, needs.job_path(name), now)
 
-    def sees_secrets(self, env):
-        """A node's own service, or a management token (anyone, with the ACL off)."""
-        return acl.unrestricted(self.view(), self.caller(env))
+    def shown(self, env, wanted):
+        """How jobs go out to this caller: whole when it asks for secrets and may see them (a
+        node's own service, a management token; anyone with the ACL off), else with secret
+        values redacted."""
+        if wanted and acl.unrestricted(self.view(), self.caller(env)):
+            return lambda job: job
+        return lambda job: secrets.redact(job, self.shell.conf.security.secret_keys)
 
     def _exists(self, msg):
         if isinstance(msg, m.JobPut):

@@ -197,13 +197,6 @@ class RaftShell:
         except errors.Error as err:
             self.loop.reply_error(self.client_router, env, err)
 
-    def shown(self, env, wanted):
-        """How jobs go out to this caller: whole when it asks for secrets and may see them (a
-        node's own service, a management token), else with secret values redacted."""
-        if wanted and self.access.sees_secrets(env):
-            return lambda job: job
-        return lambda job: secrets.redact(job, self.conf.security.secret_keys)
-
     def answer(self, env, result):
         if result and isinstance(result.get("job"), dict):  # job.put, job.delete, exec.delete_all
             result = {**result, "job": secrets.redact(result["job"], self.conf.security.secret_keys)}
@@ -312,10 +305,10 @@ class RaftShell:
         if isinstance(msg, (m.RaftPeers, m.RaftAddPeer, m.RaftRemovePeer, m.RaftTransfer)):
             return self.on_membership(env, msg)
         if isinstance(msg, m.JobGet):
-            shown = self.shown(env, msg.secrets)
+            shown = self.access.shown(env, msg.secrets)
             return self.read(env, msg.stale, lambda: {"job": shown(_found(self.fsm.job(msg.name), "job", msg.name))})
         if isinstance(msg, m.JobList):
-            readable, shown = self.access.readable(env), self.shown(env, msg.secrets)
+            readable, shown = self.access.readable(env), self.access.shown(env, msg.secrets)
             return self.read(env, msg.stale, lambda: self._job_page(msg.after, msg.limit, msg.offset, readable, shown))
         if isinstance(msg, m.ExecList):
             return self.read(env, msg.stale, lambda: self._executions(msg.job, msg.limit))
