@@ -81,6 +81,17 @@ def check_secret(secret):
     return secret
 
 
+TTL_UNITS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def ttl_ms(text, what="ExpirationTTL"):
+    """A token's time to live ("90s", "30m", "12h", "7d") in ms; BadRequest naming `what`."""
+    if not isinstance(text, str) or text[-1:] not in TTL_UNITS or not text[:-1].isdigit() \
+            or not 0 < int(text[:-1]) < 10**9:
+        raise errors.BadRequest(f'{what}: expected a duration such as "90s", "30m", "12h" or "7d", got {text!r}')
+    return int(text[:-1]) * TTL_UNITS[text[-1]]
+
+
 def key_name(accessor):
     """The name a token's CURVE key goes by in the key book, and so in env.peer."""
     return f"token:{accessor}"

@@ -10,7 +10,6 @@ from common import acl, errors
 from common.loop import now_ms
 from common.terminal import read_text
 
-TTL_UNITS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 TOKEN_COLUMNS = ("AccessorID", "Type", "Policies", "Description", "ExpirationTime")
 
 
@@ -65,8 +64,4 @@ class AclCommands:
 
 
 def _ttl(text):
-    if not text:
-        return 0
-    if text[-1:] not in TTL_UNITS or not text[:-1].isdigit() or not 0 < int(text[:-1]) < 10**9:
-        raise errors.BadRequest(f'--ttl: expected a duration such as "90s", "30m", "12h" or "7d", got {text!r}')
-    return now_ms() + int(text[:-1]) * TTL_UNITS[text[-1]]
+    return now_ms() + acl.ttl_ms(text, "--ttl") if text else 0

@@ -13,9 +13,6 @@ from common import acl, errors
 from common.loop import now_ms
 from services.api import dkron
 
-TTL_UNITS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-
-
 class Bootstrap:
     def __init__(self, node):
         self.node = node
@@ -149,9 +146,7 @@ def policy_doc(policy):
 def expires_at(doc):
     ttl, when = doc.get("ExpirationTTL"), doc.get("ExpirationTime")
     if ttl:
-        if not isinstance(ttl, str) or ttl[-1:] not in TTL_UNITS or not ttl[:-1].isdigit() or not 0 < int(ttl[:-1]) < 10**9:
-            raise errors.BadRequest('ExpirationTTL: expected a duration such as "90s", "30m", "12h" or "7d"')
-        return now_ms() + int(ttl[:-1]) * TTL_UNITS[ttl[-1]]
+        return now_ms() + acl.ttl_ms(ttl)
     if when:
         try:
             at = datetime.fromisoformat(str(when).replace("Z", "+00:00"))
