@@ -249,6 +249,9 @@ def test_every_write_is_in_the_audit_with_its_accessor(cluster):
     assert by_op[("acl.bootstrap", mgmt_accessor)].startswith("node:")
     assert {e["who"] for e in entries if e["op"] == "job.put" and e["target"] == "team-a-3"} != {mgmt_accessor}
     assert all(e["at"].endswith("Z") for e in entries)
+    # Every policy and token this module made was made with the management token, over HTTP.
+    assert {e["who"] for e in entries if e["op"] in ("policy.put", "token.put", "token.delete")} == {mgmt_accessor}
+    assert all(e["who"] for e in entries)
     # pykronctl audit shows the same, and a token without the right may not read it.
     shown = json.loads(ctl(cluster, cluster.management_token, "--json", "audit", "--limit", "5").stdout)
     assert [e["seq"] for e in shown] == [e["seq"] for e in entries[:5]]
