@@ -1,5 +1,5 @@
-"""Dkron's ACL on a secure cluster of three servers (which bootstraps it and prints its
-management token): through the HTTP API of every server and through pykronctl with a token,
+"""Dkron's ACL on a secure cluster of three servers and an agent (which bootstraps it and prints
+its management token): through the HTTP API of every server and through pykronctl with a token,
 the same policies decide; lists and their counts show only what a token may read; a token
 deleted or expired stops on every server within a second; su is a right of its own."""
 
@@ -15,6 +15,7 @@ import time
 import pytest
 import requests
 
+from common import errors
 from scripts.cluster import Cluster
 
 SERVERS = ("s1", "s2", "s3")
@@ -25,7 +26,7 @@ TEAM_A = {"path": {"/v1/jobs": {"capabilities": ["list"]},
 
 @pytest.fixture(scope="module")
 def cluster():
-    with Cluster(servers=3, secure=True, conf={"security": {"secret_keys": ["env"]}}) as c:
+    with Cluster(servers=3, agents=1, secure=True, conf={"security": {"secret_keys": ["env"]}}) as c:
         yield c
 
 
@@ -223,6 +224,33 @@ def test_a_secret_in_a_jobs_config_is_used_but_never_shown_exported_or_logged(cl
     for name in SERVERS:
         for service in ("raft", "scheduler", "dispatcher", "executor", "api", "gossip"):
             assert secret not in cluster.log(name, service), (name, service)
+
+
+def test_an_agent_serves_a_runs_output_only_to_a_token_that_may_read_its_job(cluster):
+    """The executor's full output, served outside Raft by the node that ran it (an agent, which
+    learns the ACL from the leader's dispatcher), is judged by the job of the execution."""
+    from common import keys
+    from common.client import Client
+    from scripts.cluster import wait_until
+
+    mgmt, s1 = cluster.client("s1"), cluster.nodes["s1"]
+    for name in ("team-a-on-agent", "team-b-on-agent"):
+        mgmt.put_job({"name": name, "schedule": "@manually", "executor": "shell", "tags": {"server": "false:1"},
+                      "executor_config": {"command": f"echo out-of-{name}"}})
+        mgmt.run(name)
+    done = {name: wait_until(lambda name=name: [x for x in mgmt.executions(name) if x["status"] == "success"],
+                             timeout=30, what=f"{name} finished") [0] for name in ("team-a-on-agent", "team-b-on-agent")}
+    assert {x["node"] for x in done.values()} == {"a1"}
+    # Finding the node that ran it reads the member list, a right of its own.
+    policy(cluster, "team-a-output", {"path": {**TEAM_A["path"], "/v1/members": {"capabilities": ["read"]}}})
+    scoped = Client(s1.server, keypair=keys.token_keypair(token(cluster, "team-a-output")["SecretID"]),
+                    server_key=s1.key)
+    try:
+        assert b"out-of-team-a-on-agent" in scoped.output(done["team-a-on-agent"])["data"]
+        with pytest.raises(errors.Forbidden):
+            scoped.output(done["team-b-on-agent"])
+    finally:
+        scoped.close()
 
 
 def test_every_write_is_in_the_audit_with_its_accessor(cluster):
