@@ -1,13 +1,15 @@
 """How pykronctl reaches a cluster, and its key verbs. With no server named it talks to the node
 of this host through its ipc sockets (the node's config from PYKRON_CONF, else the defaults),
 as that node, with its own key; a server named by address is dialled over CURVE, with a client
-key (--key / PYKRON_KEY) and that server's public key (--server-key / PYKRON_SERVER_KEY)."""
+key (--key / PYKRON_KEY) and that server's public key (--server-key / PYKRON_SERVER_KEY).
+With an ACL token (--token / PYKRON_TOKEN) the key is the one its secret derives, and calls go
+over tcp even to this host's node, so that the cluster judges them as the token's."""
 
 from __future__ import annotations
 
 import os
 
-from common import config, errors, keys
+from common import acl, config, errors, keys
 from common.client import Client
 
 LOCAL_SERVERS = ("$PYKRON_SERVER, else this host's node", None)
@@ -19,6 +21,13 @@ def connect(args, timeout_ms):
         server = os.environ.get("PYKRON_SERVER", "")
     keypair = _client_keypair(args)
     server_key = args.get("--server-key") or os.environ.get("PYKRON_SERVER_KEY") or None
+    token = args.get("--token") or os.environ.get("PYKRON_TOKEN")
+    if token:
+        keypair = keys.token_keypair(acl.check_secret(token))
+        local = None if server else _local_node()
+        if local is not None:  # this host's node, over tcp, as the token
+            server = f"{local.node.advertise}:{local.raft.client_port}"
+            server_key = server_key or _local_server_key(local)
     if not server:
         local = _local_node()
         if local is not None:
@@ -46,6 +55,16 @@ def _local_node():
         return None
     path = config.ipc(conf, "raft", "client")[len("ipc://"):]
     return conf if os.path.exists(path) else None
+
+
+def _local_server_key(conf):
+    """This host's node's public key, as its raft service tells it over ipc."""
+    local = Client(config.ipc(conf, "raft", "client"), timeout_ms=conf.wire.call_timeout_ms, sender="pykronctl",
+                   keypair=_node_keypair(conf))
+    try:
+        return local.node_info()["key"]
+    finally:
+        local.close()
 
 
 def _node_keypair(conf):

@@ -15,6 +15,7 @@ import time
 import zmq
 
 from common import config, curve, errors, messages as m, models, wire
+from common.aclverbs import AclVerbs
 
 
 JOB_PAGE = 1000
@@ -54,7 +55,7 @@ class Backoff:
         return pause
 
 
-class Client:
+class Client(AclVerbs):
     """Thread-safe: each thread gets its own DEALER sockets (ZeroMQ sockets are not shareable)."""
 
     def __init__(self, server="localhost", *, timeout_ms=None, sender="client", keypair=None, server_key=None,
@@ -228,7 +229,8 @@ class Client:
         found, after = [], ""
         while True:
             page = self.ask(self.endpoint, m.JobList(stale=stale, after=after, offset=0 if after else offset,
-                                                    limit=min(JOB_PAGE, max(1, limit - len(found)))))
+                                                    limit=min(JOB_PAGE, max(1, limit - len(found))),
+                                                    by=self.acting_for()))
             found.extend(page.jobs)
             if not after:
                 total = page.total  # sent with the first page only
@@ -236,8 +238,10 @@ class Client:
                 return found[:limit], total
             after = page.jobs[-1]["name"]
 
-    def job(self, name, stale=False):
-        return self.ask(self.endpoint, m.JobGet(name=name, stale=stale)).job
+    def job(self, name, stale=False, secrets=False):
+        """secrets: with executor_config's secret values (a node's own or a management token's
+        call; others get them redacted whatever they ask)."""
+        return self.ask(self.endpoint, m.JobGet(name=name, stale=stale, secrets=secrets)).job
 
     def put_job(self, job):
         return self.ask(self.endpoint, m.JobPut(job=job, **self._request())).job
@@ -288,7 +292,15 @@ class Client:
         if "session" not in self.local.__dict__:
             self.local.session, self.local.seq = os.urandom(8).hex(), 0
         self.local.seq += 1
-        return {"client": self.local.session, "seq": self.local.seq}
+        return {"client": self.local.session, "seq": self.local.seq, "by": self.acting_for()}
+
+    def act_for(self, accessor):
+        """This thread's writes are made for the token `accessor` (the api, for the request it
+        serves): the audit names it. Honoured only from a node's own service."""
+        self.local.by = accessor
+
+    def acting_for(self):
+        return self.local.__dict__.get("by", "")
 
     def executions(self, name, limit=100, stale=False):
         return self.ask(self.endpoint, m.ExecList(job=name, limit=limit, stale=stale)).executions
@@ -334,10 +346,10 @@ class Client:
         return self.ask(self.endpoint, m.KeysList(stale=stale)).keys
 
     def key_accept(self, name, key="", kind=""):
-        return self.ask(self.endpoint, m.KeyAccept(name=name, key=key, kind=kind)).key
+        return self.ask(self.endpoint, m.KeyAccept(name=name, key=key, kind=kind, by=self.acting_for())).key
 
     def key_reject(self, name="", key=""):
-        return self.ask(self.endpoint, m.KeyReject(name=name, key=key)).key
+        return self.ask(self.endpoint, m.KeyReject(name=name, key=key, by=self.acting_for())).key
 
     def put_note(self, text):
         """The cluster's note (note.put): a command of the next protocol, for version-gate tests."""

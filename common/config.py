@@ -58,6 +58,7 @@ class Security:
     token: str = _spec()
     gossip_key: str = _spec()
     auto_accept: str = _spec(choices=("", "gossip"))
+    secret_keys: list = _spec()
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,8 @@ class Conf:
             if origin != "*" and not (scheme in ("http", "https") and rest and "/" not in rest):
                 raise ConfigError(f'{where}: [api] cors_origins: expected origins such as "https://ops.example.com" '
                                   f'(scheme and host, no path) or "*", got {origin!r}')
+        if not all(isinstance(k, str) and 0 < len(k) <= 128 for k in self.security.secret_keys):
+            raise ConfigError(f"{where}: [security] secret_keys: expected a list of executor_config key names")
 
     def _validate_addresses(self):
         """Where processors and notifications send: checked here so a typo stops the node at start."""

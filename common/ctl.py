@@ -1,6 +1,7 @@
 """pykronctl: the terminal face of pykron, on the same ZeroMQ client library as the api.
 Tables by default, Dkron's JSON with --json. Exit codes: 0 ok, 1 the job failed, 2 usage or
-bad input, 3 not found, 4 cluster unavailable (or new submissions paused)."""
+bad input, 3 not found, 4 cluster unavailable (or new submissions paused), 5 refused by the ACL
+(no token, an unknown or expired one, or one whose policies do not allow it)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import time
 from docopt import DocoptExit, docopt
 
 from common import access, errors, models, preview
+from common.ctl_acl import AclCommands
 from common.loop import now_ms
 from common.terminal import Printer, Progress, read_jobs, write_jobs
 
@@ -22,7 +24,7 @@ USAGE = """pykronctl: manage a pykron cluster.
 Usage:
   pykronctl [options] status
   pykronctl [options] jobs [--tag K=V]...
-  pykronctl [options] job NAME
+  pykronctl [options] job NAME [--secrets]
   pykronctl [options] apply FILE...
   pykronctl [options] delete NAME
   pykronctl [options] run NAME [--wait]
@@ -51,12 +53,22 @@ Usage:
   pykronctl [options] raft remove-peer ID
   pykronctl [options] raft transfer-leader [ID]
   pykronctl [options] schedule EXPR...
+  pykronctl [options] audit [--limit N] [--before SEQ]
+  pykronctl [options] acl bootstrap
+  pykronctl [options] acl token create [--policy NAME]... [--type TYPE] [--description TEXT] [--ttl TTL]
+  pykronctl [options] acl token list
+  pykronctl [options] acl token delete ACCESSOR
+  pykronctl [options] acl policy apply NAME FILE [--description TEXT]
+  pykronctl [options] acl policy list
+  pykronctl [options] acl policy delete NAME
   pykronctl (-h | --help)
 
 Options:
   -s ADDR, --server ADDR  Server: HOST, HOST:PORT (its raft client port) or a tcp:// endpoint
                           [default: $PYKRON_SERVER, else this host's node].
   --key FILE              Client key file over tcp (`keys new FILE`) [default: $PYKRON_KEY].
+  -t SECRET, --token SECRET  An ACL token's secret: calls go over tcp with the key it derives
+                          [default: $PYKRON_TOKEN].
   --server-key KEY        The server's public key (`keys show` on it) [default: $PYKRON_SERVER_KEY].
   --json                  Print JSON (Dkron's shapes) instead of tables; output as JSON lines.
   --stale                 Read the server's local copy without asking the leader.
@@ -74,24 +86,30 @@ Options:
   --tz ZONE               schedule: the job's IANA time zone (UTC when not given).
   --count N               schedule: how many fire times to show, 1 to 100 [default: 5].
   --name NAME             schedule: the job's name, which ~ hashes.
+  --before SEQ            audit: only entries older than this one [default: 0].
+  --secrets               job: show executor_config's secret values (a management token, or this node).
+  --policy NAME           acl token create: a policy of the token (repeatable).
+  --type TYPE             acl token create: client or management [default: client].
+  --description TEXT      acl: what the token or policy is for.
+  --ttl TTL               acl token create: expire after this long (90s, 30m, 12h, 7d).
 
 FILE is JSON or YAML holding one job or a list (Dkron's restore format); "-" is stdin or stdout.
 `schedule` reads a schedule back (in words, and its next fire times) here, without a cluster:
 pykronctl schedule '*/15 * * * *' --tz America/New_York
 """
 
-OK, FAILED, USAGE_ERROR, NOT_FOUND, UNAVAILABLE = 0, 1, 2, 3, 4
-VERBS = ("status", "jobs", "job", "apply", "delete", "run", "kill", "toggle", "executions", "tail", "busy", "members",
+OK, FAILED, USAGE_ERROR, NOT_FOUND, UNAVAILABLE, DENIED = 0, 1, 2, 3, 4, 5
+VERBS = ("acl", "audit", "status", "jobs", "job", "apply", "delete", "run", "kill", "toggle", "executions", "tail", "busy", "members",
          "leader", "leave", "pause", "unpause", "settings", "export", "import", "keyring", "keygen", "keys", "raft",
          "schedule")
 JOB_COLUMNS = ("name", "schedule", "status", "last_success", "next", "success_count", "error_count", "disabled")
 EXECUTION_COLUMNS = ("id", "node_name", "status", "started_at", "finished_at", "exit_code", "output")
 
 
-class Ctl:
+class Ctl(AclCommands):
     def __init__(self, args, out=sys.stdout):
         self.args = args
-        for option in ("--key", "--server-key"):
+        for option in ("--key", "--server-key", "--token"):
             if args.get(option, "").startswith("$PYKRON_"):
                 args[option] = None  # docopt shows where the default comes from; access.connect reads it
         self.client = access.connect(args, _positive(args["--timeout-ms"], "--timeout-ms"))
@@ -177,7 +195,7 @@ class Ctl:
         self.p.table(jobs, JOB_COLUMNS)
 
     def do_job(self):
-        job = self.client.job(self.args["NAME"], stale=self.stale)
+        job = self.client.job(self.args["NAME"], stale=self.stale, secrets=self.args["--secrets"])
         self.p.show(models.job_to_dkron(job, _next(job)))
 
     def do_apply(self):
@@ -403,6 +421,9 @@ def main(argv=None):
     except errors.NotFound as err:
         print(f"pykronctl: {err}", file=sys.stderr)
         return NOT_FOUND
+    except (errors.Unauthenticated, errors.Forbidden) as err:
+        print(f"pykronctl: {err}", file=sys.stderr)
+        return DENIED
     except errors.Error as err:
         print(f"pykronctl: cluster unavailable after {time.monotonic() - started:.1f}s: {err}", file=sys.stderr)
         return UNAVAILABLE

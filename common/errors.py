@@ -2,7 +2,7 @@
 so a reply, an HTTP status and a CLI exit code can all be derived from it."""
 
 CODES = ("bad_request", "not_found", "conflict", "not_leader", "timeout", "unavailable", "insufficient_storage",
-         "internal")
+         "internal", "unauthenticated", "forbidden")
 
 
 class Error(Exception):
@@ -61,6 +61,18 @@ class InsufficientStorage(Unavailable):
     code = "insufficient_storage"
 
 
+class Unauthenticated(Error):
+    """No token where the ACL needs one, or one that is unknown, deleted or expired (HTTP 401)."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(Error):
+    """A valid token whose policies do not allow the request (HTTP 403)."""
+
+    code = "forbidden"
+
+
 class Halt(Exception):
     """What a service must not run on: a store written by a newer pykron, a committed entry of a
     protocol it does not speak, a damaged file. Its message names the file or entry and what to
@@ -72,4 +84,5 @@ class ConfigError(Exception):
     """A config file or environment value is wrong; the message names file, section and key."""
 
 
-_BY_CODE = {c.code: c for c in (BadRequest, NotFound, Conflict, NotLeader, Timeout, Unavailable, InsufficientStorage)}
+_BY_CODE = {c.code: c for c in (BadRequest, NotFound, Conflict, NotLeader, Timeout, Unavailable, InsufficientStorage,
+                                 Unauthenticated, Forbidden)}

@@ -45,6 +45,14 @@ def is_public_key(text):
         return False
 
 
+def token_keypair(secret):
+    """The CURVE keypair of an ACL token, derived from its secret: pykronctl with a token dials
+    with it, and the cluster knows only its public key (the book lets it in as the token)."""
+    seed = hashlib.sha256(b"pykron token key\x00" + secret.encode()).digest()
+    secret_key = z85.encode(seed)
+    return Keypair(zmq.curve_public(secret_key), secret_key)
+
+
 def node_keypair(data_dir):
     """The node's keypair, made (0600 in a 0700 folder) when there is none yet."""
     folder = os.path.join(data_dir, "keys")

@@ -237,6 +237,7 @@ class JobPut:
     job: dict[str, Any]
     client: str = ""
     seq: int = 0
+    by: str = ""                      # the token a node's api acts for (the audit's who)
 
 
 @message("job.delete")
@@ -244,12 +245,17 @@ class JobDelete:
     name: str
     client: str = ""
     seq: int = 0
+    by: str = ""                      # the token a node's api acts for (the audit's who)
 
 
 @message("job.get")
 class JobGet:
+    """`secrets`: with executor_config's secret values, for a node's own services or a
+    management token (others get them redacted, common/secrets.py)."""
+
     name: str
     stale: bool = False
+    secrets: bool = False
 
 
 @message("job.list")
@@ -262,6 +268,8 @@ class JobList:
     after: str = ""
     limit: int = 1000
     offset: int = 0
+    secrets: bool = False             # as job.get's
+    by: str = ""                      # a node's api: list what the token it acts for may read
 
 
 @message("exec.list")
@@ -390,6 +398,7 @@ class ExecDeleteAll:
     job: str
     client: str = ""
     seq: int = 0
+    by: str = ""                      # the token a node's api acts for (the audit's who)
 
 
 @message("settings.get")
@@ -403,6 +412,7 @@ class SettingsPut:
     value: str
     client: str = ""
     seq: int = 0
+    by: str = ""                      # the token a node's api acts for (the audit's who)
 
 
 @message("note.put", since=NEXT_PROTOCOL)
@@ -413,6 +423,7 @@ class NotePut:
     text: str
     client: str = ""
     seq: int = 0
+    by: str = ""                      # the token a node's api acts for (the audit's who)
 
 
 @message("keys.list", since=2)
@@ -430,6 +441,7 @@ class KeyAccept:
     name: str
     key: str = ""
     kind: str = ""
+    by: str = ""
 
 
 @message("key.reject", since=2)
@@ -438,6 +450,7 @@ class KeyReject:
 
     name: str = ""
     key: str = ""
+    by: str = ""
 
 
 # -- raft state PUB (Clone pattern: updates carry the applied index) -------------------------
@@ -488,9 +501,12 @@ class DispatcherHeartbeat:
 @message("keys.book", since=2)
 class KeyBookNotice:
     """The accepted keys, from the leader's dispatcher on `all`, for agents (which have no raft
-    to read them from): public key → [name, kind]. Sent when they change, and every few seconds."""
+    to read them from): public key → [name, kind]. Sent when they change, and every few seconds.
+    `acl`: the ACL view without secrets' hashes (common/aclview.for_agents), for the calls an
+    agent serves (its executions' output)."""
 
     keys: dict[str, list[str]]
+    acl: dict[str, Any] = field(default_factory=dict)
 
 
 @message("run.start")
@@ -812,3 +828,8 @@ class RaftReadIndexResp:
 
     ctx: int
     index: int
+
+
+# The ACL's messages (protocol 3) live in a module of their own; imported here so that they
+# register with the rest and `messages as m` names them too.
+from common.acl_messages import *  # noqa: E402,F401,F403

@@ -98,16 +98,24 @@ def cell(value):
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def read_jobs(path):
-    """A JSON (or YAML) file, or "-" for stdin, holding one job or a list of jobs."""
+def read_text(path, limit=1 << 20):
+    """A file's text, or stdin's for "-"; BadRequest naming the file when it cannot be read."""
     try:
         if path == "-":
-            text = sys.stdin.read()
+            text = sys.stdin.read(limit + 1)
         else:
             with open(path) as fh:
-                text = fh.read()
-    except OSError as exc:
-        raise errors.BadRequest(f"{path}: {exc.strerror}") from None
+                text = fh.read(limit + 1)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise errors.BadRequest(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if len(text) > limit:
+        raise errors.BadRequest(f"{path}: over {limit} characters")
+    return text
+
+
+def read_jobs(path):
+    """A JSON (or YAML) file, or "-" for stdin, holding one job or a list of jobs."""
+    text = read_text(path)
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:

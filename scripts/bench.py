@@ -10,7 +10,9 @@ is measured.
          --secure: a secure cluster (CURVE, sealed gossip) beside the plain baseline
          ([wire] plain_tcp), 3 runs of each in turn, medians: the cost of CURVE.
   api    one node: POST /v1/jobs (10,000 creates) and GET /v1/jobs paged over them, req/s and
-         p99; beside a fixed-body Falcon app under the same gunicorn settings (scripts/bench_api.py)."""
+         p99; beside a fixed-body Falcon app under the same gunicorn settings (scripts/bench_api.py).
+         --acl: the reads with the ACL on, by a management token and by a token scoped to 100
+         of the jobs, beside the ACL off."""
 
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from scripts.cluster import Cluster  # noqa: E402
 USAGE = """Usage:
   bench raft [--seconds S] [--failovers N] [--secure]
   bench schedule [--quick] [--case C] [--config K] [--secure]
-  bench api [--jobs N] [--seconds S]
+  bench api [--jobs N] [--seconds S] [--acl]
 
 Options:
   --seconds S     How long each load runs [default: 5].
@@ -44,6 +46,7 @@ Options:
   --config K      schedule: only configuration K (aps: APScheduler, 1n: one node, 3s2a: 3 servers and
                   2 agents); case c runs on 3s2a only.
   --jobs N        Jobs the api bench creates, then lists [default: 10000].
+  --acl           api: the reads with the ACL on (management and scoped tokens) beside it off.
   --secure        Secure (CURVE, sealed gossip) beside plain TCP, 3 runs each in turn, medians
                   (schedule: case a on 3 servers + 2 agents).
 """
@@ -222,8 +225,8 @@ def main(argv=None):
         else:
             bench_schedule(quick=args["--quick"], case=args["--case"], config=args["--config"])
     if args["api"]:
-        from scripts.bench_api import bench_api
-        bench_api(int(args["--jobs"]), int(args["--seconds"]))
+        from scripts.bench_api import bench_acl, bench_api
+        (bench_acl if args["--acl"] else bench_api)(int(args["--jobs"]), int(args["--seconds"]))
     return 0
 
 

@@ -1,6 +1,8 @@
 """`scripts/bench api`: POST /v1/jobs (10,000 creates) and GET /v1/jobs paged over them on one
 node, beside a fixed-body Falcon app under the same gunicorn settings (the stack's ceiling here),
-both measured by one load generator (processes × keep-alive connections) on this machine."""
+both measured by one load generator (processes × keep-alive connections) on this machine.
+`--acl`: the same reads with the ACL on (a management token, and a token scoped to the first
+100 jobs, whose lists are filtered), beside the ACL off, on the same machine in the same run."""
 
 from __future__ import annotations
 
@@ -61,10 +63,13 @@ def _worker(job):
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
         mine, bad = [], 0
         while (item := next_item()) is not None:
-            method, path, body = item
+            method, path, body, *token = item
             started = time.perf_counter()
+            headers = {"Content-Type": "application/json"} if body else {}
+            if token:
+                headers["X-Dkron-Token"] = token[0]
             try:
-                conn.request(method, path, body=body, headers={"Content-Type": "application/json"} if body else {})
+                conn.request(method, path, body=body, headers=headers)
                 resp = conn.getresponse()
                 resp.read()
                 ok = resp.status < 300
@@ -101,8 +106,8 @@ def load(base, items, *, seconds=None):
             "p99": percentile(latencies, 0.99) * 1000, "ok": len(latencies), "errors": sum(e for _, e in results)}
 
 
-def gets(*paths):
-    return [("GET", p, None) for p in paths]
+def gets(*paths, token=None):
+    return [("GET", p, None, *([token] if token else [])) for p in paths]
 
 
 def baseline(seconds):
@@ -154,3 +159,36 @@ def bench_api(jobs, seconds):
     for key, label in labels.items():
         r = rows[key]
         print(f"{label:44} {r['rps']:>8.0f} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['ok']:>7} {r['errors']:>6}")
+
+
+def bench_acl(jobs, seconds):
+    """GET /v1/jobs (a page of 100, and the whole list) and one job, ACL off against ACL on with
+    a management token and with a token that may read 100 of the jobs (bench-000*)."""
+    rows = {}
+    for secure in (False, True):
+        with Cluster(servers=1, secure=secure, conf={"api": API, "log": {"level": "warning"}}) as cluster:
+            base, mgmt = cluster.api(), cluster.management_token or None
+            creates = [("POST", "/v1/jobs", json.dumps({"name": f"bench-{i:05d}", "schedule": "@manually",
+                                                        "executor": "shell", "executor_config": {"command": "true"}}),
+                        *([mgmt] if mgmt else [])) for i in range(jobs)]
+            print(f"  creating {jobs} jobs (acl {'on' if secure else 'off'})...", file=sys.stderr)
+            load(base, creates)
+            callers = [("off", None)]
+            if secure:
+                client = cluster.client()
+                client.policy_put("hundred", json.dumps({"path": {"/v1/jobs": {"capabilities": ["list"]},
+                                                                  "/v1/jobs/bench-000*": {"capabilities": ["read"]}}}))
+                callers = [("management", mgmt), ("scoped", client.token_create(policies=["hundred"])[1])]
+            for who, token in callers:
+                rows[(who, "page")] = load(base, gets("/v1/jobs?_start=0&_end=100", token=token), seconds=seconds)
+                rows[(who, "all")] = load(base, gets("/v1/jobs", token=token), seconds=seconds)
+                rows[(who, "one")] = load(base, gets("/v1/jobs/bench-00000", token=token), seconds=seconds)
+    print(f"\napi with the ACL: one node, {jobs} jobs, gunicorn gthread {API['workers']} x {API['threads']}; "
+          f"load {PROCESSES} x {CONNECTIONS}; {seconds}s per load; baseline: the ACL off")
+    print(f"{'':52} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ok':>7} {'errors':>6}")
+    labels = {"page": "GET /v1/jobs?_start=0&_end=100", "all": f"GET /v1/jobs (all {jobs})", "one": "GET /v1/jobs/{name}"}
+    for what, label in labels.items():
+        for who in ("off", "management", "scoped"):
+            r = rows[(who, what)]
+            print(f"{label + ' [' + who + ']':52} {r['rps']:>8.0f} {r['p50']:>8.1f} {r['p99']:>8.1f} "
+                  f"{r['ok']:>7} {r['errors']:>6}")

@@ -64,8 +64,9 @@ class Cluster:
     def __init__(self, servers=1, agents=0, dir=None, *, env=None, conf=None, node_conf=None, keep=False,
                  secure=False, plain=False, accept_agents=True):
         """conf: sections layered over every node's config; node_conf: {node name: sections}.
-        secure: gossip encrypted with a key of the cluster's own, and no key accepted but by the
-        launcher's `keys accept` (else every node that joins gossip is accepted: auto_accept).
+        secure: gossip encrypted with a key of the cluster's own, no key accepted but by the
+        launcher's `keys accept` (else every node that joins gossip is accepted: auto_accept),
+        and the ACL bootstrapped: the launcher's clients use the management token it printed.
         plain: the benchmark baseline, TCP without CURVE ([wire] plain_tcp). accept_agents=False
         (secure only): the agents' keys are left pending, for an operator (a test) to decide."""
         if servers < 1 or agents < 0 or servers + agents > 200:
@@ -83,6 +84,7 @@ class Cluster:
         self.accepted = None if accept_agents else {f"s{i + 1}" for i in range(servers)}
         self.gossip_key = base64.b64encode(os.urandom(32)).decode() if secure else ""
         self.partitioned = False  # a partition drawn and not healed: only then is there nft to undo
+        self.management_token = ""  # the ACL's bootstrap secret, in a secure cluster
         self.nodes = {}
 
     # -- life cycle --------------------------------------------------------------------------
@@ -125,6 +127,8 @@ class Cluster:
         leader = self.leader(timeout=START_TIMEOUT_S)
         self.accept_keys(self.accepted)
         self.wait_targets(leader, self.accepted)
+        if self.secure:
+            self.bootstrap_acl()
         self.save()
         return self
 
@@ -157,6 +161,21 @@ class Cluster:
         finally:
             local.close()
 
+    def bootstrap_acl(self):
+        """The ACL's one bootstrap, through a server's ipc socket as an operator on its host: its
+        management token is what the launcher's clients use from then on, and is printed."""
+        server = next(n for n in self.nodes.values() if n.role == "server" and pid_alive(n.pid))
+        local = Client(config.ipc(server.conf, "raft", "client"), keypair=keys.node_keypair(server.conf.node.data_dir))
+        try:
+            _, self.management_token = local.acl_bootstrap()
+        finally:
+            local.close()
+        print(f"management token: {self.management_token}", flush=True)
+
+    def client_key(self):
+        """The keypair the launcher's clients dial with: the management token's once the ACL is on."""
+        return keys.token_keypair(self.management_token) if self.management_token else self.client_keypair()
+
     def wait_targets(self, leader, names=None, timeout=START_TIMEOUT_S):
         """Up means jobs can be sent anywhere: the leader's dispatcher, which targets what gossip
         reports alive, sees every node (a run asked for before that finds no target), and every
@@ -188,6 +207,9 @@ class Cluster:
                     "gossip": {"join": [j for j in join if not j.startswith(host + ":")]},
                     "security": ({"gossip_key": self.gossip_key} if self.secure else {"auto_accept": "gossip"}),
                     "wire": {"plain_tcp": self.plain}}
+        if self.secure and os.geteuid() == 0:
+            # With the ACL on, no job runs as the node's own user (its ipc sockets obey that user).
+            sections["executor"] = {"run_as": "nobody"}
         for (section, key), port in zip(PORT_KEYS, ports):
             sections[section] = {**sections.get(section, {}), key: port}
         for extra in (self.extra, self.node_extra.get(name, {})):
@@ -395,7 +417,7 @@ class Cluster:
 
     def client(self, name="s1"):
         node = self.nodes[name]
-        return Client(node.server, keypair=self.client_keypair(), server_key=node.key, plain=self.plain)
+        return Client(node.server, keypair=self.client_key(), server_key=node.key, plain=self.plain)
 
     def dial(self, sock, name, endpoint, as_node=None):
         """Connect a raw socket to one of node `name`'s tcp endpoints, as the launcher's client
@@ -409,7 +431,7 @@ class Cluster:
         """What pykronctl needs in its environment to talk to node `name` as the launcher."""
         node = self.nodes[name]
         return {**os.environ, "PYKRON_SERVER": node.server, "PYKRON_KEY": str(self.dir / "client.key"),
-                "PYKRON_SERVER_KEY": node.key}
+                "PYKRON_SERVER_KEY": node.key, **({"PYKRON_TOKEN": self.management_token} if self.management_token else {})}
 
     def api(self, name="s1"):
         return self.nodes[name].api
@@ -426,7 +448,8 @@ class Cluster:
                 print("\n".join(text), file=sys.stderr)
 
     def save(self):
-        state = {"run_root": str(self.run_root), "secure": self.secure, "partitioned": self.partitioned, "nodes": {
+        state = {"run_root": str(self.run_root), "secure": self.secure, "partitioned": self.partitioned,
+                 "management_token": self.management_token, "nodes": {
             n.name: {"role": n.role, "conf": n.conf_path, "pid": n.pid, "api": n.api, "server": n.server}
             for n in self.nodes.values()}}
         (self.dir / "cluster.json").write_text(json.dumps(state, indent=2))
@@ -442,6 +465,7 @@ class Cluster:
         self.extra, self.node_extra, self.ctl_error, self.paused = {}, {}, None, {}
         self.secure, self.plain, self.gossip_key = state.get("secure", False), False, ""
         self.partitioned = state.get("partitioned", False)
+        self.management_token = state.get("management_token", "")
         self.nodes = {name: Node(name, n["role"], n["conf"], config.load(n["conf"], env={}), n["pid"])
                       for name, n in state["nodes"].items()}
         return self

@@ -10,7 +10,7 @@ import falcon
 
 from common import config, keys, log, messages as m, wire
 from common.client import Client
-from services.api import executions, hooks, jobs, members, metrics, output, preview, settings, status, ui
+from services.api import access, acl, executions, hooks, jobs, members, metrics, output, preview, settings, status, ui
 
 
 class Node:
@@ -57,7 +57,7 @@ def create_app(conf=None, client=None):
     wire.set_max_frame_bytes(conf.wire.max_message_bytes)
     wire.set_protocol(wire.NEXT_PROTOCOL if conf.wire.protocol_next else wire.PROTOCOL)
     node = Node(conf, client)
-    app = falcon.App(middleware=[hooks.Meta(conf.node.name, conf.api.cors_origins), hooks.Token(conf.security.token)])
+    app = falcon.App(middleware=[hooks.Meta(conf.node.name, conf.api.cors_origins), access.Guard(node, conf.security.token)])
     app.req_options.strip_url_path_trailing_slash = True  # /v1/ is /v1, as Dkron routes both
     hooks.install(app)
     app.add_route("/", ui.Root())
@@ -86,4 +86,11 @@ def create_app(conf=None, client=None):
     app.add_route("/v1/jobs/{job_name}/executions/{execution}", executions.Execution(node))
     app.add_route("/v1/jobs/{job_name}/executions/{execution}/kill", executions.Kill(node))
     app.add_route("/v1/jobs/{job_name}/executions/{execution}/output", output.Output(node))
+    app.add_route("/v1/acl/bootstrap", acl.Bootstrap(node))
+    app.add_route("/v1/acl/policies", acl.Policies(node))
+    app.add_route("/v1/acl/policies/{name}", acl.Policy(node))
+    app.add_route("/v1/acl/tokens", acl.Tokens(node))
+    app.add_route("/v1/acl/tokens/{accessor}", acl.Token(node))
+    app.add_route("/v1/acl/token/self", acl.TokenSelf(node))
+    app.add_route("/v1/audit", acl.Audit(node))
     return app

@@ -66,7 +66,8 @@ def job_json(job, now):
 
 def list_jobs(req, client, now):
     """GET /v1/jobs → (page, total). A plain page in name order, the usual request, reads just
-    that page from the state; filters and other orders read every job (filter_jobs)."""
+    that page from the state; filters and other orders read every job (filter_jobs). Either way
+    the state answers only the jobs the request's token may read, and counts only those."""
     stale = "stale" in req.params
     filtered = any(_METADATA.match(k) for k in req.params) or any(
         req.get_param(k) for k in ("q", "status", "disabled"))

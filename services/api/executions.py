@@ -76,7 +76,9 @@ class Busy:
         self.node = node
 
     def on_get(self, req, resp):
-        records = sorted(self.node.client.busy(), key=lambda x: x["group"])  # Dkron: oldest first
+        grants = req.context.grants
+        records = sorted((x for x in self.node.client.busy() if grants.readable(x["job"])),
+                         key=lambda x: x["group"])  # Dkron: oldest first
         docs = [models.execution_to_dkron(x) for x in records]
         resp.set_header("X-Total-Count", str(len(docs)))
         dkron.render(req, resp, docs)

@@ -1,10 +1,9 @@
 """Cross-cutting HTTP behaviour, as Dkron's API has it: `X-Whom` on every response, CORS for
-the origins [api] cors_origins names (none by default), the optional token check, and the one
-mapping from the client library's typed errors to HTTP statuses and bodies."""
+the origins [api] cors_origins names (none by default), and the one mapping from the client
+library's typed errors to HTTP statuses and bodies (the ACL's check is services/api/access.py)."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 
@@ -14,14 +13,10 @@ from common import errors, wire
 
 log = logging.getLogger(__name__)
 
-STATUS = {"bad_request": falcon.HTTP_400, "not_found": falcon.HTTP_404, "conflict": falcon.HTTP_409,
+STATUS = {"bad_request": falcon.HTTP_400, "unauthenticated": falcon.HTTP_401, "forbidden": falcon.HTTP_403,
+          "not_found": falcon.HTTP_404, "conflict": falcon.HTTP_409,
           "not_leader": falcon.HTTP_503, "unavailable": falcon.HTTP_503, "timeout": falcon.HTTP_503,
           "insufficient_storage": falcon.HTTP_507}
-# Probes (supervisord, load balancers, the tests) carry no token; "/" only redirects browsers.
-OPEN_PATHS = ("/health", "/")
-# The UI's own files and the API's description hold no data, and the UI must load before it can
-# ask for a token; every /v1 call it then makes carries the token.
-OPEN_PREFIXES = ("/ui", "/v1/openapi.yaml")
 CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # "*" covers every header for current browsers; the names are for those that predate the wildcard.
@@ -58,27 +53,6 @@ class Meta:
         resp.set_header("Access-Control-Allow-Methods", CORS_METHODS)
         resp.set_header("Access-Control-Allow-Headers", req.get_header("Access-Control-Request-Headers") or "*")
         resp.set_header("Access-Control-Expose-Headers", CORS_EXPOSE)
-
-
-class Token:
-    """When [security] token is set, every request but /health carries it in X-Dkron-Token
-    (Dkron's header), or as `Authorization: Bearer` (what Dkron's UI sends when ACLs are on)."""
-
-    def __init__(self, token):
-        self.token = token.encode()
-
-    def process_request(self, req, resp):
-        if not self.token or req.path in OPEN_PATHS or req.path.startswith(OPEN_PREFIXES) or req.method == "OPTIONS":
-            return
-        given = req.get_header("X-Dkron-Token")
-        if given is None:
-            scheme, _, value = (req.get_header("Authorization") or "").partition(" ")
-            given = value.strip() if scheme.lower() == "bearer" else ""
-        if not given:
-            raise falcon.HTTPError(falcon.HTTP_401, title="missing X-Dkron-Token header")
-        # Constant-time, so the answer's timing tells nothing about how much of a guess was right.
-        if not hmac.compare_digest(given.encode(), self.token):
-            raise falcon.HTTPError(falcon.HTTP_401, title="wrong X-Dkron-Token")
 
 
 def text_errors(req):

@@ -9,7 +9,7 @@ import logging
 
 import falcon
 
-from common import errors
+from common import acl, errors, needs
 from common.errors import Error
 from common.loop import now_ms
 from services.api import dkron, hooks, settings
@@ -22,6 +22,7 @@ class Jobs:
         self.node = node
 
     def on_get(self, req, resp):
+        # The node's raft lists only what the request's token may read (the client acts for it).
         page, total = dkron.list_jobs(req, self.node.client, now_ms())
         resp.set_header("X-Total-Count", str(total))
         dkron.render(req, resp, page)
@@ -33,6 +34,7 @@ class Jobs:
         doc = dkron.read_json(req)
         if not isinstance(doc, dict):  # the wire carries a job as a map: say so here, not as a timeout
             raise errors.BadRequest("Unable to parse payload: a job must be a JSON object.")
+        may_write(req, self.node, doc)
         settings.refuse_when_paused(self.node)
         job = self.node.client.put_job(doc)
         if "runoncreate" in req.params:
@@ -53,7 +55,11 @@ class Job:
         self.node = node
 
     def on_get(self, req, resp, job_name):
-        job = self.node.client.job(job_name, stale="stale" in req.params)
+        """?secrets=true shows executor_config's secret values, to a management token only."""
+        reveal = req.get_param_as_bool("secrets") or False
+        if reveal and not req.context.grants.everything:
+            raise errors.Forbidden("only a management token sees a job's secret values")
+        job = self.node.client.job(job_name, stale="stale" in req.params, **({"secrets": True} if reveal else {}))
         dkron.render(req, resp, dkron.job_json(job, now_ms()))
 
     def on_put(self, req, resp, job_name):
@@ -101,9 +107,30 @@ class Restore:
 
     def on_post(self, req, resp):
         docs = _restore_file(req)
+        for doc in docs:  # every job of the file, before any is stored
+            may_write(req, self.node, doc)
         results = self.node.client.restore(docs)
         dkron.render(req, resp, [f"success create {name}" if error is None else f"fail create {name}: {error}"
                                  for name, error in results])
+
+
+def may_write(req, node, doc):
+    """The ACL's check of a job write, whose name is in the body: create when the job is new,
+    update when it exists (a job the token may not read is "new" to it only by this lookup)."""
+    grants = req.context.grants
+    if grants.everything:
+        return
+    name = doc.get("name")
+    if not isinstance(name, str) or not name:
+        raise errors.BadRequest("Job validation failed: name is required.")
+    try:
+        exists = node.client.job(name, stale=True) is not None
+    except errors.NotFound:
+        exists = False
+    grants.require(needs.job_path(name), acl.WRITE, exists=exists)
+    su = needs.run_as(doc)
+    if su is not None:  # who it runs as is a right of its own
+        grants.require(su.path, su.capability)
 
 
 def _restore_file(req):

@@ -57,6 +57,8 @@ class Settings:
         doc = dkron.read_json(req)
         if not isinstance(doc, dict) or not doc:
             raise errors.BadRequest('expected a JSON object of settings, e.g. {"untagged_jobs": "all"}')
+        for key in doc:  # every one allowed before any is changed
+            req.context.grants.require(f"/v1/settings/{key}", "update")
         for key, value in doc.items():
             self.node.client.put_setting(key, setting_text(key, value))
         dkron.render(req, resp, self.node.client.settings(), falcon.HTTP_200)

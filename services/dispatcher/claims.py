@@ -132,7 +132,7 @@ class ClaimQueue:
 
     def run_now(self, msg, reply):
         """The job is read once; the claim carries the request, which the state machine keeps."""
-        self.call(m.JobGet(name=msg.name, stale=True), "run_job", (msg.request, reply))
+        self.call(m.JobGet(name=msg.name, stale=True, secrets=True), "run_job", (msg.request, reply))
 
     def run_job(self, context, reply, error):
         request, asked = context

@@ -12,7 +12,7 @@ import sys
 
 import zmq
 
-from common import config, curve, errors, messages as m, metrics, wire
+from common import aclview, config, curve, errors, messages as m, metrics, secrets, wire
 from common.loop import Loop, mono_ms
 from services.dispatcher.core import Dispatcher, carry_out
 from services.dispatcher.delivery import Notifier
@@ -34,7 +34,8 @@ class DispatcherShell:
                                run_attempts=dc.run_attempts, lease_ms=dc.lease_ms, heartbeat_ms=dc.heartbeat_ms,
                                members_refresh_ms=dc.members_refresh_ms, notify=conf.notify, now=loop.now())
         self.heard_at = 0
-        self.book_sent = (None, 0)  # (book, when) last sent to agents
+        self.book_sent = ((None, None), 0)  # ((book, acl view), when) last sent to agents
+        self.calls = aclview.CallCheck(loop)
         self.run_pub = loop.socket(zmq.PUB, "run", bind=config.endpoints(conf, "dispatcher", "run", dc.run_port),
                                    who=curve.NODE_KINDS)
         self.output_pub = loop.socket(zmq.PUB, "output",
@@ -88,6 +89,8 @@ class DispatcherShell:
             # dependent jobs, forged output would reach live tails.
             self.loop.dropped["not_its_node"] += 1
             raise errors.BadRequest(f"{env.type} from {env.peer or self.name}: not the node of that execution")
+        if isinstance(env.msg, (m.JobRun, m.ExecKill, m.BusyList)):
+            self.calls.require(env)  # a client's verbs, judged by the ACL
         if isinstance(env.msg, m.ExecOutput):  # forwarded as it comes, for live tails
             self.loop.send(self.output_pub, env.msg, topic=wire.output_topic(env.msg.job, env.msg.id))
         self.step(env, reply=(self.result_router, env))
@@ -127,6 +130,12 @@ class DispatcherShell:
 
     def reply(self, asked, answer):
         sock, env = asked
+        readable = self.calls.readable(env) if isinstance(env.msg, m.BusyList) else None
+        if readable is not None and isinstance(answer, m.Executions):  # only the runs of jobs it may read
+            answer = m.Executions(executions=[x for x in answer.executions if readable(x["job"])])
+        if isinstance(answer, m.RunStarted) and answer.job:  # a face shows it: secret values redacted
+            answer = m.RunStarted(executions=answer.executions, skipped=answer.skipped,
+                                  job=secrets.redact(answer.job, self.conf.security.secret_keys))
         if isinstance(answer, errors.Error):
             self.loop.reply_error(sock, env, answer)
         else:
@@ -147,11 +156,14 @@ class DispatcherShell:
 
     def beat(self, term):
         self.loop.send(self.run_pub, m.DispatcherHeartbeat(node=self.name, term=term), topic=wire.topic("all"))
-        book, sent_at = self.book_sent
-        if book != self.loop.gate.book or mono_ms() - sent_at >= BOOK_RESEND_MS:
-            book = self.loop.gate.book
-            self.loop.send(self.run_pub, m.KeyBookNotice(keys=book.to_plain()["keys"]), topic=wire.topic("all"))
-            self.book_sent = (book, mono_ms())
+        (book, view), sent_at = self.book_sent
+        current = (self.loop.gate.book, self.calls.views.current())
+        if current != (book, view) or mono_ms() - sent_at >= BOOK_RESEND_MS:
+            book, view = current
+            self.loop.send(self.run_pub, m.KeyBookNotice(keys=book.to_plain()["keys"], acl=aclview.for_agents(
+                {"enabled": view.enabled, "tokens": view.tokens,
+                 "policies": {n: {"rules": r} for n, r in view.policies.items()}})), topic=wire.topic("all"))
+            self.book_sent = (current, mono_ms())
 
     def status(self):
         return {"role": "leader" if self.core.active else "follower", "term": self.core.term,

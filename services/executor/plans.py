@@ -8,6 +8,7 @@ import base64
 import binascii
 import json
 import os
+import pwd
 import re
 import shlex
 import sys
@@ -106,9 +107,10 @@ def job_environment(passthrough, environ=None):
     return {k: environ[k] for k in passthrough if k in environ and not k.startswith("PYKRON_")}
 
 
-def plan(offered, job, base_env, run_as=""):
+def plan(offered, job, base_env, run_as="", forbid_uid=None):
     """The plan for one execution; BadRequest when the executor or its config is not usable.
-    A job that names no su runs as [executor] run_as (when set)."""
+    A job that names no su runs as [executor] run_as (when set). forbid_uid: the uid no job may
+    run as (with the ACL on, the node's own: it owns the run dir, so it can command the node)."""
     factory = offered.get(job["executor"])
     if factory is None:
         raise BadRequest(f"executor {job['executor']!r} is not offered on this node")
@@ -118,10 +120,26 @@ def plan(offered, job, base_env, run_as=""):
     if run_as and result.user is None:
         result.user, _, group = run_as.partition(":")
         result.group = group or None
+    if forbid_uid is not None and _uid(result.user) == forbid_uid:
+        raise BadRequest(f"the ACL is on and this job would run as the node's own user (uid {forbid_uid}): "
+                         f"set [executor] run_as, or su to another user")
     job_timeout = _duration(job.get("timeout"))
     if job_timeout and (not result.timeout_ms or job_timeout < result.timeout_ms):
         result.timeout_ms = job_timeout
     return result
+
+
+def _uid(user):
+    """The uid a plan's user (None: this process's own) names; -1 for a name not known here (the
+    start itself then fails with the reason)."""
+    if user is None:
+        return os.geteuid()
+    if str(user).isdigit():
+        return int(user)
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        return -1
 
 
 def parse_size(text):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import zmq
 
-from common import curve, messages as m, wire
+from common import aclview, curve, messages as m, wire
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ class Servers:
         self.peers = {}   # name → Followed
         self.named = {}   # term → the leader the servers' raft named for it
         self.refused = 0  # heartbeats from a dispatcher no raft named leader
+        self.acl_written = None  # the ACL view last written from a dispatcher's notice (agents)
 
     def key_of(self, member):
         book = self.loop.gate.book
@@ -93,6 +94,9 @@ class Servers:
         if book != self.loop.gate.book:
             curve.write_book(self.conf.node.run_dir, book)
             self.loop.check_book()
+        if notice.acl and notice.acl != self.acl_written:
+            aclview.write(self.conf.node.run_dir, notice.acl)
+            self.acl_written = notice.acl
 
     def dispatcher(self):
         """The active dispatcher (None: none heard yet, and several servers to choose from)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import zmq
 
-from common import config, errors, messages as m, wire
+from common import aclview, config, errors, messages as m, wire
 from common.disk import FreeSpace
 from common.loop import Loop
 from services.executor import plans, priority, processors
@@ -51,6 +51,7 @@ class ExecutorShell:
     def __init__(self, conf, loop):
         self.conf, self.loop, self.name = conf, loop, conf.node.name
         self.store = ExecutionStore(os.path.join(conf.node.data_dir, "executor.db"))
+        self.calls = aclview.CallCheck(loop)
         self.offered = plans.available(conf.executor.executors)
         self.job_env = plans.job_environment(conf.executor.env_passthrough)
         missing = set(conf.executor.executors) - set(self.offered)
@@ -154,7 +155,7 @@ class ExecutorShell:
                 plan, process = held.plan, held.process
                 process.release()
             else:
-                plan = plans.plan(self.offered, run.job, self.job_env, self.conf.executor.run_as)
+                plan = plans.plan(self.offered, run.job, self.job_env, self.conf.executor.run_as, self.forbidden_uid())
                 process = ChildProcess(plan)
         except (errors.Error, OSError, ValueError) as exc:
             log.warning("execution failed to start id=%s: %s", execution_id, exc)
@@ -167,6 +168,13 @@ class ExecutorShell:
             child.sampler = self.loop.every(MEMORY_CHECK_MS, lambda: self.core.measured(execution_id, process.rss()))
         log.debug("started id=%s job=%s pid=%d", execution_id, run.job["name"], process.pid)
         self.loop.add_fd(process.fd, lambda fd: self.on_child_output(execution_id, child))
+
+    def forbidden_uid(self):
+        """With the ACL on, the owner of the run dir, as whom no job may run (its ipc sockets
+        would let the job command the node as the node itself)."""
+        if not self.calls.views.current().enabled or not self.calls.views.known():
+            return None
+        return os.stat(self.conf.node.run_dir).st_uid
 
     def heartbeat(self, ids):
         self.send(m.ExecHeartbeat(node=self.name, ids=ids))
@@ -184,7 +192,7 @@ class ExecutorShell:
 
     def fork(self, execution, job):
         try:
-            plan = plans.plan(self.offered, job, self.job_env, self.conf.executor.run_as)
+            plan = plans.plan(self.offered, job, self.job_env, self.conf.executor.run_as, self.forbidden_uid())
         except (errors.Error, OSError, ValueError):
             return self.core.forked(execution["id"], False)  # the start reports it
         if not can_hold(plan):
@@ -241,6 +249,8 @@ class ExecutorShell:
             raise errors.BadRequest(f"the executor output port does not answer {env.type}")
         execution_id, offset = env.msg.id, max(0, env.msg.offset)
         run = self.core.runs.get(execution_id)
+        # Judged by the job the execution ran for: unknown here, it is judged as no job at all.
+        self.calls.require(env, job=run.execution["job"] if run is not None else self.store.job_of(execution_id) or "")
         if run is not None:
             data, size, finished = run.output.read(offset, MAX_OUTPUT_REPLY), run.output.size, False
         else:

@@ -72,6 +72,10 @@ class ExecutionStore:
         """Executions started but never finished: this process died while they ran."""
         return [json.loads(r[0]) for r in self.db.execute("SELECT started FROM execution WHERE record IS NULL")]
 
+    def job_of(self, execution_id):
+        row = self.db.execute("SELECT job FROM execution WHERE id = ?", (execution_id,)).fetchone()
+        return row[0] if row else None
+
     def output(self, execution_id):
         row = self.db.execute("SELECT data, size FROM output WHERE id = ?", (execution_id,)).fetchone()
         return (bytes(row[0]), row[1]) if row else None

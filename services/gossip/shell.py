@@ -13,7 +13,7 @@ import sys
 
 import zmq
 
-from common import config, errors, keys, messages as m, metrics, wire
+from common import aclview, config, errors, keys, messages as m, metrics, wire
 from common.loop import Loop
 from services.gossip import keyring as kr
 from services.gossip.core import Config, Gossip, local_meta
@@ -54,6 +54,7 @@ class GossipShell:
         self.events_pub = loop.socket(zmq.PUB, "events", bind=[config.ipc(conf, "gossip", "events")])
         self.user_pub = loop.socket(zmq.PUB, "user", bind=[config.ipc(conf, "gossip", "user")])
         self.fanout = KeyringFanout(self)
+        self.calls = aclview.CallCheck(loop)
         # Re-published so that a subscriber that connected late still learns every member.
         loop.every(conf.gossip.refresh_ms, self.republish)
         loop.follow(self.core.deadline, self.core.tick)
@@ -199,6 +200,7 @@ class GossipShell:
 
     def on_query(self, env):
         msg, now = env.msg, self.loop.now()
+        self.calls.require(env)  # a client's verbs (members, leave, events, keyring), judged by the ACL
         if isinstance(msg, m.MemberList):
             return self.loop.reply(self.query_router, env, m.Members(members=self.core.members()))
         if isinstance(msg, m.MemberLeave):

@@ -51,7 +51,9 @@ class Admission:
             self.reconcile()
 
     def write_book(self):
-        book = curve.Book({k["key"]: (k["name"], k["kind"]) for k in self.shell.fsm.keys("accepted")})
+        # Tokens' keys too: pykronctl with a token dials with the key its secret derives.
+        book = curve.Book({**{key: (name, "client") for key, name in self.shell.fsm.token_keys().items()},
+                           **{k["key"]: (k["name"], k["kind"]) for k in self.shell.fsm.keys("accepted")}})
         if book != self.written:
             curve.write_book(self.shell.conf.node.run_dir, book)
             self.written = book

@@ -11,6 +11,8 @@ import sqlite3
 import peewee as pw
 
 from common import errors, messages as m, models, schema, wire
+from services.raft.aclbook import AccessBook
+from services.raft.audit import AuditTrail
 from services.raft.checks import StateChecks
 from services.raft.followups import FollowUps
 from services.raft.keybook import KeyBook
@@ -133,6 +135,8 @@ SETTING_DEFAULTS = {"untagged_jobs": "one", "default_timezone": "", "paused": "f
 # does not speak it stops rather than refuse what the others apply (one state on every replica).
 COMMAND_SINCE = {"note.put": wire.NEXT_PROTOCOL, "run.claim": m.FOLLOWUPS_PROTOCOL, "run.record": m.FOLLOWUPS_PROTOCOL,
                  "run.skip": m.FOLLOWUPS_PROTOCOL, "key.pending": 2, "key.accept": 2, "key.reject": 2,
+                 **dict.fromkeys(("acl.bootstrap", "token.put", "token.delete", "policy.put", "policy.delete"),
+                                 m.ACL_PROTOCOL),
                  "state.check": m.CHECKS_PROTOCOL}
 NOTE_MAX_CHARS = 1024
 
@@ -153,7 +157,7 @@ SESSION_TRIM_EVERY = 1000  # applied entries between trims of the session table
 UPDATE_ROW = " ON CONFLICT DO UPDATE SET %s"
 
 
-class StateMachine(FollowUps, RunLedger, KeyBook, StateChecks):
+class StateMachine(FollowUps, RunLedger, KeyBook, AccessBook, AuditTrail, StateChecks):
     def __init__(self, path, protocol=wire.PROTOCOL):
         self.protocol = protocol  # the highest this node speaks: entries of a newer one stop it
         self.db = pw.SqliteDatabase(path, pragmas={"journal_mode": "wal", "synchronous": 2})
@@ -169,7 +173,7 @@ class StateMachine(FollowUps, RunLedger, KeyBook, StateChecks):
     def apply(self, entries):
         """entries: (index, term, command or None). Returns one result per entry."""
         self.changes = []
-        self.keys_changed = False
+        self.keys_changed = self.acl_changed = False
         self.diverged = []
         results = []
         with self.db.atomic():
@@ -187,10 +191,18 @@ class StateMachine(FollowUps, RunLedger, KeyBook, StateChecks):
         return results
 
     def apply_one(self, index, term, command):
+        before, self.replayed = self.audit_before(command), False
+        result = self._apply_once(index, term, command)
+        if not self.replayed:  # a request sent again changed nothing this time
+            self.audit_write(command, result, before)
+        return result
+
+    def _apply_once(self, index, term, command):
         client, seq = command.get("client"), command.get("seq", 0)
         if client and seq:
             session = self._one("SELECT seq, result FROM sessionrow WHERE client = ?", (client,))
             if session is not None and seq <= session[0]:
+                self.replayed = True
                 return self._replay(json.loads(session[1])) if seq == session[0] else failure(
                     "conflict", f"request {seq} of client {client} is older than its last one ({session[0]})")
             result = self._handle(term, command)
@@ -321,6 +333,9 @@ class StateMachine(FollowUps, RunLedger, KeyBook, StateChecks):
         rows = self.db.execute_sql(JOB_QUERY + " WHERE j.name > ? ORDER BY j.name LIMIT ? OFFSET ?",
                                    (after, limit, max(offset, 0)))
         return [_merged(row) for row in rows]
+
+    def job_names(self):
+        return [name for (name,) in self.db.execute_sql("SELECT name FROM jobrow ORDER BY name")]
 
     def job_count(self):
         return self.db.execute_sql("SELECT COUNT(*) FROM jobrow").fetchone()[0]

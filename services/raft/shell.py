@@ -14,10 +14,12 @@ import threading
 
 import zmq
 
-from common import config, curve, errors, messages as m, metrics, models, schema, wire
+from common import config, curve, errors, messages as m, metrics, models, schema, secrets, wire
 from common.disk import FreeSpace
 from common.loop import Loop, mono_ms
+from services.raft.access import VERBS as ACL_VERBS, Access
 from services.raft.admission import Admission
+from services.raft.audit import AUDITED
 from services.raft.checks import hash_pinned
 from services.raft.core import CONF, LEADER, Config, Membership, Raft, carry_out
 from services.raft.fsm import StateMachine, command as fsm_command
@@ -67,6 +69,7 @@ class RaftShell:
         self.membership = None
         self.joining = Joining(self)
         self.admission = Admission(self)
+        self.access = Access(self)
         self.admission.write_book()
         self.sync_peers()
         self.joining.knock()
@@ -174,6 +177,7 @@ class RaftShell:
         schema.check_file(incoming, STATE)  # one from a newer pykron stops this one before it replaces anything
         self.snapshots.install(incoming, snap.index, close_state=self.fsm.close)
         self.fsm = StateMachine(self.snapshots.state_path, protocol=wire.protocol()[1])
+        self.access.changed()
         self.admission.write_book()
         self.publish_all_jobs()
 
@@ -200,7 +204,9 @@ class RaftShell:
         results = self.fsm.apply(batch)
         if self.fsm.diverged:
             self.report_divergence()
-        if self.fsm.keys_changed:
+        if self.fsm.acl_changed:
+            self.access.changed()
+        if self.fsm.keys_changed or self.fsm.acl_changed:
             self.admission.write_book()  # the node's processes let the new keys in (or cut them off) now
         for (index, _, command), result in zip(batch, results):
             key = command.get("req") if command else f"conf/{index}"
@@ -254,6 +260,8 @@ class RaftShell:
             self.loop.reply_error(self.client_router, env, err)
 
     def answer(self, env, result):
+        if result and isinstance(result.get("job"), dict):  # job.put, job.delete, exec.delete_all
+            result = {**result, "job": secrets.redact(result["job"], self.conf.security.secret_keys)}
         if result and "error" in result:
             self.loop.reply_error(self.client_router, env, errors.Error.from_code(result["error"], result["message"]))
         else:
@@ -314,6 +322,9 @@ class RaftShell:
 
     def on_client(self, env):
         msg = env.msg
+        self.access.check(env)
+        if isinstance(msg, ACL_VERBS):
+            return self.access.on_verb(env, msg)
         if isinstance(msg, m.NodeInfo):
             return self.loop.reply(self.client_router, env, self.node_info())
         if isinstance(msg, m.LeaderGet):
@@ -322,6 +333,8 @@ class RaftShell:
             if self.fsm.settings()["paused"] == "true":
                 raise errors.Unavailable("new job submissions are paused (pykronctl unpause)")
             job = models.validate_job(msg.job, now=self.loop.now())
+            # A secret shown redacted and sent back so (an edit, a toggle) keeps its stored value.
+            job = secrets.keep_stored(job, self.fsm.job(job["name"]), self.conf.security.secret_keys)
             self.check_executor(job)
             return self.propose(env, "job.put", session=(msg.client, msg.seq), job=job)
         if isinstance(msg, m.JobDelete):
@@ -354,9 +367,11 @@ class RaftShell:
         if isinstance(msg, (m.RaftPeers, m.RaftAddPeer, m.RaftRemovePeer, m.RaftTransfer)):
             return self.on_membership(env, msg)
         if isinstance(msg, m.JobGet):
-            return self.read(env, msg.stale, lambda: {"job": _found(self.fsm.job(msg.name), "job", msg.name)})
+            shown = self.access.shown(env, msg.secrets)
+            return self.read(env, msg.stale, lambda: {"job": shown(_found(self.fsm.job(msg.name), "job", msg.name))})
         if isinstance(msg, m.JobList):
-            return self.read(env, msg.stale, lambda: self._job_page(msg.after, msg.limit, msg.offset))
+            readable, shown = self.access.readable(env), self.access.shown(env, msg.secrets)
+            return self.read(env, msg.stale, lambda: self._job_page(msg.after, msg.limit, msg.offset, readable, shown))
         if isinstance(msg, m.ExecList):
             return self.read(env, msg.stale, lambda: self._executions(msg.job, msg.limit))
         if isinstance(msg, m.ExecGet):
@@ -376,6 +391,9 @@ class RaftShell:
             self.require_protocol(op, command["v"])
         if session[0] and session[1]:
             command["client"], command["seq"] = session
+        if op in AUDITED and min(self.spoken().values(), default=1) >= m.ACL_PROTOCOL:
+            # Who and when, for the audit: in the entry, so that every replica records the same.
+            command["by"], command["at"] = self.access.who(env), self.loop.now()
         if not self.core.propose([wire.pack(command)]):
             raise errors.NotLeader("no leader: the cluster cannot take writes now (an election is under way)")
         self.wait(req, env)
@@ -476,9 +494,15 @@ class RaftShell:
                 "peers": [describe(n, "voter") for n in sorted(membership.voters)]
                 + [describe(n, "learner") for n in sorted(membership.learners)]}
 
-    def _job_page(self, after, limit, offset=0):
+    def _job_page(self, after, limit, offset=0, readable=None, shown=lambda job: job):
         limit = min(max(limit, 1), MAX_PAGE)
-        jobs = self.fsm.jobs(after, limit, offset)
+        if readable is not None:  # only what the caller may read, counted so too
+            names = [n for n in self.fsm.job_names() if readable(n)]
+            start = next((i for i, n in enumerate(names) if n > after), len(names)) if after else max(offset, 0)
+            jobs = [shown(self.fsm.job(n)) for n in names[start:start + limit]]
+            return {"jobs": jobs, "more": start + limit < len(names), "seq": self.fsm.job_seq,
+                    "settings": self.fsm.settings(), **({} if after else {"total": len(names)})}
+        jobs = [shown(job) for job in self.fsm.jobs(after, limit, offset)]
         page = {"jobs": jobs, "more": len(jobs) == limit, "seq": self.fsm.job_seq, "settings": self.fsm.settings()}
         if not after:  # counted once per walk, on its first page (a later page would count again)
             page["total"] = self.fsm.job_count()

@@ -64,6 +64,28 @@ def run_followups(db):
         db.execute(statement)
 
 
+def acl(db):
+    """Dkron's ACL (protocol 3): policies (their Rules as given, a JSON string) and tokens, of
+    which only a hash of the secret and the CURVE public key derived from it are kept."""
+    for statement in (
+        """CREATE TABLE "policyrow" ("name" TEXT NOT NULL PRIMARY KEY, "rules" TEXT NOT NULL,
+                                     "description" TEXT NOT NULL)""",
+        """CREATE TABLE "tokenrow" ("accessor" TEXT NOT NULL PRIMARY KEY, "hash" TEXT NOT NULL UNIQUE,
+                                    "key" TEXT NOT NULL UNIQUE, "type" TEXT NOT NULL, "policies" TEXT NOT NULL,
+                                    "description" TEXT NOT NULL, "created_at" INTEGER NOT NULL,
+                                    "expires_at" INTEGER NOT NULL)""",
+    ):
+        db.execute(statement)
+
+
+def audit(db):
+    """The audit trail (protocol 3): one row per applied write, keyed by its log index, with who
+    made it, when, and what it changed (services/raft/audit.py)."""
+    db.execute("""CREATE TABLE "auditrow" ("seq" INTEGER NOT NULL PRIMARY KEY, "at" INTEGER NOT NULL,
+                                           "who" TEXT NOT NULL, "op" TEXT NOT NULL, "target" TEXT NOT NULL,
+                                           "change" TEXT NOT NULL)""")
+
+
 def state_checks(db):
     """Each server's hash of its state at the snapshot points (state.check, protocol 3): the
     replicas compare them, and a difference is a divergence reported loudly."""
@@ -71,4 +93,5 @@ def state_checks(db):
                                            "checksum" TEXT NOT NULL, PRIMARY KEY ("idx", "server"))""")
 
 
-STATE = Schema("state", 0x706B7374, (tables, server_protocol, key_book, run_followups, state_checks))  # "pkst"
+STATE = Schema("state", 0x706B7374, (tables, server_protocol, key_book, run_followups, acl, audit,
+                                     state_checks))  # "pkst"

@@ -80,7 +80,7 @@ class SchedulerShell:
         if not self.leading or self.loading is not None:
             return
         self.loading = {"jobs": [], "seq": None, "settings": None, "feed": []}
-        self.raft.call(m.JobList(stale=True, limit=PAGE), self._paged)
+        self.raft.call(m.JobList(stale=True, limit=PAGE, secrets=True), self._paged)
 
     def _paged(self, page, err):
         snapshot, self.loading = self.loading, None
@@ -95,7 +95,7 @@ class SchedulerShell:
             snapshot["seq"], snapshot["settings"] = page.seq, page.settings
         if page.more:
             self.loading = snapshot
-            self.raft.call(m.JobList(stale=True, after=page.jobs[-1]["name"], limit=PAGE), self._paged)
+            self.raft.call(m.JobList(stale=True, after=page.jobs[-1]["name"], limit=PAGE, secrets=True), self._paged)
             return
         now = self.loop.now()
         self.core.load(snapshot["jobs"], snapshot["seq"], now, snapshot["settings"])

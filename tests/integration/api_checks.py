@@ -151,6 +151,19 @@ def check_settings(api):
     assert settings["untagged_jobs"] in ("one", "all") and "default_timezone" in settings
 
 
+@covers("GET", "/audit")
+def check_audit(api):
+    """With the ACL off every write is anonymous's; the newest comes first, and pages go back."""
+    api.call("PUT", "/settings", 200, json={"default_timezone": ""})
+    api.call("PUT", "/settings", 200, json={"untagged_jobs": "one"})
+    entries = api.call("GET", "/audit", 200, path="/audit?limit=2").json()
+    assert entries[0]["op"] == "settings.put" and entries[0]["target"] == "untagged_jobs"
+    assert entries[0]["who"] == "anonymous" and entries[0]["change"] == {"value": "one"}
+    older = api.call("GET", "/audit", 200, path=f"/audit?before={entries[0]['seq']}&limit=1").json()
+    assert older[0]["seq"] < entries[0]["seq"]
+    api.call("GET", "/audit", 400, path="/audit?limit=0")
+
+
 @covers("PUT", "/settings")
 def check_put_settings(api):
     assert api.call("PUT", "/settings", 200, json={"default_timezone": "Europe/Berlin"}).json()[

@@ -1,16 +1,24 @@
 // pykron's UI: a hash router over three views (dashboard, job page, job form), each refreshing
 // itself from the /v1 API while shown and stopping when left. No build step: ES modules as is.
 
-import { api, badge, defaultZone, enc, h, inZone, jobZone, notice, poller, running, setToken, when } from "/ui/lib.js";
+import { api, badge, can, defaultZone, enc, h, inZone, jobPath, jobZone, loadRights, notice, poller, running, setToken,
+  when } from "/ui/lib.js";
 import { jobPage } from "/ui/job.js";
 import { jobForm } from "/ui/form.js";
 
 let current = null;
 
-function route() {
+async function route() {
   if (current) current.stop();
   current = null;
   notice("");
+  try {
+    await loadRights();
+  } catch (err) {
+    if (err.status === 401) return askToken({ detail: err.message });
+    notice(`Cannot reach the API: ${err.message}`);  // the view's own calls will say more
+  }
+  document.getElementById("new-job").hidden = !can(jobPath("*"), "create");
   const view = document.getElementById("view");
   view.replaceChildren();
   const parts = (location.hash.replace(/^#/, "") || "/").split("/").filter(Boolean).map(decodeURIComponent);
@@ -20,8 +28,10 @@ function route() {
   else current = dashboard(view);
 }
 
-function askToken() {
+function askToken(event) {
   if (current) current.stop();
+  const why = event && event.detail && localStorage.getItem("pykron.token")
+    ? `The token given was refused: ${event.detail}.` : "This pykron API asks for a token (X-Dkron-Token).";
   const input = h("input", { type: "password", id: "token", autocomplete: "off", size: 40 });
   const save = (event) => {
     event.preventDefault();
@@ -30,7 +40,7 @@ function askToken() {
   };
   document.getElementById("view").replaceChildren(
     h("h1", {}, "Token needed"),
-    h("p", {}, "This pykron API asks for a token (X-Dkron-Token). It is kept in this browser only."),
+    h("p", { id: "token-why" }, `${why} It is kept in this browser only.`),
     h("form", { onsubmit: save }, input, " ", h("button", { class: "primary" }, "Use token")));
 }
 
@@ -76,7 +86,7 @@ function jobTable(jobs, statusOf, zone) {
       await api("POST", `/jobs/${enc(name)}`);
       notice(`Started ${name}.`);
     } catch (err) {
-      notice(`Cannot run ${name}: ${err.message}`);
+      notice(err.status === 403 ? `Not allowed with this token: ${err.message}` : `Cannot run ${name}: ${err.message}`);
     }
   };
   return h("table", { id: "job-table" },
@@ -93,7 +103,8 @@ function jobTable(jobs, statusOf, zone) {
       h("td", { class: "num" }, job.error_count),
       h("td", { class: "num" }, job.skipped_count ?? 0),
       h("td", {}, job.disabled ? "no" : "yes"),
-      h("td", {}, h("button", { onclick: run(job.name), title: "Run now" }, "Run")))));
+      h("td", {}, can(jobPath(job.name), "update")
+        ? h("button", { onclick: run(job.name), title: "Run now" }, "Run") : null))));
 }
 
 function busyTable(executions) {

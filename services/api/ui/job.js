@@ -3,8 +3,8 @@
 // their outputs.
 
 import {
-  api, badge, defaultZone, duration, enc, follow, go, h, inZone, jobZone, lateness, millis, notice, poller, running, seconds,
-  svg, ZERO_TIME,
+  api, badge, can, defaultZone, duration, enc, follow, go, h, inZone, jobPath, jobZone, lateness, millis, notice, poller,
+  running, seconds, svg, ZERO_TIME,
 } from "/ui/lib.js";
 
 const CHART_RUNS = 30;
@@ -29,9 +29,11 @@ export function jobPage(view, name) {
     try {
       await fn();
     } catch (err) {
-      notice(`${label}: ${err.message}`);
+      notice(err.status === 403 ? `${label}: not allowed with this token: ${err.message}` : `${label}: ${err.message}`);
     }
   };
+  // The actions the token has the right for (the API refuses the others with 403 anyway).
+  const may = (capability) => can(jobPath(name), capability);
   const refresh = async () => {
     const [job, list, fallback] = await Promise.all([
       api("GET", path), api("GET", `${path}/executions?output_size_limit=${OUTPUT_LIMIT}`), defaultZone()]);
@@ -40,8 +42,9 @@ export function jobPage(view, name) {
     zoneNote.textContent = `Times in ${state.zone} (UTC on hover)`;
     const busy = list.data.filter(running);
     status.replaceChildren(badge(busy.length ? "running" : job.data.status));
-    if (!actions.childElementCount) actions.append(...buttons());
-    document.getElementById("toggle").textContent = job.data.disabled ? "Enable" : "Disable";
+    if (!actions.childElementCount) actions.append(...buttons().filter(Boolean));
+    const toggle = document.getElementById("toggle");
+    if (toggle) toggle.textContent = job.data.disabled ? "Enable" : "Disable";
     definition.replaceChildren(describe(job.data, state.zone));
     chart.replaceChildren(drawChart(list.data.slice(0, CHART_RUNS).reverse()));
     executions.replaceChildren(executionTable(list.data));
@@ -51,24 +54,25 @@ export function jobPage(view, name) {
   const poll = poller(refresh);
 
   function buttons() {
+    const update = may("update");
     return [
-      h("button", { id: "run", class: "primary", onclick: act("Run", async () => {
+      update && h("button", { id: "run", class: "primary", onclick: act("Run", async () => {
         await api("POST", path);
         notice(`Started ${name}.`);
         await refresh();
       }) }, "Run now"),
-      h("button", { id: "toggle", onclick: act("Toggle", async () => {
+      update && h("button", { id: "toggle", onclick: act("Toggle", async () => {
         await api("POST", `${path}/toggle`);
         await refresh();
       }) }, "Disable"),
-      h("button", { id: "edit", onclick: () => go(`#/jobs/${enc(name)}/edit`) }, "Edit"),
-      h("button", { id: "clear", onclick: act("Clear history", async () => {
+      update && h("button", { id: "edit", onclick: () => go(`#/jobs/${enc(name)}/edit`) }, "Edit"),
+      can(`${jobPath(name)}/executions`, "delete") && h("button", { id: "clear", onclick: act("Clear history", async () => {
         if (!window.confirm(`Delete every execution of ${name} and reset its counters?`)) return;
         await api("DELETE", `${path}/executions`);
         state.open.clear();
         await refresh();
       }) }, "Clear history"),
-      h("button", { id: "delete", class: "danger", onclick: act("Delete", async () => {
+      may("delete") && h("button", { id: "delete", class: "danger", onclick: act("Delete", async () => {
         if (!window.confirm(`Delete job ${name}?`)) return;
         await poll.stop();
         state.abort.abort();
@@ -94,7 +98,7 @@ export function jobPage(view, name) {
     const mine = state.following;
     live.replaceChildren(
       h("div", { class: "actions" }, h("b", {}, `Execution ${execution.id} on ${execution.node_name}`), ended,
-        h("button", { id: "kill", class: "danger", onclick: kill(execution) }, "Kill")),
+        may("update") ? h("button", { id: "kill", class: "danger", onclick: kill(execution) }, "Kill") : null),
       out);
     follow(name, execution.id, {
       signal: state.abort.signal,
@@ -136,7 +140,7 @@ export function jobPage(view, name) {
         h("td", { class: "num" }, seconds(duration(x))), h("td", { class: "num" }, x.exit_code ?? "-"),
         h("td", { class: "num" }, x.attempt),
         h("td", {}, h("button", { class: "show-output", onclick: toggle }, open ? "Hide output" : "Output"),
-          running(x) ? [" ", h("button", { class: "danger kill-row", onclick: kill(x) }, "Kill")] : null)));
+          running(x) && may("update") ? [" ", h("button", { class: "danger kill-row", onclick: kill(x) }, "Kill")] : null)));
       if (open) rows.push(h("tr", { class: "output-row" }, h("td", { colspan: 12 }, outputCell(x))));
     }
     return h("table", { id: "execution-table" }, rows);

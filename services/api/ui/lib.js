@@ -20,7 +20,40 @@ export function authHeaders() {
 export function setToken(token) {
   if (token) localStorage.setItem(TOKEN_KEY, token);
   else localStorage.removeItem(TOKEN_KEY);
+  rights = null;
 }
+
+// What the token may do, as GET /v1/acl/token/self tells it: null rules = everything (the ACL
+// off, or a management token). The API judges every call anyway; this only hides the actions
+// that would be refused. Globs as the server reads them (shell patterns over the whole path).
+let rights = null;
+
+export async function loadRights() {
+  const { data } = await api("GET", "/acl/token/self");  // a 401 (an unknown token) goes to the caller
+  rights = data.Type === "management" ? { rules: null } : { rules: data.Rules || {} };
+  return rights;
+}
+
+function globRegExp(glob) {
+  let out = "^";
+  for (const c of glob) out += c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(out + "$");
+}
+
+export function can(path, capability) {
+  if (!rights || rights.rules === null) return true;
+  let granted = false;
+  for (const policy of Object.values(rights.rules)) {
+    for (const [glob, caps] of Object.entries(policy || {})) {
+      if (!globRegExp(glob).test(path)) continue;
+      if (caps.includes("deny")) return false;
+      granted = granted || caps.includes(capability);
+    }
+  }
+  return granted;
+}
+
+export const jobPath = (name) => `/v1/jobs/${name}`;
 
 // One API call → {data, headers}; an answer other than 2xx throws ApiError with the API's own
 // message (plain text for job writes, {"error"} elsewhere).
@@ -145,7 +178,8 @@ export function notice(text) {
 const REFRESH_MS = 2000;
 
 // Runs fn now and again `ms` after each run ends, until stopped. Errors go to the notice line;
-// a 401 asks the app for a token.
+// a 401 (no token, or one unknown, deleted or expired) asks the app for a token; a 403 (a
+// token whose policies do not allow it) says so, and keeps the token.
 export function poller(fn, ms = REFRESH_MS) {
   let stopped = false;
   let timer = null;
@@ -159,10 +193,11 @@ export function poller(fn, ms = REFRESH_MS) {
     } catch (err) {
       if (stopped) return;
       if (err instanceof ApiError && err.status === 401) {
-        window.dispatchEvent(new Event("pykron:unauthorized"));
+        window.dispatchEvent(new CustomEvent("pykron:unauthorized", { detail: err.message }));
         return;
       }
-      notice(`Cannot reach the API: ${err.message}`);
+      notice(err instanceof ApiError && err.status === 403
+        ? `Not allowed with this token: ${err.message}` : `Cannot reach the API: ${err.message}`);
     }
     if (!stopped) timer = setTimeout(tick, ms);
   };

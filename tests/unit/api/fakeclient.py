@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from common import config, errors, messages as m, models
+from common import acl, config, errors, messages as m, models
 from common.client import Client
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -44,6 +44,7 @@ class FakeClient:
         self.services = {}  # service → ctl.status reply; a service not here does not answer
         self.calls = []
         self.fail = {}
+        self.view = acl.View()  # the ACL off, until a test bootstraps one
 
     def _enter(self, verb, *args):
         self.calls.append((verb, *args))
@@ -58,12 +59,20 @@ class FakeClient:
 
     def jobs(self, stale=False):
         self._enter("jobs", stale)
-        return list(self.stored.values())
+        return [j for j in self.stored.values() if self._readable(j["name"])]
 
     def job_page(self, offset, limit, stale=False):
         self._enter("job_page", offset, limit, stale)
-        ordered = sorted(self.stored.values(), key=lambda j: j["name"])
+        ordered = sorted((j for j in self.stored.values() if self._readable(j["name"])), key=lambda j: j["name"])
         return ordered[offset:offset + limit], len(ordered)
+
+    def _readable(self, name):
+        """As the raft service answers a node's api acting for a token: only what it may read."""
+        by = getattr(self, "acting", "")
+        if by not in self.view.tokens and by != "anonymous":
+            return True
+        caller = acl.Caller("token", by) if by in self.view.tokens else acl.Caller("anonymous")
+        return acl.unrestricted(self.view, caller) or acl.can_read(self.view, caller, f"/v1/jobs/{name}", 0)
 
     def job(self, name, stale=False):
         self._enter("job", name)
@@ -161,6 +170,12 @@ class FakeClient:
         return self.member_list
 
     restore = Client.restore  # the real ordering and checks, over this fake's put_job and jobs
+
+    def act_for(self, accessor):
+        self.acting = accessor
+
+    def acl_view(self):
+        return self.view
 
     def call_once(self, endpoint, msg, *, timeout_ms=None):
         self._enter("call_once", endpoint, msg.TYPE)

@@ -26,3 +26,20 @@ def test_jobs_run_as_run_as_unless_they_name_their_own_su():
     assert plans.plan(SHELL, job(), {}, "nobody:nogroup").group == "nogroup"
     assert plans.plan(SHELL, job(su="daemon"), {}, "nobody").user == "daemon"
     assert plans.plan(SHELL, job(), {}).user is None  # no run_as: the executor's own user
+
+
+def test_with_the_acl_on_no_job_runs_as_the_nodes_own_user():
+    import os
+    import pwd
+
+    import pytest
+
+    from common.errors import BadRequest
+
+    me = os.geteuid()
+    with pytest.raises(BadRequest, match="run_as"):
+        plans.plan(SHELL, job(), {}, forbid_uid=me)  # no run_as: it would be the executor's user
+    with pytest.raises(BadRequest, match="node's own user"):
+        plans.plan(SHELL, job(su=pwd.getpwuid(me).pw_name), {}, "nobody", forbid_uid=me)
+    assert plans.plan(SHELL, job(), {}, "nobody", forbid_uid=me).user == "nobody"
+    assert plans.plan(SHELL, job(su="daemon"), {}, forbid_uid=me).user == "daemon"
