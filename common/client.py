@@ -14,7 +14,7 @@ import time
 
 import zmq
 
-from common import config, curve, errors, messages as m, models, wire
+from common import backup, config, curve, errors, messages as m, models, wire
 from common.aclverbs import AclVerbs
 
 
@@ -341,6 +341,22 @@ class Client(AclVerbs):
 
     def put_setting(self, key, value):
         return self.ask(self.endpoint, m.SettingsPut(key=key, value=value, **self._request())).settings
+
+    def snapshot_save(self, path):
+        """A consistent copy of the state, taken after a linearizable read on this client's
+        server and read from it in chunks, into a backup file (common/backup.py) → its header."""
+        first = self.ask(self.endpoint, m.SnapshotSave())
+
+        def chunks():
+            got, offset = first, 0
+            while True:
+                yield got.data
+                offset += len(got.data)
+                if got.done:
+                    return
+                got = self.ask(self.endpoint, m.SnapshotSave(id=first.id, offset=offset))
+        backup.write(path, first.header, chunks())
+        return first.header
 
     def keys_list(self, stale=False):
         return self.ask(self.endpoint, m.KeysList(stale=stale)).keys

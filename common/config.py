@@ -113,6 +113,9 @@ class Raft:
     bootstrap_expect: int = _spec(lo=0, hi=99)
     snapshot_entries: int = _spec(lo=10)
     dead_server_timeout_ms: int = _spec(lo=0)
+    backup_interval_ms: int = _spec(lo=0)
+    backup_keep: int = _spec(lo=1, hi=10_000)
+    backup_dir: str = _spec()
 
 
 @dataclass(frozen=True)

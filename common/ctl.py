@@ -14,7 +14,7 @@ import time
 
 from docopt import DocoptExit, docopt
 
-from common import access, errors, models, preview
+from common import access, backup, errors, models, preview
 from common.ctl_acl import AclCommands
 from common.loop import now_ms
 from common.terminal import Printer, Progress, read_jobs, write_jobs
@@ -53,6 +53,8 @@ Usage:
   pykronctl [options] raft remove-peer ID
   pykronctl [options] raft transfer-leader [ID]
   pykronctl [options] schedule EXPR...
+  pykronctl [options] snapshot save FILE
+  pykronctl [options] snapshot inspect FILE
   pykronctl [options] audit [--limit N] [--before SEQ]
   pykronctl [options] acl bootstrap
   pykronctl [options] acl token create [--policy NAME]... [--type TYPE] [--description TEXT] [--ttl TTL]
@@ -101,7 +103,7 @@ pykronctl schedule '*/15 * * * *' --tz America/New_York
 OK, FAILED, USAGE_ERROR, NOT_FOUND, UNAVAILABLE, DENIED = 0, 1, 2, 3, 4, 5
 VERBS = ("acl", "audit", "status", "jobs", "job", "apply", "delete", "run", "kill", "toggle", "executions", "tail", "busy", "members",
          "leader", "leave", "pause", "unpause", "settings", "export", "import", "keyring", "keygen", "keys", "raft",
-         "schedule")
+         "schedule", "snapshot")
 JOB_COLUMNS = ("name", "schedule", "status", "last_success", "next", "success_count", "error_count", "disabled")
 EXECUTION_COLUMNS = ("id", "node_name", "status", "started_at", "finished_at", "exit_code", "output")
 
@@ -299,6 +301,18 @@ class Ctl(AclCommands):
             print(f"pykronctl: no execution of {name} started", file=sys.stderr)
             return UNAVAILABLE if executions is None else FAILED
         return outcome
+
+    def do_snapshot(self):
+        """save: a consistent copy of the replicated state into FILE (0600: it holds token
+        hashes); inspect: what a saved FILE holds (counts only; no secret is shown), here."""
+        path = self.args["FILE"][0]
+        if self.args["inspect"]:
+            doc = backup.inspect(path)
+            return self.p.dump(doc) if self.json else self.p.show(
+                {**{k: v for k, v in doc.items() if k != "counts"}, **doc["counts"]})
+        header = self.client.snapshot_save(path)
+        print(f"pykronctl: saved the state at index {header['index']} (term {header['term']}, "
+              f"{header['size']} bytes) to {path}", file=sys.stderr)
 
     def do_schedule(self):
         """The preview GET /v1/schedule answers, from the same function, computed here: it needs

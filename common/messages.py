@@ -401,6 +401,24 @@ class ExecDeleteAll:
     by: str = ""                      # the token a node's api acts for (the audit's who)
 
 
+@message("snapshot.save", since=3)
+class SnapshotSave:
+    """A consistent copy of the state (common/backup.py), in chunks: the first ask, without an
+    id, takes it after a linearizable read; then ask by its id and offset until done."""
+
+    id: str = ""
+    offset: int = 0
+
+
+@reply("snapshot.save")
+class SnapshotChunk:
+    id: str
+    header: dict[str, Any]
+    offset: int
+    data: bytes
+    done: bool
+
+
 @message("settings.get")
 class SettingsGet:
     stale: bool = False

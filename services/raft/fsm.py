@@ -5,6 +5,7 @@ no clock, no randomness; every input comes from the entry."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 
@@ -165,6 +166,7 @@ class StateMachine(FollowUps, RunLedger, KeyBook, AccessBook, AuditTrail, StateC
         self.db.connect()
         schema.migrate(self.db.connection(), path, STATE)
         self.applied = self._meta("applied")
+        self.cluster = self._meta("cluster")
         self.job_seq = self._meta("job_seq")
         self.changes = []  # (seq, name, job or None) from the last batch, for the state feed
 
@@ -185,6 +187,8 @@ class StateMachine(FollowUps, RunLedger, KeyBook, AccessBook, AuditTrail, StateC
                     # replica trims the same rows (replicas compare their states' hashes).
                     self._trim_sessions()
                     self.trim_requests()
+            if not self.cluster:
+                self._name_cluster(entries)
             self._set_meta("applied", entries[-1][0])
             self._set_meta("job_seq", self.job_seq)
         self.applied = entries[-1][0]
@@ -400,6 +404,18 @@ class StateMachine(FollowUps, RunLedger, KeyBook, AccessBook, AuditTrail, StateC
         if deps != job["dependent_jobs"]:
             job["dependent_jobs"] = deps
             self._save_job(job)
+
+    def _name_cluster(self, entries):
+        """The cluster's id, for its backups: drawn from the first command applied that carries
+        a request id (random where it was proposed), so every replica names it alike."""
+        for index, _, command in entries:
+            if command and isinstance(command.get("req"), str):
+                self.cluster = int(hashlib.sha256(f"{index}/{command['req']}".encode()).hexdigest()[:15], 16)
+                self._set_meta("cluster", self.cluster)
+                return
+
+    def cluster_id(self):
+        return f"{self.cluster:015x}" if self.cluster else ""
 
     def _trim_sessions(self):
         if SessionRow.select().count() > SESSIONS_KEPT * 1.1:

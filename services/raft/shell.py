@@ -20,6 +20,7 @@ from common.loop import Loop, mono_ms
 from services.raft.access import VERBS as ACL_VERBS, Access
 from services.raft.admission import Admission
 from services.raft.audit import AUDITED
+from services.raft.backups import Backups
 from services.raft.checks import hash_pinned
 from services.raft.core import CONF, LEADER, Config, Membership, Raft, carry_out
 from services.raft.fsm import StateMachine, command as fsm_command
@@ -69,6 +70,7 @@ class RaftShell:
         self.membership = None
         self.joining = Joining(self)
         self.admission = Admission(self)
+        self.backups = Backups(self)
         self.access = Access(self)
         self.admission.write_book()
         self.sync_peers()
@@ -362,6 +364,8 @@ class RaftShell:
                                 **({"protocol": msg.protocol} if msg.protocol != [1, 1] else {}))
         if isinstance(msg, (m.KeysList, m.KeyAccept, m.KeyReject)):
             return self.admission.on_verb(env, msg)
+        if isinstance(msg, m.SnapshotSave):
+            return self.backups.on_save(env, msg)
         if isinstance(msg, m.NotePut):
             return self.propose(env, "note.put", session=(msg.client, msg.seq), text=msg.text)
         if isinstance(msg, (m.RaftPeers, m.RaftAddPeer, m.RaftRemovePeer, m.RaftTransfer)):
