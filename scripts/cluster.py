@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from common import config, errors, keys, messages as m, wire  # noqa: E402
 from common.client import Client  # noqa: E402
 from common.launch import services_for  # noqa: E402
+from scripts import netns  # noqa: E402
 from scripts.host import (ClusterError, carrying, cmdline, free_ports, http_ok, kill_quietly,  # noqa: E402,F401
                           nft, pid_alive, process_tree, reap, to_toml)
 
@@ -62,13 +63,19 @@ class Node:
 
 class Cluster:
     def __init__(self, servers=1, agents=0, dir=None, *, env=None, conf=None, node_conf=None, keep=False,
-                 secure=False, plain=False, accept_agents=True):
+                 secure=False, plain=False, accept_agents=True, hosts=False):
         """conf: sections layered over every node's config; node_conf: {node name: sections}.
         secure: gossip encrypted with a key of the cluster's own, no key accepted but by the
         launcher's `keys accept` (else every node that joins gossip is accepted: auto_accept),
         and the ACL bootstrapped: the launcher's clients use the management token it printed.
         plain: the benchmark baseline, TCP without CURVE ([wire] plain_tcp). accept_agents=False
-        (secure only): the agents' keys are left pending, for an operator (a test) to decide."""
+        (secure only): the agents' keys are left pending, for an operator (a test) to decide.
+        hosts: each node a host of its own, a network namespace with its own address on a bridge
+        (scripts/netns.py; root), cut off by cut(name); secure only, as off loopback it must be."""
+        if hosts and not secure:
+            raise ClusterError("a cluster of hosts binds off loopback, where gossip needs its key: secure=True")
+        if hosts and netns.capable():
+            raise ClusterError(f"a cluster of hosts needs {netns.capable()}")
         if servers < 1 or agents < 0 or servers + agents > 200:
             raise ClusterError("need at least one server, and at most 200 nodes")
         self.servers, self.agents = servers, agents
@@ -85,6 +92,7 @@ class Cluster:
         self.gossip_key = base64.b64encode(os.urandom(32)).decode() if secure else ""
         self.partitioned = False  # a partition drawn and not healed: only then is there nft to undo
         self.management_token = ""  # the ACL's bootstrap secret, in a secure cluster
+        self.network = netns.Network(os.urandom(2).hex()[:3]) if hosts else None
         self.nodes = {}
 
     # -- life cycle --------------------------------------------------------------------------
@@ -111,8 +119,14 @@ class Cluster:
         names = [f"s{i + 1}" for i in range(self.servers)] + [f"a{i + 1}" for i in range(self.agents)]
         ports = free_ports(len(PORT_KEYS) * len(names))
         blocks = {n: ports[i * len(PORT_KEYS):(i + 1) * len(PORT_KEYS)] for i, n in enumerate(names)}
-        # Each node has its own loopback address, so a partition can be drawn between nodes.
-        hosts = {n: f"127.0.0.{10 + i}" for i, n in enumerate(names)}
+        # Each node has its own loopback address, so a partition can be drawn between nodes (or,
+        # as hosts, its own namespace and address on a bridge).
+        if self.network:
+            self.network.up()
+            self.save()
+            hosts = {n: self.network.add_host(n, i) for i, n in enumerate(names)}
+        else:
+            hosts = {n: f"127.0.0.{10 + i}" for i, n in enumerate(names)}
         founders = [f"{n}@{hosts[n]}:{blocks[n][PORT_KEYS.index(('raft', 'peer_port'))]}" for n in names[:self.servers]]
         join = [f"{hosts[n]}:{blocks[n][0]}" for n in names[:self.servers]]
         for name in names:
@@ -223,7 +237,8 @@ class Cluster:
 
     def start(self, node):
         log = open(self.dir / node.name / "supervisord.out", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "common.launch", "node", "-c", node.conf_path],
+        argv = [sys.executable, "-m", "common.launch", "node", "-c", node.conf_path]
+        proc = subprocess.Popen(self.network.command(node.name, argv) if self.network else argv,
                                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         node.pid, node.proc = proc.pid, proc
@@ -268,6 +283,8 @@ class Cluster:
             time.sleep(0.05)
         if left:
             problems.append("still running: " + ", ".join(str(pid) for pid, _ in left))
+        if self.network:
+            self.network.down()
         if not self.keep:
             shutil.rmtree(self.run_root, ignore_errors=True)
         if problems:
@@ -345,6 +362,13 @@ class Cluster:
         for pid in pids:
             kill_quietly(pid, signal.SIGCONT)
         return pids
+
+    def cut(self, name):
+        """Take a host's link down (a cluster of hosts): nothing reaches it, nor leaves it."""
+        self.network.cut(name)
+
+    def reconnect(self, name):
+        self.network.restore(name)
 
     def partition(self, *groups):
         """Cut every path between nodes of different groups (both ways), with nftables rules
@@ -449,7 +473,8 @@ class Cluster:
 
     def save(self):
         state = {"run_root": str(self.run_root), "secure": self.secure, "partitioned": self.partitioned,
-                 "management_token": self.management_token, "nodes": {
+                 "management_token": self.management_token,
+                 "network": self.network.to_plain() if self.network else None, "nodes": {
             n.name: {"role": n.role, "conf": n.conf_path, "pid": n.pid, "api": n.api, "server": n.server}
             for n in self.nodes.values()}}
         (self.dir / "cluster.json").write_text(json.dumps(state, indent=2))
@@ -466,6 +491,7 @@ class Cluster:
         self.secure, self.plain, self.gossip_key = state.get("secure", False), False, ""
         self.partitioned = state.get("partitioned", False)
         self.management_token = state.get("management_token", "")
+        self.network = netns.Network.from_plain(state["network"]) if state.get("network") else None
         self.nodes = {name: Node(name, n["role"], n["conf"], config.load(n["conf"], env={}), n["pid"])
                       for name, n in state["nodes"].items()}
         return self
