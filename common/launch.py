@@ -26,6 +26,7 @@ Usage:
   pykron service NAME [-c CONF] [--log-level LEVEL]
   pykron render [-c CONF]
   pykron recover-replica [-c CONF]
+  pykron recover [-c CONF] --peers PEERS
   pykron (-h | --help)
 
 Commands:
@@ -36,10 +37,14 @@ Commands:
             A server whose Raft files are damaged (its raft service stopped with exit 65 and
             says so in its log): set them aside and rejoin from the peers through a snapshot.
             Refused when the cluster would have no quorum without this server meanwhile.
+  recover   After quorum loss, on a surviving server whose node is stopped: make PEERS
+            (NAME@HOST:PEER_PORT,...) the voters, commit what its log holds, and retire the
+            servers left out (one returning with its old data is refused).
 
 Options:
   -c CONF, --conf CONF   Node config file (TOML), layered over conf/node.toml.
   --log-level LEVEL      debug, info, warning or error.
+  --peers PEERS          recover: the voters of the new configuration, this server among them.
 """
 
 
@@ -131,6 +136,9 @@ def main(argv=None):
     if args["render"]:
         print(render(conf, level))
         return 0
+    if args["recover"]:  # the raft service's own files: its module does it (common imports no service)
+        argv = [sys.executable, "-m", "services.raft.recover", "--peers", args["--peers"]]
+        os.execvp(argv[0], argv + (["-c", args["--conf"]] if args["--conf"] else []))
     if args["recover-replica"]:
         from common import recovery
         try:

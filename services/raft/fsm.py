@@ -348,6 +348,10 @@ class StateMachine(FollowUps, RunLedger, KeyBook, AccessBook, AuditTrail, StateC
         row = ServerRow.get_or_none(ServerRow.name == name)
         return json.loads(row.addrs) if row else None
 
+    def retired(self, name):
+        """The storage ids a recovery retired under this name (a server with one is refused)."""
+        return {row[0] for row in self.db.execute_sql("SELECT store FROM retiredrow WHERE name = ?", (name,))}
+
     def snapshot_to(self, path):
         """A consistent copy of the whole state (SQLite's backup API), applied index included."""
         dest = sqlite3.connect(path)

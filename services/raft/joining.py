@@ -33,6 +33,7 @@ class Joining:
         self.promote = set()            # learners the leader added for joining; voters once caught up
         self.added = {}                 # name → the storage id it had when this leader added it
         self.failed_since = {}          # voter → when this leader first saw gossip report it failed (ms)
+        self.refused = set()            # retired servers refused (logged once each)
 
     # -- a server with an empty log --------------------------------------------------------
 
@@ -111,6 +112,17 @@ class Joining:
             return
         self.adopt_alive(membership)
         for name, (store, addrs) in list(self.joiners.items()):
+            retired = self.shell.fsm.retired(name)
+            if retired and (store is None or store in retired):
+                # Left out by a recovery after quorum loss: its log may hold what the cluster no
+                # longer does. It joins again only wiped (a new storage id, said in its knock).
+                if name not in self.refused:
+                    log.warning("refusing server %s: a recovery after quorum loss retired it; wipe its data "
+                                "dir (keep keys/) to let it join as a new server", name)
+                    self.refused.add(name)
+                del self.joiners[name]
+                continue
+            self.refused.discard(name)
             known = self.shell.fsm.server(name) or {}
             member = name in membership.voters or name in membership.learners
             if member and store in (known.get("store"), self.added.get(name)) or member and not known:

@@ -93,5 +93,12 @@ def state_checks(db):
                                            "checksum" TEXT NOT NULL, PRIMARY KEY ("idx", "server"))""")
 
 
+def retired_servers(db):
+    """Servers a recovery after quorum loss left out (`pykron recover`), by name and storage id:
+    one that returns with that storage is refused; wiped, it joins as a new server."""
+    db.execute("""CREATE TABLE "retiredrow" ("name" TEXT NOT NULL, "store" TEXT NOT NULL,
+                                             PRIMARY KEY ("name", "store"))""")
+
+
 STATE = Schema("state", 0x706B7374, (tables, server_protocol, key_book, run_followups, acl, audit,
-                                     state_checks))  # "pkst"
+                                     state_checks, retired_servers))  # "pkst"

@@ -43,17 +43,24 @@ def test_replicas_that_applied_the_same_log_in_other_batches_hash_the_same(tmp_p
 
 
 def test_a_changed_state_hashes_differently_and_the_reports_disagree(tmp_path):
-    a, b = StateMachine(str(tmp_path / "a.db")), StateMachine(str(tmp_path / "b.db"))
+    # One StateMachine open at a time: peewee's models bind to the newest one in a process.
+    log = entries(30)
+    digests = {}
+    for name in ("a", "b"):
+        sm = StateMachine(str(tmp_path / f"{name}.db"))
+        try:
+            sm.apply(log)
+            if name == "b":
+                sm.db.execute_sql("UPDATE jobrow SET body = json_set(body, '$.owner', 'x') WHERE name = 'j01'")
+            digests[name] = sm.checksum()
+        finally:
+            sm.close()
+    assert digests["a"] != digests["b"]
+    a = StateMachine(str(tmp_path / "a.db"))
     try:
-        log = entries(30)
-        a.apply(log)
-        b.apply(log)
-        assert a.checksum() == b.checksum()
-        b.db.execute_sql("UPDATE jobrow SET body = json_set(body, '$.owner', 'x') WHERE name = 'j01'")
-        assert a.checksum() != b.checksum()
         report = lambda server, digest, index: (index, 1, dict(command("state.check", {  # noqa: E731
             "server": server, "index": 30, "checksum": digest}), req=f"c{index}"))
-        results = a.apply([report("s1", a.checksum(), 31), report("s2", b.checksum(), 32)])
+        results = a.apply([report("s1", digests["a"], 31), report("s2", digests["b"], 32)])
         assert results[0] == {"index": 30, "agree": True} and results[1] == {"index": 30, "agree": False}
         assert a.diverged and a.diverged[0][0] == 30
         assert a.state_checks()[0]["agree"] is False
@@ -61,4 +68,3 @@ def test_a_changed_state_hashes_differently_and_the_reports_disagree(tmp_path):
         assert bad[0]["error"] == "bad_request"
     finally:
         a.close()
-        b.close()
