@@ -130,6 +130,7 @@ class Loop:
         self.idle = []  # run after each round of handlers: where a core's Ready is carried out
         self.metrics = metrics.Registry()  # what this service records; exported in ctl.status
         self.dropped = self.metrics.add(metrics.WIRE_DROPPED).view(service=service)  # reason → count
+        self.failures = set()  # (socket role, message type, exception) whose traceback was logged
         self.status = lambda: {}
         self.ready = False
         self.on_term = None  # set by a service that drains work on the first TERM/INT
@@ -335,7 +336,11 @@ class Loop:
         """`result`: the request's typed reply, or a plain map where none is declared."""
         if dataclasses.is_dataclass(result):
             result = wire.fields(result)
-        self.send(sock, m.Ok(result=result), route=env.route, re=env.msg_id, term=term)
+        try:
+            return self.send(sock, m.Ok(result=result), route=env.route, re=env.msg_id, term=term)
+        except (TypeError, ValueError, OverflowError) as exc:  # a value msgpack cannot carry
+            log.error("reply to type=%s not encodable: %s", env.type, exc)
+            return self.reply_error(sock, env, errors.Error(f"{self.service} could not encode its reply to {env.type}"))
 
     def reply_error(self, sock, env, err):
         self.send(sock, m.Error(code=err.code, message=str(err), leader=err.leader), route=env.route, re=env.msg_id)
@@ -486,17 +491,42 @@ class Loop:
             except wire.WireError as exc:
                 self._drop(sock, kind, frames, exc)
                 continue
+            except Exception as exc:  # wire.decode promises WireError only: a bug, but one message's
+                self._failed(sock, kind, None, exc)
+                continue
             try:
                 handler(env)
+            except errors.Halt:
+                raise
             except errors.Error as err:
-                if kind != zmq.ROUTER:
-                    raise
-                log.warning("refused type=%s from=%s code=%s: %s", env.type, env.sender, err.code, err)
-                self.reply_error(sock, env, err)
+                if kind == zmq.ROUTER:
+                    log.warning("refused type=%s from=%s code=%s: %s", env.type, env.sender, err.code, err)
+                    self.reply_error(sock, env, err)
+                else:
+                    log.warning("refused type=%s from=%s socket=%s code=%s: %s",
+                                env.type, env.sender, self.roles.get(sock), err.code, err)
+            except Exception as exc:
+                self._failed(sock, kind, env, exc)
             if sock not in self.kinds:
                 return
             if self.urgent:
                 self._tick_due(self.urgent)
+
+    def _failed(self, sock, kind, env, exc):
+        """A message its handler failed on: one message never stops a service. Its own state is
+        persisted, applied and sent outside handlers (idle work and timers), where an exception
+        still stops the process for supervisord to restart it. The first failure of each kind is
+        logged with its traceback, later ones in a line each, and all are counted."""
+        what = (self.roles.get(sock), env.type if env else "-", type(exc).__name__)
+        self.dropped["internal"] += 1
+        if what in self.failures:
+            log.error("handler failed socket=%s type=%s error=%s (traceback logged before): %s", *what, exc)
+        else:
+            self.failures.add(what)
+            log.error("handler failed socket=%s type=%s error=%s", *what, exc_info=exc)
+        if kind == zmq.ROUTER and env is not None:
+            self.reply_error(sock, env, errors.Error(f"{self.service} failed on {env.type} ({type(exc).__name__}); "
+                                                     "the request was not carried out"))
 
     def _drop(self, sock, kind, frames, exc):
         self.dropped[exc.code] += 1

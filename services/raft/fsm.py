@@ -13,6 +13,7 @@ import peewee as pw
 from common import errors, messages as m, models, schema, wire
 from services.raft.followups import FollowUps
 from services.raft.keybook import KeyBook
+from services.raft.refusal import environmental, reason
 from services.raft.runs import RunLedger, failure
 from services.raft.state_schema import STATE
 
@@ -165,33 +166,46 @@ class StateMachine(FollowUps, RunLedger, KeyBook):
     # -- applying --------------------------------------------------------------------------
 
     def apply(self, entries):
-        """entries: (index, term, command or None). Returns one result per entry."""
+        """entries: (index, term, command or None). Returns one result per entry. Total: an
+        entry that cannot apply is refused with a fixed reason; an error of the machine (disk,
+        memory, a damaged file) rolls the whole batch back and is raised, for the shell to
+        apply the batch again later (refusing would let the replicas diverge)."""
         self.changes = []
         self.keys_changed = False
         results = []
-        with self.db.atomic():
-            for index, term, command in entries:
-                self.entry_index = index
-                results.append(self.apply_one(index, term, command) if command else None)
-            self._set_meta("applied", entries[-1][0])
-            self._set_meta("job_seq", self.job_seq)
-            if entries[-1][0] // SESSION_TRIM_EVERY != self.applied // SESSION_TRIM_EVERY:
-                self._trim_sessions()
-                self.trim_requests()
+        job_seq = self.job_seq
+        try:
+            with self.db.atomic():
+                for index, term, command in entries:
+                    self.entry_index = index
+                    results.append(self.apply_one(index, term, command) if command is not None else None)
+                self._set_meta("applied", entries[-1][0])
+                self._set_meta("job_seq", self.job_seq)
+                if entries[-1][0] // SESSION_TRIM_EVERY != self.applied // SESSION_TRIM_EVERY:
+                    self._trim_sessions()
+                    self.trim_requests()
+        except BaseException:
+            self.job_seq, self.changes = job_seq, []  # nothing of the batch was stored
+            raise
         self.applied = entries[-1][0]
         return results
 
     def apply_one(self, index, term, command):
-        client, seq = command.get("client"), command.get("seq", 0)
+        if not isinstance(command, dict):
+            return failure("bad_request", "malformed command: not a map")
+        client, seq = command.get("client") or "", command.get("seq") or 0
+        if not (isinstance(client, str) and type(seq) is int):
+            return failure("bad_request", "malformed command: client must be text and seq an integer")
         if client and seq:
             session = self._one("SELECT seq, result FROM sessionrow WHERE client = ?", (client,))
             if session is not None and seq <= session[0]:
                 return self._replay(json.loads(session[1])) if seq == session[0] else failure(
                     "conflict", f"request {seq} of client {client} is older than its last one ({session[0]})")
             result = self._handle(term, command)
-            self._run("INSERT INTO sessionrow (client, seq, result, applied) VALUES (?, ?, ?, ?)"
-                      + UPDATE_ROW % "seq = excluded.seq, result = excluded.result, applied = excluded.applied",
-                      (client, seq, json.dumps(self._remembered(command, result)), index))
+            self.guarded("session", lambda: self._run(
+                "INSERT INTO sessionrow (client, seq, result, applied) VALUES (?, ?, ?, ?)"
+                + UPDATE_ROW % "seq = excluded.seq, result = excluded.result, applied = excluded.applied",
+                (client, seq, json.dumps(self._remembered(command, result)), index)))
             return result
         return self._handle(term, command)
 
@@ -218,15 +232,25 @@ class StateMachine(FollowUps, RunLedger, KeyBook):
             return failure("bad_request", f"unknown command {op!r}")
         if version != COMMAND_SINCE.get(op, 1):
             return failure("bad_request", f"command {op} is of protocol {COMMAND_SINCE.get(op, 1)}, not {version!r}")
-        # A savepoint: a command that fails half way leaves nothing of itself behind.
-        self._run("SAVEPOINT command")
+        args = command.get("args", {})
+        if not isinstance(args, dict):
+            return failure("bad_request", f"malformed {op} command: args is not a map")
+        return self.guarded(f"{op} command", lambda: handler(term, **args))
+
+    def guarded(self, what, fn):
+        """fn() in a savepoint of its own: a command, or one item of a batch (an exec.record's
+        results), that fails half way leaves nothing of itself behind and is refused with a
+        fixed reason, alike on every replica; the items beside it stand. The machine's own
+        errors are raised: they are no refusal."""
+        self._run("SAVEPOINT guarded")
         try:
-            result = handler(term, **command.get("args", {}))
-        except (TypeError, KeyError, ValueError, AttributeError) as exc:
-            # Every replica fails the same way on a malformed command; refuse it, never crash-loop.
-            self._run("ROLLBACK TO command")
-            result = failure("bad_request", f"malformed {command.get('op')} command: {exc!r}")
-        self._run("RELEASE command")
+            result = fn()
+        except Exception as exc:
+            if environmental(exc):
+                raise
+            self._run("ROLLBACK TO guarded")
+            result = failure("bad_request", reason(what, exc))
+        self._run("RELEASE guarded")
         return result
 
     def apply_job_put(self, entry_term, job):

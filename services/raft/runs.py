@@ -109,8 +109,9 @@ class RunLedger:
         """A dispatcher round's acks and final records in one entry: a burst of runs costs a
         log entry per round, not two per run (in case a of the schedule benchmark, most of the
         servers' Raft work was the per-entry cost, not the state machine's)."""
-        return {"acks": [self.apply_exec_ack(entry_term, **ack) for ack in acks],
-                "finishes": [self.apply_exec_finish(entry_term, execution) for execution in finishes]}
+        return {"acks": [self.guarded("ack", lambda: self.apply_exec_ack(entry_term, **ack)) for ack in acks],
+                "finishes": [self.guarded("execution record", lambda: self.apply_exec_finish(entry_term, execution))
+                             for execution in finishes]}
 
     def apply_exec_delete_all(self, entry_term, job):
         stored = self.job(job)

@@ -18,6 +18,7 @@ from services.raft.admission import Admission
 from services.raft.core import CONF, LEADER, Config, Membership, Raft, carry_out
 from services.raft.fsm import StateMachine, command as fsm_command
 from services.raft.joining import Joining
+from services.raft.refusal import environmental
 from services.raft.snapshots import SnapshotFiles
 from services.raft.state_schema import STATE
 from services.raft.store import LogStore
@@ -32,6 +33,7 @@ REGISTER_CHECK_MS = 2000  # how often a server checks that its addresses are in 
 JOIN_MS = 300             # how often a server with an empty log knocks, and the leader reconciles
 MAX_READY_ROUNDS = 4
 MAX_PAGE = 2000           # jobs in one job.list reply (about 1 MiB: well under the frame limit)
+APPLY_AGAIN_MS = 1000     # a batch the machine could not store (a full disk) is applied again this often
 
 
 class RaftShell:
@@ -49,6 +51,8 @@ class RaftShell:
         self.reads = {}        # ReadIndex ctx → [(env, answer, timer)]
         self.waiting = []      # (index, env, answer): reads waiting for the apply to catch up
         self.members = {}      # gossip's view, for the executors nodes offer
+        self.backlog = []      # committed entries not yet applied, while the state cannot be written
+        self.stalled = None    # why (a full disk...), while the backlog waits
         self.was_ready, self.registering = False, 0
         self.peer_router = loop.socket(zmq.ROUTER, "peer", on=self.on_peer, who=curve.SERVER_KINDS,
                                        bind=config.endpoints(conf, "raft", "peer", rc.peer_port))
@@ -107,10 +111,31 @@ class RaftShell:
             self.store.save(hard_state if i == len(entries) - 1 else None, [entry], snapshot if i == 0 else None)
 
     def apply_batches(self, entries):
-        if self.conf.raft.batching:
-            return self.apply(entries)
-        for entry in entries:  # the baseline: a state machine transaction per entry
-            self.apply([entry])
+        self.backlog.extend(entries)
+        if self.stalled is None:
+            self.apply_backlog()
+
+    def apply_backlog(self):
+        """Committed entries in order. An error of the machine (a full disk, an I/O error) is
+        no refusal, which would let the replicas diverge: the batch is applied again every
+        APPLY_AGAIN_MS until it goes through, and writes are refused meanwhile."""
+        while self.backlog:
+            batch = self.backlog if self.conf.raft.batching else self.backlog[:1]  # baseline: one per entry
+            try:
+                self.apply(batch)
+            except Exception as exc:
+                if not environmental(exc):
+                    raise
+                if self.stalled is None:
+                    log.exception("cannot apply entries %d..%d; applying again every %d ms",
+                                  batch[0].index, batch[-1].index, APPLY_AGAIN_MS)
+                self.stalled = f"{type(exc).__name__}: {exc}"
+                self.loop.after(APPLY_AGAIN_MS, self.apply_backlog)
+                return
+            del self.backlog[:len(batch)]
+        if self.stalled is not None:
+            log.info("applied again up to index %d", self.fsm.applied)
+        self.stalled = None
 
     def sync_peers(self, again=False):
         """Dial the members (again: those whose key was not known before, too)."""
@@ -132,6 +157,7 @@ class RaftShell:
         self.fsm.close()
         self.snapshots.install(incoming, snap.index)
         self.fsm = StateMachine(self.snapshots.state_path, protocol=wire.protocol()[1])
+        self.backlog = [e for e in self.backlog if e.index > snap.index]
         self.admission.write_book()
         self.publish_all_jobs()
 
@@ -303,6 +329,8 @@ class RaftShell:
         raise errors.BadRequest(f"the raft client port does not answer {env.type}")
 
     def propose(self, env, op, session=("", 0), **args):
+        if self.stalled is not None:
+            raise errors.Unavailable(f"{self.name} cannot write its state ({self.stalled}): writes wait until it can")
         req = f"{self.name}/{wire.new_id().hex()}"
         command = dict(fsm_command(op, args), req=req)
         if "v" in command:
