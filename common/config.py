@@ -155,6 +155,7 @@ class Api:
     cors_origins: list = _spec()
     certfile: str = _spec()
     keyfile: str = _spec()
+    max_job_bytes: int = _spec(lo=1024, hi=1 << 20)
 
 
 @dataclass(frozen=True)

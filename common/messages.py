@@ -5,11 +5,26 @@ Jobs and executions travel as plain maps in the shapes of common/models.py."""
 from __future__ import annotations
 
 from dataclasses import field
-from typing import Any
+from typing import Annotated, Any
 
-from common.wire import NEXT_PROTOCOL, message, reply
+from common.schedule import MAX_TIME_MS, MIN_TIME_MS
+from common.wire import NEXT_PROTOCOL, Bound, message, reply
 
 FOLLOWUPS_PROTOCOL = 2  # the run ledger's commands that replicate what follows a run
+
+# The bounds of the state verbs' fields (wire.Bound), beside the int64 and nesting bounds every
+# body keeps: a request out of them is refused as it decodes, before anything is proposed.
+NAME_CHARS = 256       # a job's, node's or setting's name, a request key
+TEXT_CHARS = 4096      # a reason, a setting's value
+MAX_LISTED = 10_000    # items in one request's list (acks, records, ticks, executions)
+MAX_COUNT = 1_000_000_000
+Name = Annotated[str, Bound(most=NAME_CHARS)]
+Text = Annotated[str, Bound(most=TEXT_CHARS)]
+Time = Annotated[int, Bound(lo=MIN_TIME_MS, hi=MAX_TIME_MS)]  # Unix ms, years 1 to 9999
+Count = Annotated[int, Bound(lo=0, hi=MAX_COUNT)]
+Term = Annotated[int, Bound(lo=0)]
+Records = Annotated[list[dict[str, Any]], Bound(most=MAX_LISTED)]
+Names = Annotated[list[Name], Bound(most=64)]
 
 # -- replies (any ROUTER) -------------------------------------------------------------------
 
@@ -233,20 +248,20 @@ class JobPut:
     retried write once and answers it with the first result."""
 
     job: dict[str, Any]
-    client: str = ""
-    seq: int = 0
+    client: Name = ""
+    seq: Term = 0
 
 
 @message("job.delete")
 class JobDelete:
-    name: str
-    client: str = ""
-    seq: int = 0
+    name: Name
+    client: Name = ""
+    seq: Term = 0
 
 
 @message("job.get")
 class JobGet:
-    name: str
+    name: Name
     stale: bool = False
 
 
@@ -257,22 +272,22 @@ class JobList:
     `seq` is the job feed's sequence the page was read at; `total` counts every job."""
 
     stale: bool = False
-    after: str = ""
-    limit: int = 1000
-    offset: int = 0
+    after: Name = ""
+    limit: Count = 1000
+    offset: Count = 0
 
 
 @message("exec.list")
 class ExecList:
-    job: str
-    limit: int = 100
+    job: Name
+    limit: Count = 100
     stale: bool = False
 
 
 @message("exec.get")
 class ExecGet:
-    job: str
-    id: str
+    job: Name
+    id: Text
     stale: bool = False
 
 
@@ -290,15 +305,15 @@ class RunClaim:
     a `reason`: the run cannot go anywhere, and that is recorded (a child's run with no node).
     `notify` are the rules of the leader's own notifications ([notify]), for a skip's notices."""
 
-    job: str
-    scheduled_at: int
+    job: Name
+    scheduled_at: Time
     group: int
-    term: int
-    executions: list[dict[str, Any]]
+    term: Term
+    executions: Records
     kind: str = "tick"                # tick | manual | retry | child
-    key: str = ""
-    reason: str = ""
-    notify: list[str] = field(default_factory=list)
+    key: Text = ""
+    reason: Text = ""
+    notify: Names = field(default_factory=list)
 
 
 @message("run.record", since=FOLLOWUPS_PROTOCOL)
@@ -309,11 +324,11 @@ class RunRecord:
     ack and per record. A failed attempt with retries left is recorded with its pending retry,
     and a firing that ends with its follow-ups (`notify`: as in run.claim)."""
 
-    acks: list[dict[str, Any]]
-    finishes: list[dict[str, Any]]
-    done: list[dict[str, Any]] = field(default_factory=list)
-    notify: list[str] = field(default_factory=list)
-    term: int = 0
+    acks: Records
+    finishes: Records
+    done: Records = field(default_factory=list)
+    notify: Names = field(default_factory=list)
+    term: Term = 0
 
 
 @message("server.register")
@@ -322,9 +337,9 @@ class ServerRegister:
     tell a client where the leader's dispatcher and output PUB are; `store` identifies its
     Raft storage, so the leader notices when a server comes back with its data wiped."""
 
-    name: str
+    name: Name
     addrs: dict[str, str]
-    store: str = ""
+    store: Name = ""
     protocol: list[int] = field(default_factory=lambda: [1, 1])  # [lowest accepted, spoken]
 
 
@@ -335,30 +350,30 @@ class RaftPeers:
 
 @message("raft.add_peer")
 class RaftAddPeer:
-    name: str
+    name: Name
     addrs: dict[str, str]
     learner: bool = False
 
 
 @message("raft.remove_peer")
 class RaftRemovePeer:
-    name: str
+    name: Name
 
 
 @message("raft.transfer")
 class RaftTransfer:
     """Hand leadership to `name`, or to the most up-to-date other voter when empty."""
 
-    name: str = ""
+    name: Name = ""
 
 
 @message("tick.skip")
 class TickSkip:
     """Ticks that will not run (the misfire policy, no node to run them), with the reason."""
 
-    job: str
-    ticks: list[int]
-    reason: str
+    job: Name
+    ticks: Annotated[list[Time], Bound(most=MAX_LISTED)]
+    reason: Text
 
 
 @message("run.skip", since=FOLLOWUPS_PROTOCOL)
@@ -366,10 +381,10 @@ class RunSkip:
     """A tick.skip as the dispatcher records it: skipped rows kept within the job's history
     limit and counted, claimed ticks kept within its catch-up window, and notices as effects."""
 
-    job: str
-    ticks: list[int]
-    reason: str
-    notify: list[str] = field(default_factory=list)
+    job: Name
+    ticks: Annotated[list[Time], Bound(most=MAX_LISTED)]
+    reason: Text
+    notify: Names = field(default_factory=list)
 
 
 @message("exec.unfinished")
@@ -385,9 +400,9 @@ class ExecUnfinished:
 class ExecDeleteAll:
     """Delete a job's executions and reset its counters (Dkron's DELETE .../executions)."""
 
-    job: str
-    client: str = ""
-    seq: int = 0
+    job: Name
+    client: Name = ""
+    seq: Term = 0
 
 
 @message("settings.get")
@@ -397,10 +412,10 @@ class SettingsGet:
 
 @message("settings.put")
 class SettingsPut:
-    key: str
-    value: str
-    client: str = ""
-    seq: int = 0
+    key: Name
+    value: Text
+    client: Name = ""
+    seq: Term = 0
 
 
 @message("note.put", since=NEXT_PROTOCOL)
@@ -408,9 +423,9 @@ class NotePut:
     """The cluster's note, a replicated setting only the next protocol knows (under [wire]
     protocol_next): the command that proves the version gate before a real feature needs it."""
 
-    text: str
-    client: str = ""
-    seq: int = 0
+    text: Text
+    client: Name = ""
+    seq: Term = 0
 
 
 @message("keys.list", since=2)
@@ -425,17 +440,17 @@ class KeyAccept:
     """Accept `name`'s pending key, or the key given (a client's, with kind "client", or one
     rejected before); any other key accepted for the name is rejected."""
 
-    name: str
-    key: str = ""
-    kind: str = ""
+    name: Name
+    key: Name = ""
+    kind: Name = ""
 
 
 @message("key.reject", since=2)
 class KeyReject:
     """Reject `name`'s key (or the key given): it is cut off from every socket within a second."""
 
-    name: str = ""
-    key: str = ""
+    name: Name = ""
+    key: Name = ""
 
 
 # -- raft state PUB (Clone pattern: updates carry the applied index) -------------------------

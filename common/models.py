@@ -4,6 +4,7 @@ Raft (times as Unix ms `*_at`), and the conversion back to Dkron's JSON shapes."
 
 from __future__ import annotations
 
+import json
 import string
 import unicodedata
 from datetime import datetime, timezone
@@ -25,6 +26,9 @@ NOTIFY_EVENTS = {"always": ("success", "failure", "recovery"), "on_failure": ("f
 # A job's notifications: each kind's keys (templates are string.Template text, see the README).
 NOTIFY_KEYS = {"webhook": ("type", "rule", "url", "body", "headers"), "email": ("type", "rule", "to", "subject", "body")}
 MAX_NOTIFICATIONS = 20
+MAX_JOB_BYTES = 256 * 1024  # [api] max_job_bytes's default
+MAX_RETRIES = 1000
+NAME_CHARS = 200            # a job's name: it makes execution ids and topics
 
 JOB_DEFAULTS = {
     "name": "", "displayname": "", "schedule": "", "timezone": "", "owner": "", "owner_email": "",
@@ -48,12 +52,21 @@ _STRINGS = ("displayname", "timezone", "owner", "owner_email", "parent_job", "ex
 _STRING_MAPS = ("tags", "metadata", "executor_config")
 
 
-def validate_job(doc, *, now=0):
+def validate_job(doc, *, now=0, max_bytes=MAX_JOB_BYTES):
     """Dkron job JSON (already decoded) → the internal job map. BadRequest says what is wrong.
 
-    `now` anchors `@every` for a new job; the state machine keeps the first anchor on update."""
+    `now` anchors `@every` for a new job; the state machine keeps the first anchor on update.
+    A job is at most `max_bytes` of JSON ([api] max_job_bytes), so that any page of jobs fits
+    a frame and no stored job can make a listing fail."""
     if not isinstance(doc, dict):
         raise BadRequest("Unable to parse payload: a job must be a JSON object.")
+    try:
+        size = len(json.dumps(doc, ensure_ascii=False).encode())
+    except (ValueError, TypeError, RecursionError):
+        raise BadRequest("Unable to parse payload: a job must be plain JSON, nested at most a few levels.") from None
+    if size > max_bytes:
+        raise BadRequest(f"Job validation failed: the job is {size} bytes of JSON, over the maximum of {max_bytes} "
+                         "([api] max_job_bytes).")
     job = dict(JOB_DEFAULTS)
     job["name"] = _name(doc.get("name"))
     for key in _STRINGS:
@@ -67,8 +80,8 @@ def validate_job(doc, *, now=0):
             job[key] = _typed(doc[key], bool, key, "true or false")
     if doc.get("retries") is not None:
         retries = _typed(doc["retries"], int, "retries", "an integer")
-        if retries < 0:
-            raise BadRequest("Job validation failed: retries must not be negative.")
+        if not 0 <= retries <= MAX_RETRIES:
+            raise BadRequest(f"Job validation failed: retries must be 0..{MAX_RETRIES}.")
         job["retries"] = retries
     if doc.get("history_limit") is not None:
         limit = _typed(doc["history_limit"], int, "history_limit", "an integer")
@@ -138,8 +151,8 @@ def next_fire(job, now, default_timezone=""):
     if job.get("starts_at") and after < job["starts_at"]:
         after = job["starts_at"] - 1
     fire = sched.next_after(after)
-    if fire is not None and job.get("expires_at") and fire > job["expires_at"]:
-        return None
+    if fire is not None and (job.get("expires_at") and fire > job["expires_at"] or fire > schedule.MAX_TIME_MS):
+        return None  # none in the years a time may name (1 to 9999)
     return fire
 
 
@@ -281,6 +294,8 @@ def _name(value):
         raise BadRequest("Job validation failed: name cannot be empty.")
     if not isinstance(value, str):
         raise BadRequest("Unable to parse payload: name must be a string.")
+    if len(value) > NAME_CHARS:
+        raise BadRequest(f"Job validation failed: name is longer than {NAME_CHARS} characters.")
     for char in value:
         if not (unicodedata.category(char) == "Ll" or char in "0123456789_-"):
             raise BadRequest(f"Job validation failed: name contains illegal character '{char}'.")

@@ -134,6 +134,7 @@ SETTING_DEFAULTS = {"untagged_jobs": "one", "default_timezone": "", "paused": "f
 COMMAND_SINCE = {"note.put": wire.NEXT_PROTOCOL, "run.claim": m.FOLLOWUPS_PROTOCOL, "run.record": m.FOLLOWUPS_PROTOCOL,
                  "run.skip": m.FOLLOWUPS_PROTOCOL, "key.pending": 2, "key.accept": 2, "key.reject": 2}
 NOTE_MAX_CHARS = 1024
+SETTING_MAX_CHARS = 64  # a zone's name, the longest value a setting takes (the zone is checked before proposing)
 
 
 def command(op, args):
@@ -300,6 +301,8 @@ class StateMachine(FollowUps, RunLedger, KeyBook):
         choices = SETTINGS[key]
         if choices and value not in choices:
             return failure("bad_request", f"setting {key}: expected one of {', '.join(choices)}, got {value!r}")
+        if not isinstance(value, str) or len(value) > SETTING_MAX_CHARS:
+            return failure("bad_request", f"setting {key}: expected text of at most {SETTING_MAX_CHARS} characters")
         self._run("INSERT OR REPLACE INTO settingrow (key, value) VALUES (?, ?)", (key, value))
         self._changed("", None)  # a change without a name: the scheduler reloads everything
         return {"settings": self.settings()}

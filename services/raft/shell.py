@@ -12,7 +12,7 @@ import sys
 
 import zmq
 
-from common import config, curve, errors, messages as m, metrics, models, schema, wire
+from common import config, curve, errors, messages as m, metrics, models, schedule, schema, wire
 from common.loop import Loop, mono_ms
 from services.raft.admission import Admission
 from services.raft.core import CONF, LEADER, Config, Membership, Raft, carry_out
@@ -162,12 +162,12 @@ class RaftShell:
         self.publish_all_jobs()
 
     def apply(self, entries):
-        batch = [(e.index, e.term, wire.unpack(e.data) if e.data and e.kind != CONF else None) for e in entries]
+        batch = [(e.index, e.term, _command(e) if e.data and e.kind != CONF else None) for e in entries]
         results = self.fsm.apply(batch)
         if self.fsm.keys_changed:
             self.admission.write_book()  # the node's processes let the new keys in (or cut them off) now
         for (index, _, command), result in zip(batch, results):
-            key = command.get("req") if command else f"conf/{index}"
+            key = command.get("req") if isinstance(command, dict) else f"conf/{index}" if command is None else None
             if key in self.pending:
                 env, timer = self.pending.pop(key)
                 # wait() set the timer at the proposal, due twice the call timeout later.
@@ -175,7 +175,8 @@ class RaftShell:
                     (mono_ms() - timer.due + 2 * self.conf.wire.call_timeout_ms) / 1000)
                 timer.cancel()
                 self.answer(env, result if command else {"index": index})
-            if command and command.get("op") == "server.register" and command["args"]["name"] == self.name:
+            if isinstance(command, dict) and command.get("op") == "server.register" \
+                    and isinstance(command.get("args"), dict) and command["args"].get("name") == self.name:
                 self.registering = 0
         if self.core.role == LEADER:
             # The job feed is for the scheduler of the leader; one that takes over later loads
@@ -285,7 +286,7 @@ class RaftShell:
         if isinstance(msg, m.JobPut):
             if self.fsm.settings()["paused"] == "true":
                 raise errors.Unavailable("new job submissions are paused (pykronctl unpause)")
-            job = models.validate_job(msg.job, now=self.loop.now())
+            job = models.validate_job(msg.job, now=self.loop.now(), max_bytes=self.conf.api.max_job_bytes)
             self.check_executor(job)
             return self.propose(env, "job.put", session=(msg.client, msg.seq), job=job)
         if isinstance(msg, m.JobDelete):
@@ -302,6 +303,8 @@ class RaftShell:
         if isinstance(msg, m.ExecDeleteAll):
             return self.propose(env, "exec.delete_all", session=(msg.client, msg.seq), job=msg.job)
         if isinstance(msg, m.SettingsPut):
+            if msg.key == "default_timezone":
+                schedule.zone(msg.value)  # an unknown zone would unschedule every job without its own
             return self.propose(env, "settings.put", session=(msg.client, msg.seq), key=msg.key, value=msg.value)
         if isinstance(msg, m.SettingsGet):
             return self.read(env, msg.stale, lambda: {"settings": self.fsm.settings()})
@@ -478,6 +481,16 @@ class RaftShell:
                 "protocol": min(self.spoken().values(), default=1),  # what the gate lets through
                 "sent": self.transport.sent,
                 "sqlite": {"raft-log.db": self.store.pragmas(), "state.db": self.fsm.pragmas()}}
+
+
+def _command(entry):
+    """A committed command; one that does not decode is handed on as it is, for the state
+    machine to refuse like any other malformed command (raising here would stop every replica
+    at the same entry, for ever)."""
+    try:
+        return wire.unpack(entry.data)
+    except wire.WireError:
+        return b"undecodable"
 
 
 def _found(value, what, name):
