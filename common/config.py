@@ -106,6 +106,7 @@ class Raft:
     heartbeat_ticks: int = _spec(lo=1)
     election_ticks: int = _spec(lo=2)
     max_batch_entries: int = _spec(lo=1)
+    max_append_bytes: int = _spec(lo=4096, hi=1 << 30)
     batching: bool = _spec()
     servers: list = _spec()
     bootstrap_expect: int = _spec(lo=0, hi=99)

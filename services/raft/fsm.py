@@ -344,6 +344,19 @@ class StateMachine(FollowUps, RunLedger, KeyBook):
                                    (after, limit, max(offset, 0)))
         return [_merged(row) for row in rows]
 
+    def job_page(self, after="", limit=1000, offset=0, max_bytes=1 << 20):
+        """(jobs, more): a page of jobs() cut at `max_bytes` of stored JSON too (one job at
+        least), so that a page of large jobs still fits a frame."""
+        rows = self.db.execute_sql(JOB_QUERY + " WHERE j.name > ? ORDER BY j.name LIMIT ? OFFSET ?",
+                                   (after, limit + 1, max(offset, 0)))
+        jobs, size = [], 0
+        for row in rows:
+            size += len(row[0]) + len(row[1] or "")
+            if len(jobs) == limit or jobs and size > max_bytes:
+                return jobs, True
+            jobs.append(_merged(row))
+        return jobs, False
+
     def job_count(self):
         return self.db.execute_sql("SELECT COUNT(*) FROM jobrow").fetchone()[0]
 

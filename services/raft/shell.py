@@ -32,7 +32,7 @@ FEED_HEARTBEAT_MS = 500   # subscribers treat a second of silence as "no leader 
 REGISTER_CHECK_MS = 2000  # how often a server checks that its addresses are in the state
 JOIN_MS = 300             # how often a server with an empty log knocks, and the leader reconciles
 MAX_READY_ROUNDS = 4
-MAX_PAGE = 2000           # jobs in one job.list reply (about 1 MiB: well under the frame limit)
+MAX_PAGE = 2000           # jobs in one job.list reply, and at most a quarter of the frame limit in bytes
 APPLY_AGAIN_MS = 1000     # a batch the machine could not store (a full disk) is applied again this often
 
 
@@ -44,7 +44,9 @@ class RaftShell:
         self.snapshots = SnapshotFiles(data)
         self.fsm = StateMachine(self.snapshots.state_path, protocol=wire.protocol()[1])
         hard_state, snapshot, entries = self.store.load()
-        self.core = Raft(Config(self.name, rc.tick_ms, rc.heartbeat_ticks, rc.election_ticks, rc.max_batch_entries),
+        self.max_entry_bytes = min(rc.max_append_bytes, conf.wire.max_message_bytes // 2)
+        self.core = Raft(Config(self.name, rc.tick_ms, rc.heartbeat_ticks, rc.election_ticks, rc.max_batch_entries,
+                                max_append_bytes=self.max_entry_bytes),
                          rng=random.Random(), hard_state=hard_state, entries=entries, snapshot=snapshot,
                          now=loop.now(), applied=self.fsm.applied)
         self.pending = {}      # request key → (env, timer): proposals answered once applied
@@ -340,7 +342,11 @@ class RaftShell:
             self.require_protocol(op, command["v"])
         if session[0] and session[1]:
             command["client"], command["seq"] = session
-        if not self.core.propose([wire.pack(command)]):
+        data = wire.pack(command)
+        if len(data) > self.max_entry_bytes:
+            raise errors.BadRequest(f"{op}: a command of {len(data)} bytes is over the {self.max_entry_bytes} "
+                                    "an entry may hold ([raft] max_append_bytes)")
+        if not self.core.propose([data]):
             raise errors.NotLeader("no leader: the cluster cannot take writes now (an election is under way)")
         self.wait(req, env)
 
@@ -423,8 +429,8 @@ class RaftShell:
 
     def _job_page(self, after, limit, offset=0):
         limit = min(max(limit, 1), MAX_PAGE)
-        jobs = self.fsm.jobs(after, limit, offset)
-        page = {"jobs": jobs, "more": len(jobs) == limit, "seq": self.fsm.job_seq, "settings": self.fsm.settings()}
+        jobs, more = self.fsm.job_page(after, limit, offset, max_bytes=self.conf.wire.max_message_bytes // 4)
+        page = {"jobs": jobs, "more": more, "seq": self.fsm.job_seq, "settings": self.fsm.settings()}
         if not after:  # counted once per walk, on its first page (a later page would count again)
             page["total"] = self.fsm.job_count()
         return page

@@ -106,3 +106,15 @@ def test_what_is_environmental():
     constraint = sqlite3.IntegrityError("UNIQUE")
     constraint.sqlite_errorcode = 2067
     assert not refusal.environmental(constraint)
+
+
+def test_a_page_of_jobs_is_cut_by_bytes_and_says_there_is_more(fsm):
+    log = Log(fsm)
+    for i in range(6):
+        log.apply("job.put", job=job(f"j{i}", metadata={"k": "x" * 3000}))
+    jobs, more = fsm.job_page("", 1000, max_bytes=11_000)
+    assert [j["name"] for j in jobs] == ["j0", "j1", "j2"] and more
+    jobs, more = fsm.job_page("j2", 1000, max_bytes=11_000)
+    assert [j["name"] for j in jobs] == ["j3", "j4", "j5"] and not more
+    assert fsm.job_page("", 2)[1] and not fsm.job_page("j3", 2)[1]
+    assert len(fsm.job_page("", 10, max_bytes=1)[0]) == 1  # one job at least, whatever its size
