@@ -220,6 +220,10 @@ def start_time(execution):
     return execution["scheduled_at"] + execution.get("jitter_ms", 0)
 
 
+_EXECUTION_TIMES = ("scheduled_at", "started_at", "finished_at", "retry_at")
+_EXECUTION_COUNTS = {"attempt": (1, MAX_RETRIES + 1), "jitter_ms": (0, schedule.MAX_DURATION_MS),
+                     "exit_code": (-(1 << 31), 1 << 31), "output_size": (0, 1 << 62)}
+EXECUTION_TEXT_CHARS = 4096
 _EXECUTION_TYPES = {"id": str, "job": str, "group": int, "attempt": int, "node": str, "status": str,
                     "success": bool, "output": str}
 
@@ -230,6 +234,8 @@ def check_ack(ack):
         raise BadRequest(f"ack: expected job, id and started_at, got {sorted(ack) if isinstance(ack, dict) else ack!r}")
     if type(ack["job"]) is not str or type(ack["id"]) is not str or type(ack["started_at"]) is not int:
         raise BadRequest("ack: job and id must be strings, started_at an integer")
+    if not schedule.MIN_TIME_MS <= ack["started_at"] <= schedule.MAX_TIME_MS:
+        raise BadRequest("ack: started_at must be a time in ms within years 1 to 9999")
     return ack
 
 
@@ -250,12 +256,27 @@ def check_done(mark):
 
 
 def check_execution(ex):
-    """An execution record from another service, checked before it is proposed to Raft."""
+    """An execution record from another service (a claim's or a result), checked before it is
+    proposed to Raft: its types, and its times, counts and texts within their bounds, so that
+    nothing stored can make a listing fail."""
+    if not isinstance(ex, dict):
+        raise BadRequest("execution record: expected a map")
     for key, kind in _EXECUTION_TYPES.items():
         if type(ex.get(key)) is not kind:
             raise BadRequest(f"execution record: {key} must be {kind.__name__}, got {type(ex.get(key)).__name__}")
     if ex["status"] not in RUNNING + FINISHED:
         raise BadRequest(f"execution record: unknown status {ex['status']!r}")
+    for key in _EXECUTION_TIMES:
+        value = ex.get(key)
+        if value is not None and not (type(value) is int and schedule.MIN_TIME_MS <= value <= schedule.MAX_TIME_MS):
+            raise BadRequest(f"execution record: {key} must be a time in ms within years 1 to 9999, or null")
+    for key, (lo, hi) in _EXECUTION_COUNTS.items():
+        value = ex.get(key, lo)
+        if value is not None and not (type(value) is int and lo <= value <= hi):
+            raise BadRequest(f"execution record: {key} must be an integer {lo}..{hi}")
+    for key in ("id", "job", "node", "reason"):
+        if len(ex.get(key) or "") > EXECUTION_TEXT_CHARS:
+            raise BadRequest(f"execution record: {key} is longer than {EXECUTION_TEXT_CHARS} characters")
     return {**new_execution(ex["job"], ex["node"], group=ex["group"], scheduled_at=ex.get("scheduled_at")), **ex}
 
 
@@ -275,8 +296,8 @@ def execution_to_dkron(ex):
 
 
 def rfc3339(ms):
-    if ms is None:
-        return None
+    if ms is None or not schedule.MIN_TIME_MS <= ms <= schedule.MAX_TIME_MS:
+        return None  # checked on the way in: what is out of range now was stored before the checks
     when = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 

@@ -230,7 +230,14 @@ def decode(frames, *, topic=False, peer=""):
     for frame in frames:
         if len(frame) > _max_frame_bytes:
             raise WireError("size", f"frame of {len(frame)} bytes over {_max_frame_bytes}")
-    head, body = unpack(bytes(frames[-2])), unpack(bytes(frames[-1]))
+    head = unpack(bytes(frames[-2]))
+    try:
+        body = unpack(bytes(frames[-1]))
+    except WireError as exc:
+        # With a sound header the sender can be told which request it was.
+        if isinstance(head, list) and len(head) == 6 and isinstance(head[3], bytes):
+            exc.msg_id = head[3]
+        raise
     rest = [bytes(f) for f in frames[:-2]]
     tpc = rest.pop() if topic else b""
     return _envelope(head, body, tuple(rest), tpc, peer)

@@ -295,7 +295,7 @@ class RaftShell:
             return self.propose(env, "job.delete", session=(msg.client, msg.seq), name=msg.name)
         if isinstance(msg, m.RunClaim):
             return self.propose(env, "run.claim", job=msg.job, scheduled_at=msg.scheduled_at, group=msg.group,
-                                term=msg.term, executions=msg.executions, kind=msg.kind, key=msg.key, reason=msg.reason, notify=msg.notify)
+                                term=msg.term, executions=[models.check_execution(x) for x in msg.executions], kind=msg.kind, key=msg.key, reason=msg.reason, notify=msg.notify)
         if isinstance(msg, m.RunRecord):
             return self.propose(env, "run.record", acks=[models.check_ack(a) for a in msg.acks],
                                 finishes=[models.check_execution(x) for x in msg.finishes],
