@@ -23,6 +23,8 @@ from common import config, curve, errors, keys, log as pklog, messages as m, met
 
 log = logging.getLogger(__name__)
 
+ROUTER_QUEUE_BYTES = 256 * 1024 * 1024  # per peer of a ROUTER, at most this in its receive queue
+ROUTER_RCVHWM_MIN = 64                  # frames; never fewer, however large max_message_bytes
 EXIT_CRASH = 70  # sysexits EX_SOFTWARE: supervisord restarts the service from durable state
 EXIT_HALT = 65  # sysexits EX_DATAERR: a store or an entry this code must not use (errors.Halt)
 MAX_BATCH = 256  # messages read from one socket before the others get a turn
@@ -202,7 +204,11 @@ class Loop:
         sock = self.ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, w.linger_ms)
         sock.setsockopt(zmq.SNDHWM, w.hwm)
-        sock.setsockopt(zmq.RCVHWM, w.hwm)
+        # A ROUTER takes requests from anyone with an accepted key: what each peer may have
+        # queued here is bounded in bytes (frames waiting past it stay with their sender, as TCP
+        # backpressure), not only in messages: 10,000 of 8 MiB would be 80 GB.
+        sock.setsockopt(zmq.RCVHWM, min(w.hwm, max(ROUTER_RCVHWM_MIN, ROUTER_QUEUE_BYTES // w.max_message_bytes))
+                        if kind == zmq.ROUTER else w.hwm)
         # Twice the wire limit: ZeroMQ silently disconnects a peer past it, so frames between the
         # two limits reach wire.decode, which drops and counts them (bad input is made visible).
         sock.setsockopt(zmq.MAXMSGSIZE, 2 * w.max_message_bytes)
@@ -480,7 +486,7 @@ class Loop:
                 # Checked on every message, not only at the handshake: a key rejected since
                 # its connection was made is cut off as soon as the book says so.
                 key = _user_id(frames[-1])
-                frames = [f.bytes for f in frames]
+                # Frames stay zero-copy: one over its type's bound is refused without a copy.
                 if key:
                     peer = self.gate.who(role, key)
                     if peer is None:
@@ -530,14 +536,14 @@ class Loop:
 
     def _drop(self, sock, kind, frames, exc):
         self.dropped[exc.code] += 1
-        peer = frames[0].hex() if kind == zmq.ROUTER and len(frames) > 1 else "-"
+        peer = bytes(frames[0]).hex() if kind == zmq.ROUTER and len(frames) > 1 else "-"
         log.warning("dropped malformed message socket=%s peer=%s code=%s detail=%s",
                     self.roles.get(sock), peer, exc.code, exc.detail)
         if kind == zmq.ROUTER and len(frames) > 2:
             # With the request's id when its header was sound, so the caller need not wait out its timeout.
             reply = (m.Error(code="unavailable", message=f"cluster not yet upgraded: {self.sender} refused {exc.detail}")
                      if exc.code == "version" else m.Error(code="bad_request", message=f"malformed message: {exc}"))
-            self.send(sock, reply, route=(frames[0],), re=exc.msg_id)
+            self.send(sock, reply, route=(bytes(frames[0]),), re=exc.msg_id)
 
     # -- keys ------------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ Count = Annotated[int, Bound(lo=0, hi=MAX_COUNT)]
 Term = Annotated[int, Bound(lo=0)]
 Records = Annotated[list[dict[str, Any]], Bound(most=MAX_LISTED)]
 Names = Annotated[list[Name], Bound(most=64)]
+SMALL_BYTES = 64 * 1024      # the body of a request that names things (a read, a delete, a setting)
+JOB_BYTES = 1024 * 1024 + SMALL_BYTES  # a job.put's: [api] max_job_bytes is at most 1 MiB
 
 # -- replies (any ROUTER) -------------------------------------------------------------------
 
@@ -224,7 +226,7 @@ class KeyringReport:
 # -- control socket of every service (ipc {run_dir}/{service}.ctl) ---------------------------
 
 
-@message("ctl.status")
+@message("ctl.status", max_bytes=SMALL_BYTES)
 class CtlStatus:
     """→ ok {pid, ready, role, leader, term, ...service details}."""
 
@@ -232,17 +234,17 @@ class CtlStatus:
 # -- raft client port: state verbs, proposals from the dispatcher ----------------------------
 
 
-@message("node.info")
+@message("node.info", max_bytes=SMALL_BYTES)
 class NodeInfo:
     """→ ok {node, role, addrs: {role: tcp address}, leader: {node, addrs} | None}."""
 
 
-@message("leader.get")
+@message("leader.get", max_bytes=SMALL_BYTES)
 class LeaderGet:
     """→ ok {node, term, addrs} or error unavailable when there is no leader."""
 
 
-@message("job.put")
+@message("job.put", max_bytes=JOB_BYTES)
 class JobPut:
     """`client` and `seq` identify the request across retries: the state machine applies a
     retried write once and answers it with the first result."""
@@ -252,20 +254,20 @@ class JobPut:
     seq: Term = 0
 
 
-@message("job.delete")
+@message("job.delete", max_bytes=SMALL_BYTES)
 class JobDelete:
     name: Name
     client: Name = ""
     seq: Term = 0
 
 
-@message("job.get")
+@message("job.get", max_bytes=SMALL_BYTES)
 class JobGet:
     name: Name
     stale: bool = False
 
 
-@message("job.list")
+@message("job.list", max_bytes=SMALL_BYTES)
 class JobList:
     """A page of jobs by name, after `after`, skipping `offset` more: → ok {jobs, more, seq,
     settings, and total on the first page}. Pages keep each reply well under the frame limit;
@@ -277,14 +279,14 @@ class JobList:
     offset: Count = 0
 
 
-@message("exec.list")
+@message("exec.list", max_bytes=SMALL_BYTES)
 class ExecList:
     job: Name
     limit: Count = 100
     stale: bool = False
 
 
-@message("exec.get")
+@message("exec.get", max_bytes=SMALL_BYTES)
 class ExecGet:
     job: Name
     id: Text
@@ -343,24 +345,24 @@ class ServerRegister:
     protocol: list[int] = field(default_factory=lambda: [1, 1])  # [lowest accepted, spoken]
 
 
-@message("raft.peers")
+@message("raft.peers", max_bytes=SMALL_BYTES)
 class RaftPeers:
     """→ ok {voters, learners, leader, term, progress}."""
 
 
-@message("raft.add_peer")
+@message("raft.add_peer", max_bytes=SMALL_BYTES)
 class RaftAddPeer:
     name: Name
     addrs: dict[str, str]
     learner: bool = False
 
 
-@message("raft.remove_peer")
+@message("raft.remove_peer", max_bytes=SMALL_BYTES)
 class RaftRemovePeer:
     name: Name
 
 
-@message("raft.transfer")
+@message("raft.transfer", max_bytes=SMALL_BYTES)
 class RaftTransfer:
     """Hand leadership to `name`, or to the most up-to-date other voter when empty."""
 
@@ -387,7 +389,7 @@ class RunSkip:
     notify: Names = field(default_factory=list)
 
 
-@message("exec.unfinished")
+@message("exec.unfinished", max_bytes=SMALL_BYTES)
 class ExecUnfinished:
     """→ ok {runs, retries, effects}: every claimed or running execution, pending retry and
     pending follow-up, for a new leader; with `followups_only`, no runs (the leader's sweep for
@@ -396,7 +398,7 @@ class ExecUnfinished:
     followups_only: bool = False
 
 
-@message("exec.delete_all")
+@message("exec.delete_all", max_bytes=SMALL_BYTES)
 class ExecDeleteAll:
     """Delete a job's executions and reset its counters (Dkron's DELETE .../executions)."""
 
@@ -405,12 +407,12 @@ class ExecDeleteAll:
     seq: Term = 0
 
 
-@message("settings.get")
+@message("settings.get", max_bytes=SMALL_BYTES)
 class SettingsGet:
     stale: bool = False
 
 
-@message("settings.put")
+@message("settings.put", max_bytes=SMALL_BYTES)
 class SettingsPut:
     key: Name
     value: Text
@@ -418,7 +420,7 @@ class SettingsPut:
     seq: Term = 0
 
 
-@message("note.put", since=NEXT_PROTOCOL)
+@message("note.put", since=NEXT_PROTOCOL, max_bytes=SMALL_BYTES)
 class NotePut:
     """The cluster's note, a replicated setting only the next protocol knows (under [wire]
     protocol_next): the command that proves the version gate before a real feature needs it."""
@@ -428,14 +430,14 @@ class NotePut:
     seq: Term = 0
 
 
-@message("keys.list", since=2)
+@message("keys.list", since=2, max_bytes=SMALL_BYTES)
 class KeysList:
     """→ ok {keys: [{key, id, name, kind, status}]}: every key the cluster has heard of."""
 
     stale: bool = False
 
 
-@message("key.accept", since=2)
+@message("key.accept", since=2, max_bytes=SMALL_BYTES)
 class KeyAccept:
     """Accept `name`'s pending key, or the key given (a client's, with kind "client", or one
     rejected before); any other key accepted for the name is rejected."""
@@ -445,7 +447,7 @@ class KeyAccept:
     kind: Name = ""
 
 
-@message("key.reject", since=2)
+@message("key.reject", since=2, max_bytes=SMALL_BYTES)
 class KeyReject:
     """Reject `name`'s key (or the key given): it is cut off from every socket within a second."""
 
@@ -558,7 +560,7 @@ class ExecHeartbeat:
     ids: list[str]
 
 
-@message("exec.kill")
+@message("exec.kill", max_bytes=SMALL_BYTES)
 class ExecKill:
     """Kill one execution (id), or every running execution of the job (id empty)."""
 
@@ -566,7 +568,7 @@ class ExecKill:
     id: str = ""
 
 
-@message("job.run")
+@message("job.run", max_bytes=SMALL_BYTES)
 class JobRun:
     """Run now. → ok {executions, job} once claimed; does not wait for the run. A retried
     request (same `request`, "client/seq") gets the first answer instead of a second run: the
@@ -576,7 +578,7 @@ class JobRun:
     request: str = ""
 
 
-@message("busy.list")
+@message("busy.list", max_bytes=SMALL_BYTES)
 class BusyList:
     """→ ok {executions: [...running, with the last chunk of output]}."""
 
@@ -584,7 +586,7 @@ class BusyList:
 # -- executor output ROUTER -----------------------------------------------------------------
 
 
-@message("output.get")
+@message("output.get", max_bytes=SMALL_BYTES)
 class OutputGet:
     """→ ok {data, size, finished} for bytes from `offset` of one execution's full output."""
 
@@ -595,7 +597,7 @@ class OutputGet:
 # -- gossip ---------------------------------------------------------------------------------
 
 
-@message("member.list")
+@message("member.list", max_bytes=SMALL_BYTES)
 class MemberList:
     """→ ok {members: [member maps]} on the gossip query port."""
 
@@ -608,12 +610,12 @@ class MemberEvent:
     member: dict[str, Any]
 
 
-@message("member.leave")
+@message("member.leave", max_bytes=SMALL_BYTES)
 class MemberLeave:
     """Leave the cluster gracefully (Dkron's POST /v1/leave) → ok {members}."""
 
 
-@message("event.fire")
+@message("event.fire", max_bytes=SMALL_BYTES)
 class EventFire:
     """A user event to spread to every member (Serf's user event) → ok {ltime}."""
 
@@ -630,7 +632,7 @@ class EventReceived:
     payload: bytes = b""
 
 
-@message("keyring.list")
+@message("keyring.list", max_bytes=SMALL_BYTES)
 class KeyringList:
     """Keyring verbs (Serf's `keys`). On the query port they are fanned out to every alive
     member → ok {members, responded, failed, keys, primary}; between gossip services, over
@@ -639,19 +641,19 @@ class KeyringList:
     local: bool = False
 
 
-@message("keyring.install")
+@message("keyring.install", max_bytes=SMALL_BYTES)
 class KeyringInstall:
     key: str
     local: bool = False
 
 
-@message("keyring.use")
+@message("keyring.use", max_bytes=SMALL_BYTES)
 class KeyringUse:
     key: str
     local: bool = False
 
 
-@message("keyring.remove")
+@message("keyring.remove", max_bytes=SMALL_BYTES)
 class KeyringRemove:
     key: str
     local: bool = False

@@ -89,10 +89,12 @@ def protocol():
     return [PROTOCOL_MIN, _speaks]
 
 
-def message(name, since=1):
+def message(name, since=1, max_bytes=None):
     """Declare a message type: a frozen, slotted dataclass whose fields are its body. `since` is
     the protocol that introduced it: its messages carry that version (or PROTOCOL_MIN, once the
-    oldest accepted protocol has moved past it)."""
+    oldest accepted protocol has moved past it). `max_bytes` bounds its body below the frame
+    limit: a larger one is refused before it is decoded, so that a flood of maximal frames of a
+    small request costs its receiver no decoding."""
 
     def register(cls):
         cls = dataclass(frozen=True, slots=True, kw_only=True)(cls)
@@ -100,6 +102,7 @@ def message(name, since=1):
             raise ValueError(f"message type {name!r} declared twice")
         cls.TYPE = name
         cls.SINCE = since
+        cls.MAX_BYTES = max_bytes
         cls.STAMP = max(since, PROTOCOL_MIN)
         _TYPES[name] = cls
         return cls
@@ -232,6 +235,9 @@ def decode(frames, *, topic=False, peer=""):
             raise WireError("size", f"frame of {len(frame)} bytes over {_max_frame_bytes}")
     head = unpack(bytes(frames[-2]))
     try:
+        cls = _TYPES.get(head[1]) if isinstance(head, list) and len(head) == 6 and isinstance(head[1], str) else None
+        if cls is not None and cls.MAX_BYTES is not None and len(frames[-1]) > cls.MAX_BYTES:
+            raise WireError("size", f"{cls.TYPE} body of {len(frames[-1])} bytes over its {cls.MAX_BYTES}")
         body = unpack(bytes(frames[-1]))
     except WireError as exc:
         # With a sound header the sender can be told which request it was.
