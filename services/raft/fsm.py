@@ -13,7 +13,7 @@ import peewee as pw
 from common import errors, messages as m, models, schema, wire
 from services.raft.followups import FollowUps
 from services.raft.keybook import KeyBook
-from services.raft.refusal import environmental, reason
+from services.raft.refusal import Guarded
 from services.raft.runs import RunLedger, failure
 from services.raft.state_schema import STATE
 
@@ -153,7 +153,7 @@ SESSION_TRIM_EVERY = 1000  # applied entries between trims of the session table
 UPDATE_ROW = " ON CONFLICT DO UPDATE SET %s"
 
 
-class StateMachine(FollowUps, RunLedger, KeyBook):
+class StateMachine(Guarded, FollowUps, RunLedger, KeyBook):
     def __init__(self, path, protocol=wire.PROTOCOL):
         self.protocol = protocol  # the highest this node speaks: entries of a newer one stop it
         self.db = pw.SqliteDatabase(path, pragmas={"journal_mode": "wal", "synchronous": 2})
@@ -237,22 +237,6 @@ class StateMachine(FollowUps, RunLedger, KeyBook):
         if not isinstance(args, dict):
             return failure("bad_request", f"malformed {op} command: args is not a map")
         return self.guarded(f"{op} command", lambda: handler(term, **args))
-
-    def guarded(self, what, fn):
-        """fn() in a savepoint of its own: a command, or one item of a batch (an exec.record's
-        results), that fails half way leaves nothing of itself behind and is refused with a
-        fixed reason, alike on every replica; the items beside it stand. The machine's own
-        errors are raised: they are no refusal."""
-        self._run("SAVEPOINT guarded")
-        try:
-            result = fn()
-        except Exception as exc:
-            if environmental(exc):
-                raise
-            self._run("ROLLBACK TO guarded")
-            result = failure("bad_request", reason(what, exc))
-        self._run("RELEASE guarded")
-        return result
 
     def apply_job_put(self, entry_term, job):
         old = self.job(job["name"])

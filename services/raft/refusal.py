@@ -1,10 +1,13 @@
-"""Why an entry failed to apply, for the state machine (fsm.py): the entry's own fault, refused
-with a fixed reason that every replica records alike, or the environment's (a full disk, an I/O
-error, a corrupt file), which is never a refusal: replicas must not diverge over a local fault."""
+"""Why an entry failed to apply, for the state machine (fsm.py), and the savepoint each command
+and each item of a record applies in: the entry's own fault is refused with a fixed reason that
+every replica records alike; the environment's (a full disk, an I/O error, a corrupt file) is
+never a refusal: replicas must not diverge over a local fault."""
 
 from __future__ import annotations
 
 import sqlite3
+
+from services.raft.runs import failure
 
 # SQLite's primary result codes that say the store, not the statement, is at fault.
 ENVIRONMENTAL_CODES = {
@@ -78,3 +81,23 @@ def reason(what, exc):
     if sqlite_error(exc) is not None:
         return f"malformed {what}: a value the store cannot hold"
     return f"malformed {what}: refused"
+
+
+class Guarded:
+    """Mixed into StateMachine: uses its _run SQL helper."""
+
+    def guarded(self, what, fn):
+        """fn() in a savepoint of its own: a command, or one item of a batch (an exec.record's
+        results), that fails half way leaves nothing of itself behind and is refused with a
+        fixed reason, alike on every replica; the items beside it stand. The machine's own
+        errors are raised: they are no refusal."""
+        self._run("SAVEPOINT guarded")
+        try:
+            result = fn()
+        except Exception as exc:
+            if environmental(exc):
+                raise
+            self._run("ROLLBACK TO guarded")
+            result = failure("bad_request", reason(what, exc))
+        self._run("RELEASE guarded")
+        return result
