@@ -21,7 +21,13 @@ from common.errors import BadRequest, ConfigError
 DEFAULTS = Path(__file__).resolve().parent.parent / "conf" / "node.toml"
 
 
-def _spec(*, lo=None, hi=None, choices=None):
+# What any key takes at most, unless it says less: an int a C int holds (ZeroMQ's options are
+# C ints, and a timer of 2^31 ms is 24 days), a string of 4,096 characters.
+INT_MAX = (1 << 31) - 1
+TEXT_CHARS = 4096
+
+
+def _spec(*, lo=None, hi=INT_MAX, choices=None):
     return field(metadata={"lo": lo, "hi": hi, "choices": choices})
 
 
@@ -400,6 +406,9 @@ def _check(value, f, section, where):
         raise ConfigError(f"{where}: expected {_describe(want, meta)}, got {value}")
     if meta["choices"] and value not in meta["choices"]:
         raise ConfigError(f"{where}: expected one of {', '.join(meta['choices'])}, got {_show(value)}")
+    texts = [value] if want is str else list(value.items()) if want is dict else value if want is list else []
+    if any(len(str(t)) > TEXT_CHARS for t in texts) or len(texts) > TEXT_CHARS:
+        raise ConfigError(f"{where}: expected at most {TEXT_CHARS} characters (and items), got {len(str(value))}")
     if want is dict:
         for k, v in value.items():
             if not isinstance(v, str):
@@ -413,8 +422,9 @@ def _check(value, f, section, where):
 
 def _describe(want, meta):
     name = {str: "string", int: "int", bool: "true or false", dict: "a table", list: "a list"}[want]
-    if want is int and meta["lo"] is not None:
-        return f"int {meta['lo']}..{meta['hi']}" if meta["hi"] is not None else f"int >= {meta['lo']}"
+    if want is int and (meta["lo"] is not None or meta["hi"] is not None):
+        return f"int {meta['lo'] if meta['lo'] is not None else ''}..{meta['hi']}" if meta["hi"] is not None \
+            else f"int >= {meta['lo']}"
     return name
 
 
