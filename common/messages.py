@@ -144,6 +144,7 @@ class UnfinishedRuns:
     runs: list[dict[str, Any]]        # {execution, job} of every claimed or running execution
     retries: list[dict[str, Any]] = field(default_factory=list)  # {key, due_at, execution, job}
     effects: list[dict[str, Any]] = field(default_factory=list)  # {id, kind, job, group, body, target}
+    more: bool = False                # runs after the last of this page remain: ask for them
 
 
 @reply("settings.get", "settings.put", "note.put")
@@ -393,9 +394,13 @@ class RunSkip:
 class ExecUnfinished:
     """→ ok {runs, retries, effects}: every claimed or running execution, pending retry and
     pending follow-up, for a new leader; with `followups_only`, no runs (the leader's sweep for
-    follow-ups whose report it missed)."""
+    follow-ups whose report it missed). Runs come in pages cut by bytes, in (group, id) order:
+    a reply with `more` is followed by a request for the runs after its last (after_group,
+    after_id), whose reply holds no retries or effects (the first page has them all)."""
 
     followups_only: bool = False
+    after_group: int = 0
+    after_id: Text = ""
 
 
 @message("exec.delete_all", max_bytes=SMALL_BYTES)

@@ -253,6 +253,9 @@ class Dispatcher(ClaimQueue, FollowUps):
             return
         for found in reply.runs:
             self.adopt(found["execution"], found["job"], self.now)
+        if reply.more and reply.runs:  # the rest, page by page (each page stays inside a frame)
+            last = reply.runs[-1]["execution"]
+            self.call(m.ExecUnfinished(after_group=last["group"], after_id=last["id"]), "took_over")
         self.take_over_followups(reply.retries, reply.effects)
         if reply.runs or reply.retries or reply.effects:
             log.info("took over unfinished runs=%d retries=%d effects=%d", len(reply.runs), len(reply.retries),

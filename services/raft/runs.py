@@ -150,6 +150,26 @@ class RunLedger:
                 found.append({"execution": execution, "job": job})
         return found
 
+    def unfinished_page(self, after_group=0, after_id="", max_bytes=1 << 20):
+        """(runs, more): unfinished() after (after_group, after_id) in (group, id) order, cut at
+        `max_bytes` of stored JSON (a run's and its job's; one run at least)."""
+        rows = self.db.execute_sql(
+            "SELECT body FROM executionrow WHERE status IN ('claimed', 'running') AND (grp > ? OR grp = ? AND id > ?) "
+            "ORDER BY grp, id", (after_group, after_group, after_id))
+        found, size, jobs = [], 0, {}
+        for (body,) in rows:
+            execution = json.loads(body)
+            if execution["job"] not in jobs:
+                job = self.job(execution["job"])
+                jobs[execution["job"]] = job, len(json.dumps(job)) if job is not None else 0
+            job, job_size = jobs[execution["job"]]
+            size += len(body) + job_size
+            if found and size > max_bytes:
+                return found, True
+            if job is not None:
+                found.append({"execution": execution, "job": job})
+        return found, False
+
     def group_outcome(self, job, group):
         """(done, status) of one firing: done when the last attempt on every node finished and
         none will be retried; success when all of those succeeded (earlier attempts may not)."""

@@ -311,8 +311,7 @@ class RaftShell:
         if isinstance(msg, m.SettingsGet):
             return self.read(env, msg.stale, lambda: {"settings": self.fsm.settings()})
         if isinstance(msg, m.ExecUnfinished):
-            return self.read(env, False, lambda: {"runs": [] if msg.followups_only else self.fsm.unfinished(),
-                                                  **self.fsm.pending()})
+            return self.read(env, False, lambda: self._unfinished(msg))
         if isinstance(msg, m.ServerRegister):
             return self.propose(env, "server.register", name=msg.name, addrs=msg.addrs, store=msg.store,
                                 **({"protocol": msg.protocol} if msg.protocol != [1, 1] else {}))
@@ -434,6 +433,15 @@ class RaftShell:
         if not after:  # counted once per walk, on its first page (a later page would count again)
             page["total"] = self.fsm.job_count()
         return page
+
+    def _unfinished(self, msg):
+        """A page of unfinished runs, a quarter of the frame limit at most; the first page has
+        the pending retries and effects too."""
+        runs, more = [], False
+        if not msg.followups_only:
+            runs, more = self.fsm.unfinished_page(msg.after_group, msg.after_id, self.conf.wire.max_message_bytes // 4)
+        first = not (msg.after_group or msg.after_id)
+        return {"runs": runs, "more": more, **(self.fsm.pending() if first else {"retries": [], "effects": []})}
 
     def _executions(self, job, limit):
         if self.fsm.job(job) is None:

@@ -436,6 +436,17 @@ def test_adopting_unfinished_runs_after_a_failover():
     assert d.runs["other"].state == RUNNING and d.runs["other"].due_at == NOW + LEASE_MS
 
 
+def test_a_page_of_unfinished_runs_with_more_asks_for_the_runs_after_its_last():
+    job = shell_job(tags={"role": "db"})
+    claimed, = dispatcher().new_executions(job, NOW)
+    d = dispatcher()
+    drain(d)
+    d.took_over(None, m.UnfinishedRuns(runs=[{"execution": claimed, "job": job}], more=True), None)
+    asked = [c.msg for c in drain(d).calls if isinstance(c.msg, m.ExecUnfinished)]
+    assert asked == [m.ExecUnfinished(after_group=claimed["group"], after_id=claimed["id"])]
+    assert claimed["id"] in d.runs
+
+
 def test_kill_asks_the_node_and_busy_lists_what_runs():
     d = dispatcher()
     execution = acked_run(d)

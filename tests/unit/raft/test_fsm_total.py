@@ -118,3 +118,20 @@ def test_a_page_of_jobs_is_cut_by_bytes_and_says_there_is_more(fsm):
     assert [j["name"] for j in jobs] == ["j3", "j4", "j5"] and not more
     assert fsm.job_page("", 2)[1] and not fsm.job_page("j3", 2)[1]
     assert len(fsm.job_page("", 10, max_bytes=1)[0]) == 1  # one job at least, whatever its size
+
+
+def test_unfinished_runs_come_in_pages_cut_by_bytes(fsm):
+    from tests.unit.raft.test_followups import claim
+    log = Log(fsm)
+    log.apply("job.put", job=job("big", metadata={"k": "x" * 3000}))
+    for i in range(5):
+        claim(log, "big", NOW + 1000 * i)
+    runs, more, after, pages = [], True, (0, ""), 0
+    while more:
+        page, more = fsm.unfinished_page(*after, max_bytes=8000)
+        assert page and (len(page) <= 2 or not more)
+        runs += page
+        last = page[-1]["execution"]
+        after, pages = (last["group"], last["id"]), pages + 1
+    assert [r["execution"]["id"] for r in runs] == [r["execution"]["id"] for r in fsm.unfinished()]
+    assert pages >= 3 and len(runs) == 5
