@@ -21,7 +21,13 @@ from common.errors import BadRequest, ConfigError
 DEFAULTS = Path(__file__).resolve().parent.parent / "conf" / "node.toml"
 
 
-def _spec(*, lo=None, hi=None, choices=None):
+# What any key takes at most, unless it says less: an int a C int holds (ZeroMQ's options are
+# C ints, and a timer of 2^31 ms is 24 days), a string of 4,096 characters.
+INT_MAX = (1 << 31) - 1
+TEXT_CHARS = 4096
+
+
+def _spec(*, lo=None, hi=INT_MAX, choices=None):
     return field(metadata={"lo": lo, "hi": hi, "choices": choices})
 
 
@@ -108,6 +114,7 @@ class Raft:
     heartbeat_ticks: int = _spec(lo=1)
     election_ticks: int = _spec(lo=2)
     max_batch_entries: int = _spec(lo=1)
+    max_append_bytes: int = _spec(lo=4096, hi=1 << 30)
     batching: bool = _spec()
     servers: list = _spec()
     bootstrap_expect: int = _spec(lo=0, hi=99)
@@ -161,6 +168,7 @@ class Api:
     cors_origins: list = _spec()
     certfile: str = _spec()
     keyfile: str = _spec()
+    max_job_bytes: int = _spec(lo=1024, hi=1 << 20)
 
 
 @dataclass(frozen=True)
@@ -406,6 +414,9 @@ def _check(value, f, section, where):
         raise ConfigError(f"{where}: expected {_describe(want, meta)}, got {value}")
     if meta["choices"] and value not in meta["choices"]:
         raise ConfigError(f"{where}: expected one of {', '.join(meta['choices'])}, got {_show(value)}")
+    texts = [value] if want is str else list(value.items()) if want is dict else value if want is list else []
+    if any(len(str(t)) > TEXT_CHARS for t in texts) or len(texts) > TEXT_CHARS:
+        raise ConfigError(f"{where}: expected at most {TEXT_CHARS} characters (and items), got {len(str(value))}")
     if want is dict:
         for k, v in value.items():
             if not isinstance(v, str):
@@ -419,8 +430,9 @@ def _check(value, f, section, where):
 
 def _describe(want, meta):
     name = {str: "string", int: "int", bool: "true or false", dict: "a table", list: "a list"}[want]
-    if want is int and meta["lo"] is not None:
-        return f"int {meta['lo']}..{meta['hi']}" if meta["hi"] is not None else f"int >= {meta['lo']}"
+    if want is int and (meta["lo"] is not None or meta["hi"] is not None):
+        return f"int {meta['lo'] if meta['lo'] is not None else ''}..{meta['hi']}" if meta["hi"] is not None \
+            else f"int >= {meta['lo']}"
     return name
 
 

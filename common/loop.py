@@ -23,6 +23,8 @@ from common import config, curve, errors, keys, log as pklog, messages as m, met
 
 log = logging.getLogger(__name__)
 
+ROUTER_QUEUE_BYTES = 256 * 1024 * 1024  # per peer of a ROUTER, at most this in its receive queue
+ROUTER_RCVHWM_MIN = 64                  # frames; never fewer, however large max_message_bytes
 EXIT_CRASH = 70  # sysexits EX_SOFTWARE: supervisord restarts the service from durable state
 EXIT_HALT = 65  # sysexits EX_DATAERR: a store or an entry this code must not use (errors.Halt)
 # supervisord counts an exit within its startsecs (1 s) as a failed start and retries it: a
@@ -145,6 +147,7 @@ class Loop:
         self.idle = []  # run after each round of handlers: where a core's Ready is carried out
         self.metrics = metrics.Registry()  # what this service records; exported in ctl.status
         self.dropped = self.metrics.add(metrics.WIRE_DROPPED).view(service=service)  # reason → count
+        self.failures = set()  # (socket role, message type, exception) whose traceback was logged
         self.status = lambda: {}
         self.ready = False
         self.on_term = None  # set by a service that drains work on the first TERM/INT
@@ -215,7 +218,11 @@ class Loop:
         sock = self.ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, w.linger_ms)
         sock.setsockopt(zmq.SNDHWM, w.hwm)
-        sock.setsockopt(zmq.RCVHWM, w.hwm)
+        # A ROUTER takes requests from anyone with an accepted key: what each peer may have
+        # queued here is bounded in bytes (frames waiting past it stay with their sender, as TCP
+        # backpressure), not only in messages: 10,000 of 8 MiB would be 80 GB.
+        sock.setsockopt(zmq.RCVHWM, min(w.hwm, max(ROUTER_RCVHWM_MIN, ROUTER_QUEUE_BYTES // w.max_message_bytes))
+                        if kind == zmq.ROUTER else w.hwm)
         # Twice the wire limit: ZeroMQ silently disconnects a peer past it, so frames between the
         # two limits reach wire.decode, which drops and counts them (bad input is made visible).
         sock.setsockopt(zmq.MAXMSGSIZE, 2 * w.max_message_bytes)
@@ -349,7 +356,11 @@ class Loop:
         """`result`: the request's typed reply, or a plain map where none is declared."""
         if dataclasses.is_dataclass(result):
             result = wire.fields(result)
-        self.send(sock, m.Ok(result=result), route=env.route, re=env.msg_id, term=term)
+        try:
+            return self.send(sock, m.Ok(result=result), route=env.route, re=env.msg_id, term=term)
+        except (TypeError, ValueError, OverflowError) as exc:  # a value msgpack cannot carry
+            log.error("reply to type=%s not encodable: %s", env.type, exc)
+            return self.reply_error(sock, env, errors.Error(f"{self.service} could not encode its reply to {env.type}"))
 
     def reply_error(self, sock, env, err):
         self.send(sock, m.Error(code=err.code, message=str(err), leader=err.leader), route=env.route, re=env.msg_id)
@@ -489,7 +500,7 @@ class Loop:
                 # Checked on every message, not only at the handshake: a key rejected since
                 # its connection was made is cut off as soon as the book says so.
                 key = _user_id(frames[-1])
-                frames = [f.bytes for f in frames]
+                # Frames stay zero-copy: one over its type's bound is refused without a copy.
                 if key:
                     peer = self.gate.who(role, key)
                     if peer is None:
@@ -500,28 +511,53 @@ class Loop:
             except wire.WireError as exc:
                 self._drop(sock, kind, frames, exc)
                 continue
+            except Exception as exc:  # wire.decode promises WireError only: a bug, but one message's
+                self._failed(sock, kind, None, exc)
+                continue
             try:
                 handler(env)
+            except errors.Halt:
+                raise
             except errors.Error as err:
-                if kind != zmq.ROUTER:
-                    raise
-                log.warning("refused type=%s from=%s code=%s: %s", env.type, env.sender, err.code, err)
-                self.reply_error(sock, env, err)
+                if kind == zmq.ROUTER:
+                    log.warning("refused type=%s from=%s code=%s: %s", env.type, env.sender, err.code, err)
+                    self.reply_error(sock, env, err)
+                else:
+                    log.warning("refused type=%s from=%s socket=%s code=%s: %s",
+                                env.type, env.sender, self.roles.get(sock), err.code, err)
+            except Exception as exc:
+                self._failed(sock, kind, env, exc)
             if sock not in self.kinds:
                 return
             if self.urgent:
                 self._tick_due(self.urgent)
 
+    def _failed(self, sock, kind, env, exc):
+        """A message its handler failed on: one message never stops a service. Its own state is
+        persisted, applied and sent outside handlers (idle work and timers), where an exception
+        still stops the process for supervisord to restart it. The first failure of each kind is
+        logged with its traceback, later ones in a line each, and all are counted."""
+        what = (self.roles.get(sock), env.type if env else "-", type(exc).__name__)
+        self.dropped["internal"] += 1
+        if what in self.failures:
+            log.error("handler failed socket=%s type=%s error=%s (traceback logged before): %s", *what, exc)
+        else:
+            self.failures.add(what)
+            log.error("handler failed socket=%s type=%s error=%s", *what, exc_info=exc)
+        if kind == zmq.ROUTER and env is not None:
+            self.reply_error(sock, env, errors.Error(f"{self.service} failed on {env.type} ({type(exc).__name__}); "
+                                                     "the request was not carried out"))
+
     def _drop(self, sock, kind, frames, exc):
         self.dropped[exc.code] += 1
-        peer = frames[0].hex() if kind == zmq.ROUTER and len(frames) > 1 else "-"
+        peer = bytes(frames[0]).hex() if kind == zmq.ROUTER and len(frames) > 1 else "-"
         log.warning("dropped malformed message socket=%s peer=%s code=%s detail=%s",
                     self.roles.get(sock), peer, exc.code, exc.detail)
         if kind == zmq.ROUTER and len(frames) > 2:
             # With the request's id when its header was sound, so the caller need not wait out its timeout.
             reply = (m.Error(code="unavailable", message=f"cluster not yet upgraded: {self.sender} refused {exc.detail}")
                      if exc.code == "version" else m.Error(code="bad_request", message=f"malformed message: {exc}"))
-            self.send(sock, reply, route=(frames[0],), re=exc.msg_id)
+            self.send(sock, reply, route=(bytes(frames[0]),), re=exc.msg_id)
 
     # -- keys ------------------------------------------------------------------------------
 

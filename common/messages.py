@@ -5,12 +5,29 @@ Jobs and executions travel as plain maps in the shapes of common/models.py."""
 from __future__ import annotations
 
 from dataclasses import field
-from typing import Any
+from typing import Annotated, Any
 
-from common.wire import NEXT_PROTOCOL, message, reply
+from common.schedule import MAX_TIME_MS, MIN_TIME_MS
+from common.wire import NEXT_PROTOCOL, Bound, message, reply
 
 FOLLOWUPS_PROTOCOL = 2  # the run ledger's commands that replicate what follows a run
 CHECKS_PROTOCOL = 3     # state.check: replicas compare their states' hashes
+
+# The bounds of the state verbs' fields (wire.Bound), beside the int64 and nesting bounds every
+# body keeps: a request out of them is refused as it decodes, before anything is proposed.
+NAME_CHARS = 256       # a job's, node's or setting's name, a request key
+TEXT_CHARS = 4096      # a reason, a setting's value
+MAX_LISTED = 10_000    # items in one request's list (acks, records, ticks, executions)
+MAX_COUNT = 1_000_000_000
+Name = Annotated[str, Bound(most=NAME_CHARS)]
+Text = Annotated[str, Bound(most=TEXT_CHARS)]
+Time = Annotated[int, Bound(lo=MIN_TIME_MS, hi=MAX_TIME_MS)]  # Unix ms, years 1 to 9999
+Count = Annotated[int, Bound(lo=0, hi=MAX_COUNT)]
+Term = Annotated[int, Bound(lo=0)]
+Records = Annotated[list[dict[str, Any]], Bound(most=MAX_LISTED)]
+Names = Annotated[list[Name], Bound(most=64)]
+SMALL_BYTES = 64 * 1024      # the body of a request that names things (a read, a delete, a setting)
+JOB_BYTES = 1024 * 1024 + SMALL_BYTES  # a job.put's: [api] max_job_bytes is at most 1 MiB
 
 # -- replies (any ROUTER) -------------------------------------------------------------------
 
@@ -129,6 +146,7 @@ class UnfinishedRuns:
     runs: list[dict[str, Any]]        # {execution, job} of every claimed or running execution
     retries: list[dict[str, Any]] = field(default_factory=list)  # {key, due_at, execution, job}
     effects: list[dict[str, Any]] = field(default_factory=list)  # {id, kind, job, group, body, target}
+    more: bool = False                # runs after the last of this page remain: ask for them
 
 
 @reply("settings.get", "settings.put", "note.put")
@@ -211,7 +229,7 @@ class KeyringReport:
 # -- control socket of every service (ipc {run_dir}/{service}.ctl) ---------------------------
 
 
-@message("ctl.status")
+@message("ctl.status", max_bytes=SMALL_BYTES)
 class CtlStatus:
     """→ ok {pid, ready, role, leader, term, ...service details}."""
 
@@ -219,70 +237,70 @@ class CtlStatus:
 # -- raft client port: state verbs, proposals from the dispatcher ----------------------------
 
 
-@message("node.info")
+@message("node.info", max_bytes=SMALL_BYTES)
 class NodeInfo:
     """→ ok {node, role, addrs: {role: tcp address}, leader: {node, addrs} | None}."""
 
 
-@message("leader.get")
+@message("leader.get", max_bytes=SMALL_BYTES)
 class LeaderGet:
     """→ ok {node, term, addrs} or error unavailable when there is no leader."""
 
 
-@message("job.put")
+@message("job.put", max_bytes=JOB_BYTES)
 class JobPut:
     """`client` and `seq` identify the request across retries: the state machine applies a
     retried write once and answers it with the first result."""
 
     job: dict[str, Any]
-    client: str = ""
-    seq: int = 0
-    by: str = ""                      # the token a node's api acts for (the audit's who)
+    client: Name = ""
+    seq: Term = 0
+    by: Name = ""                     # the token a node's api acts for (the audit's who)
 
 
-@message("job.delete")
+@message("job.delete", max_bytes=SMALL_BYTES)
 class JobDelete:
-    name: str
-    client: str = ""
-    seq: int = 0
-    by: str = ""                      # the token a node's api acts for (the audit's who)
+    name: Name
+    client: Name = ""
+    seq: Term = 0
+    by: Name = ""                     # the token a node's api acts for (the audit's who)
 
 
-@message("job.get")
+@message("job.get", max_bytes=SMALL_BYTES)
 class JobGet:
     """`secrets`: with executor_config's secret values, for a node's own services or a
     management token (others get them redacted, common/secrets.py)."""
 
-    name: str
+    name: Name
     stale: bool = False
     secrets: bool = False
 
 
-@message("job.list")
+@message("job.list", max_bytes=SMALL_BYTES)
 class JobList:
     """A page of jobs by name, after `after`, skipping `offset` more: → ok {jobs, more, seq,
     settings, and total on the first page}. Pages keep each reply well under the frame limit;
     `seq` is the job feed's sequence the page was read at; `total` counts every job."""
 
     stale: bool = False
-    after: str = ""
-    limit: int = 1000
-    offset: int = 0
+    after: Name = ""
+    limit: Count = 1000
+    offset: Count = 0
     secrets: bool = False             # as job.get's
-    by: str = ""                      # a node's api: list what the token it acts for may read
+    by: Name = ""                     # a node's api: list what the token it acts for may read
 
 
-@message("exec.list")
+@message("exec.list", max_bytes=SMALL_BYTES)
 class ExecList:
-    job: str
-    limit: int = 100
+    job: Name
+    limit: Count = 100
     stale: bool = False
 
 
-@message("exec.get")
+@message("exec.get", max_bytes=SMALL_BYTES)
 class ExecGet:
-    job: str
-    id: str
+    job: Name
+    id: Text
     stale: bool = False
 
 
@@ -300,15 +318,15 @@ class RunClaim:
     a `reason`: the run cannot go anywhere, and that is recorded (a child's run with no node).
     `notify` are the rules of the leader's own notifications ([notify]), for a skip's notices."""
 
-    job: str
-    scheduled_at: int
+    job: Name
+    scheduled_at: Time
     group: int
-    term: int
-    executions: list[dict[str, Any]]
+    term: Term
+    executions: Records
     kind: str = "tick"                # tick | manual | retry | child
-    key: str = ""
-    reason: str = ""
-    notify: list[str] = field(default_factory=list)
+    key: Text = ""
+    reason: Text = ""
+    notify: Names = field(default_factory=list)
 
 
 @message("run.record", since=FOLLOWUPS_PROTOCOL)
@@ -319,11 +337,11 @@ class RunRecord:
     ack and per record. A failed attempt with retries left is recorded with its pending retry,
     and a firing that ends with its follow-ups (`notify`: as in run.claim)."""
 
-    acks: list[dict[str, Any]]
-    finishes: list[dict[str, Any]]
-    done: list[dict[str, Any]] = field(default_factory=list)
-    notify: list[str] = field(default_factory=list)
-    term: int = 0
+    acks: Records
+    finishes: Records
+    done: Records = field(default_factory=list)
+    notify: Names = field(default_factory=list)
+    term: Term = 0
 
 
 @message("server.register")
@@ -332,43 +350,43 @@ class ServerRegister:
     tell a client where the leader's dispatcher and output PUB are; `store` identifies its
     Raft storage, so the leader notices when a server comes back with its data wiped."""
 
-    name: str
+    name: Name
     addrs: dict[str, str]
-    store: str = ""
+    store: Name = ""
     protocol: list[int] = field(default_factory=lambda: [1, 1])  # [lowest accepted, spoken]
 
 
-@message("raft.peers")
+@message("raft.peers", max_bytes=SMALL_BYTES)
 class RaftPeers:
     """→ ok {voters, learners, leader, term, progress}."""
 
 
-@message("raft.add_peer")
+@message("raft.add_peer", max_bytes=SMALL_BYTES)
 class RaftAddPeer:
-    name: str
+    name: Name
     addrs: dict[str, str]
     learner: bool = False
 
 
-@message("raft.remove_peer")
+@message("raft.remove_peer", max_bytes=SMALL_BYTES)
 class RaftRemovePeer:
-    name: str
+    name: Name
 
 
-@message("raft.transfer")
+@message("raft.transfer", max_bytes=SMALL_BYTES)
 class RaftTransfer:
     """Hand leadership to `name`, or to the most up-to-date other voter when empty."""
 
-    name: str = ""
+    name: Name = ""
 
 
 @message("tick.skip")
 class TickSkip:
     """Ticks that will not run (the misfire policy, no node to run them), with the reason."""
 
-    job: str
-    ticks: list[int]
-    reason: str
+    job: Name
+    ticks: Annotated[list[Time], Bound(most=MAX_LISTED)]
+    reason: Text
 
 
 @message("run.skip", since=FOLLOWUPS_PROTOCOL)
@@ -376,38 +394,42 @@ class RunSkip:
     """A tick.skip as the dispatcher records it: skipped rows kept within the job's history
     limit and counted, claimed ticks kept within its catch-up window, and notices as effects."""
 
-    job: str
-    ticks: list[int]
-    reason: str
-    notify: list[str] = field(default_factory=list)
+    job: Name
+    ticks: Annotated[list[Time], Bound(most=MAX_LISTED)]
+    reason: Text
+    notify: Names = field(default_factory=list)
 
 
-@message("exec.unfinished")
+@message("exec.unfinished", max_bytes=SMALL_BYTES)
 class ExecUnfinished:
     """→ ok {runs, retries, effects}: every claimed or running execution, pending retry and
     pending follow-up, for a new leader; with `followups_only`, no runs (the leader's sweep for
-    follow-ups whose report it missed)."""
+    follow-ups whose report it missed). Runs come in pages cut by bytes, in (group, id) order:
+    a reply with `more` is followed by a request for the runs after its last (after_group,
+    after_id), whose reply holds no retries or effects (the first page has them all)."""
 
     followups_only: bool = False
+    after_group: int = 0
+    after_id: Text = ""
 
 
-@message("exec.delete_all")
+@message("exec.delete_all", max_bytes=SMALL_BYTES)
 class ExecDeleteAll:
     """Delete a job's executions and reset its counters (Dkron's DELETE .../executions)."""
 
-    job: str
-    client: str = ""
-    seq: int = 0
-    by: str = ""                      # the token a node's api acts for (the audit's who)
+    job: Name
+    client: Name = ""
+    seq: Term = 0
+    by: Name = ""                     # the token a node's api acts for (the audit's who)
 
 
-@message("snapshot.save", since=3)
+@message("snapshot.save", since=3, max_bytes=SMALL_BYTES)
 class SnapshotSave:
     """A consistent copy of the state (common/backup.py), in chunks: the first ask, without an
     id, takes it after a linearizable read; then ask by its id and offset until done."""
 
-    id: str = ""
-    offset: int = 0
+    id: Name = ""
+    offset: Term = 0
 
 
 @reply("snapshot.save")
@@ -419,56 +441,56 @@ class SnapshotChunk:
     done: bool
 
 
-@message("settings.get")
+@message("settings.get", max_bytes=SMALL_BYTES)
 class SettingsGet:
     stale: bool = False
 
 
-@message("settings.put")
+@message("settings.put", max_bytes=SMALL_BYTES)
 class SettingsPut:
-    key: str
-    value: str
-    client: str = ""
-    seq: int = 0
-    by: str = ""                      # the token a node's api acts for (the audit's who)
+    key: Name
+    value: Text
+    client: Name = ""
+    seq: Term = 0
+    by: Name = ""                     # the token a node's api acts for (the audit's who)
 
 
-@message("note.put", since=NEXT_PROTOCOL)
+@message("note.put", since=NEXT_PROTOCOL, max_bytes=SMALL_BYTES)
 class NotePut:
     """The cluster's note, a replicated setting only the next protocol knows (under [wire]
     protocol_next): the command that proves the version gate before a real feature needs it."""
 
-    text: str
-    client: str = ""
-    seq: int = 0
-    by: str = ""                      # the token a node's api acts for (the audit's who)
+    text: Text
+    client: Name = ""
+    seq: Term = 0
+    by: Name = ""                     # the token a node's api acts for (the audit's who)
 
 
-@message("keys.list", since=2)
+@message("keys.list", since=2, max_bytes=SMALL_BYTES)
 class KeysList:
     """→ ok {keys: [{key, id, name, kind, status}]}: every key the cluster has heard of."""
 
     stale: bool = False
 
 
-@message("key.accept", since=2)
+@message("key.accept", since=2, max_bytes=SMALL_BYTES)
 class KeyAccept:
     """Accept `name`'s pending key, or the key given (a client's, with kind "client", or one
     rejected before); any other key accepted for the name is rejected."""
 
-    name: str
-    key: str = ""
-    kind: str = ""
-    by: str = ""
+    name: Name
+    key: Name = ""
+    kind: Name = ""
+    by: Name = ""                     # the token a node's api acts for (the audit's who)
 
 
-@message("key.reject", since=2)
+@message("key.reject", since=2, max_bytes=SMALL_BYTES)
 class KeyReject:
     """Reject `name`'s key (or the key given): it is cut off from every socket within a second."""
 
-    name: str = ""
-    key: str = ""
-    by: str = ""
+    name: Name = ""
+    key: Name = ""
+    by: Name = ""                     # the token a node's api acts for (the audit's who)
 
 
 # -- raft state PUB (Clone pattern: updates carry the applied index) -------------------------
@@ -579,7 +601,7 @@ class ExecHeartbeat:
     ids: list[str]
 
 
-@message("exec.kill")
+@message("exec.kill", max_bytes=SMALL_BYTES)
 class ExecKill:
     """Kill one execution (id), or every running execution of the job (id empty)."""
 
@@ -587,7 +609,7 @@ class ExecKill:
     id: str = ""
 
 
-@message("job.run")
+@message("job.run", max_bytes=SMALL_BYTES)
 class JobRun:
     """Run now. → ok {executions, job} once claimed; does not wait for the run. A retried
     request (same `request`, "client/seq") gets the first answer instead of a second run: the
@@ -597,7 +619,7 @@ class JobRun:
     request: str = ""
 
 
-@message("busy.list")
+@message("busy.list", max_bytes=SMALL_BYTES)
 class BusyList:
     """→ ok {executions: [...running, with the last chunk of output]}."""
 
@@ -605,7 +627,7 @@ class BusyList:
 # -- executor output ROUTER -----------------------------------------------------------------
 
 
-@message("output.get")
+@message("output.get", max_bytes=SMALL_BYTES)
 class OutputGet:
     """→ ok {data, size, finished} for bytes from `offset` of one execution's full output."""
 
@@ -616,7 +638,7 @@ class OutputGet:
 # -- gossip ---------------------------------------------------------------------------------
 
 
-@message("member.list")
+@message("member.list", max_bytes=SMALL_BYTES)
 class MemberList:
     """→ ok {members: [member maps]} on the gossip query port."""
 
@@ -629,12 +651,12 @@ class MemberEvent:
     member: dict[str, Any]
 
 
-@message("member.leave")
+@message("member.leave", max_bytes=SMALL_BYTES)
 class MemberLeave:
     """Leave the cluster gracefully (Dkron's POST /v1/leave) → ok {members}."""
 
 
-@message("event.fire")
+@message("event.fire", max_bytes=SMALL_BYTES)
 class EventFire:
     """A user event to spread to every member (Serf's user event) → ok {ltime}."""
 
@@ -651,7 +673,7 @@ class EventReceived:
     payload: bytes = b""
 
 
-@message("keyring.list")
+@message("keyring.list", max_bytes=SMALL_BYTES)
 class KeyringList:
     """Keyring verbs (Serf's `keys`). On the query port they are fanned out to every alive
     member → ok {members, responded, failed, keys, primary}; between gossip services, over
@@ -660,19 +682,19 @@ class KeyringList:
     local: bool = False
 
 
-@message("keyring.install")
+@message("keyring.install", max_bytes=SMALL_BYTES)
 class KeyringInstall:
     key: str
     local: bool = False
 
 
-@message("keyring.use")
+@message("keyring.use", max_bytes=SMALL_BYTES)
 class KeyringUse:
     key: str
     local: bool = False
 
 
-@message("keyring.remove")
+@message("keyring.remove", max_bytes=SMALL_BYTES)
 class KeyringRemove:
     key: str
     local: bool = False

@@ -4,6 +4,7 @@ Raft (times as Unix ms `*_at`), and the conversion back to Dkron's JSON shapes."
 
 from __future__ import annotations
 
+import json
 import string
 import unicodedata
 from datetime import datetime, timezone
@@ -25,6 +26,9 @@ NOTIFY_EVENTS = {"always": ("success", "failure", "recovery"), "on_failure": ("f
 # A job's notifications: each kind's keys (templates are string.Template text, see the README).
 NOTIFY_KEYS = {"webhook": ("type", "rule", "url", "body", "headers"), "email": ("type", "rule", "to", "subject", "body")}
 MAX_NOTIFICATIONS = 20
+MAX_JOB_BYTES = 256 * 1024  # [api] max_job_bytes's default
+MAX_RETRIES = 1000
+NAME_CHARS = 200            # a job's name: it makes execution ids and topics
 
 JOB_DEFAULTS = {
     "name": "", "displayname": "", "schedule": "", "timezone": "", "owner": "", "owner_email": "",
@@ -48,12 +52,21 @@ _STRINGS = ("displayname", "timezone", "owner", "owner_email", "parent_job", "ex
 _STRING_MAPS = ("tags", "metadata", "executor_config")
 
 
-def validate_job(doc, *, now=0):
+def validate_job(doc, *, now=0, max_bytes=MAX_JOB_BYTES):
     """Dkron job JSON (already decoded) → the internal job map. BadRequest says what is wrong.
 
-    `now` anchors `@every` for a new job; the state machine keeps the first anchor on update."""
+    `now` anchors `@every` for a new job; the state machine keeps the first anchor on update.
+    A job is at most `max_bytes` of JSON ([api] max_job_bytes), so that any page of jobs fits
+    a frame and no stored job can make a listing fail."""
     if not isinstance(doc, dict):
         raise BadRequest("Unable to parse payload: a job must be a JSON object.")
+    try:
+        size = len(json.dumps(doc, ensure_ascii=False).encode())
+    except (ValueError, TypeError, RecursionError):
+        raise BadRequest("Unable to parse payload: a job must be plain JSON, nested at most a few levels.") from None
+    if size > max_bytes:
+        raise BadRequest(f"Job validation failed: the job is {size} bytes of JSON, over the maximum of {max_bytes} "
+                         "([api] max_job_bytes).")
     job = dict(JOB_DEFAULTS)
     job["name"] = _name(doc.get("name"))
     for key in _STRINGS:
@@ -67,8 +80,8 @@ def validate_job(doc, *, now=0):
             job[key] = _typed(doc[key], bool, key, "true or false")
     if doc.get("retries") is not None:
         retries = _typed(doc["retries"], int, "retries", "an integer")
-        if retries < 0:
-            raise BadRequest("Job validation failed: retries must not be negative.")
+        if not 0 <= retries <= MAX_RETRIES:
+            raise BadRequest(f"Job validation failed: retries must be 0..{MAX_RETRIES}.")
         job["retries"] = retries
     if doc.get("history_limit") is not None:
         limit = _typed(doc["history_limit"], int, "history_limit", "an integer")
@@ -151,8 +164,8 @@ def next_fire(job, now, default_timezone=""):
     if job.get("starts_at") and after < job["starts_at"]:
         after = job["starts_at"] - 1
     fire = sched.next_after(after)
-    if fire is not None and job.get("expires_at") and fire > job["expires_at"]:
-        return None
+    if fire is not None and (job.get("expires_at") and fire > job["expires_at"] or fire > schedule.MAX_TIME_MS):
+        return None  # none in the years a time may name (1 to 9999)
     return fire
 
 
@@ -220,6 +233,10 @@ def start_time(execution):
     return execution["scheduled_at"] + execution.get("jitter_ms", 0)
 
 
+_EXECUTION_TIMES = ("scheduled_at", "started_at", "finished_at", "retry_at")
+_EXECUTION_COUNTS = {"attempt": (1, MAX_RETRIES + 1), "jitter_ms": (0, schedule.MAX_DURATION_MS),
+                     "exit_code": (-(1 << 31), 1 << 31), "output_size": (0, 1 << 62)}
+EXECUTION_TEXT_CHARS = 4096
 _EXECUTION_TYPES = {"id": str, "job": str, "group": int, "attempt": int, "node": str, "status": str,
                     "success": bool, "output": str}
 
@@ -230,6 +247,8 @@ def check_ack(ack):
         raise BadRequest(f"ack: expected job, id and started_at, got {sorted(ack) if isinstance(ack, dict) else ack!r}")
     if type(ack["job"]) is not str or type(ack["id"]) is not str or type(ack["started_at"]) is not int:
         raise BadRequest("ack: job and id must be strings, started_at an integer")
+    if not schedule.MIN_TIME_MS <= ack["started_at"] <= schedule.MAX_TIME_MS:
+        raise BadRequest("ack: started_at must be a time in ms within years 1 to 9999")
     return ack
 
 
@@ -250,12 +269,27 @@ def check_done(mark):
 
 
 def check_execution(ex):
-    """An execution record from another service, checked before it is proposed to Raft."""
+    """An execution record from another service (a claim's or a result), checked before it is
+    proposed to Raft: its types, and its times, counts and texts within their bounds, so that
+    nothing stored can make a listing fail."""
+    if not isinstance(ex, dict):
+        raise BadRequest("execution record: expected a map")
     for key, kind in _EXECUTION_TYPES.items():
         if type(ex.get(key)) is not kind:
             raise BadRequest(f"execution record: {key} must be {kind.__name__}, got {type(ex.get(key)).__name__}")
     if ex["status"] not in RUNNING + FINISHED:
         raise BadRequest(f"execution record: unknown status {ex['status']!r}")
+    for key in _EXECUTION_TIMES:
+        value = ex.get(key)
+        if value is not None and not (type(value) is int and schedule.MIN_TIME_MS <= value <= schedule.MAX_TIME_MS):
+            raise BadRequest(f"execution record: {key} must be a time in ms within years 1 to 9999, or null")
+    for key, (lo, hi) in _EXECUTION_COUNTS.items():
+        value = ex.get(key, lo)
+        if value is not None and not (type(value) is int and lo <= value <= hi):
+            raise BadRequest(f"execution record: {key} must be an integer {lo}..{hi}")
+    for key in ("id", "job", "node", "reason"):
+        if len(ex.get(key) or "") > EXECUTION_TEXT_CHARS:
+            raise BadRequest(f"execution record: {key} is longer than {EXECUTION_TEXT_CHARS} characters")
     return {**new_execution(ex["job"], ex["node"], group=ex["group"], scheduled_at=ex.get("scheduled_at")), **ex}
 
 
@@ -275,8 +309,8 @@ def execution_to_dkron(ex):
 
 
 def rfc3339(ms):
-    if ms is None:
-        return None
+    if ms is None or not schedule.MIN_TIME_MS <= ms <= schedule.MAX_TIME_MS:
+        return None  # checked on the way in: what is out of range now was stored before the checks
     when = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
@@ -294,6 +328,8 @@ def _name(value):
         raise BadRequest("Job validation failed: name cannot be empty.")
     if not isinstance(value, str):
         raise BadRequest("Unable to parse payload: name must be a string.")
+    if len(value) > NAME_CHARS:
+        raise BadRequest(f"Job validation failed: name is longer than {NAME_CHARS} characters.")
     for char in value:
         if not (unicodedata.category(char) == "Ll" or char in "0123456789_-"):
             raise BadRequest(f"Job validation failed: name contains illegal character '{char}'.")

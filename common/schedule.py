@@ -33,8 +33,20 @@ YEAR_S = 366 * 86_400
 MIN_S, MAX_S = -2_208_988_800, 253_370_764_800
 
 
+# The longest duration taken anywhere (an interval, a timeout, a window): 100 years, far past
+# any schedule's use and far inside what an int64 of ms holds once added to a time.
+MAX_DURATION_MS = 100 * 365 * 86_400_000
+MAX_DURATION_CHARS = 64
+MAX_ZONE_CHARS = 64  # the longest IANA name has 32
+# Instants a time may name, after its offset: from year 1 to the end of year 9999, UTC.
+MIN_TIME_MS, MAX_TIME_MS = -62_135_596_800_000, 253_402_300_799_999
+
+
 def parse_duration(text):
-    """A Go duration ("1h30m", "500ms", "2s") → int ms; BadRequest when it is not one."""
+    """A Go duration ("1h30m", "500ms", "2s") → int ms, at most MAX_DURATION_MS either way;
+    BadRequest when it is not one."""
+    if not isinstance(text, str) or len(text) > MAX_DURATION_CHARS:
+        raise BadRequest(f"invalid duration: expected a Go duration of at most {MAX_DURATION_CHARS} characters")
     text = text.strip()
     sign = -1 if text.startswith("-") else 1
     body = text[1:] if text[:1] in ("+", "-") else text  # Go takes one sign, not "--1s"
@@ -48,6 +60,8 @@ def parse_duration(text):
         pos = match.end()
     if not body or pos != len(body):
         raise BadRequest(f"invalid duration {text!r} (Go syntax, e.g. 90s, 1h30m, 500ms)")
+    if not total <= MAX_DURATION_MS:  # also infinity, which a long run of digits becomes
+        raise BadRequest(f"duration {text!r} is over the maximum of 100 years ({MAX_DURATION_MS // 3_600_000}h)")
     return sign * int(total)
 
 
@@ -55,9 +69,11 @@ def zone(name):
     """An IANA zone; "" and "UTC" are UTC. "Local" is refused: servers must agree on times."""
     if name in ("", "UTC", "utc", "Z"):
         return dt_timezone.utc
+    if not isinstance(name, str) or len(name) > MAX_ZONE_CHARS:
+        raise BadRequest(f"unknown time zone: expected an IANA name of at most {MAX_ZONE_CHARS} characters")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, IsADirectoryError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name the file system refuses
         raise BadRequest(f"unknown time zone {name!r}") from None
 
 
@@ -204,7 +220,13 @@ def parse_time(text, tz=dt_timezone.utc):
         raise BadRequest(f"invalid time {text!r}, expected RFC 3339 like 2026-01-02T15:04:05Z") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=tz)
-    return int(when.timestamp() * 1000)
+    try:
+        at = int(when.timestamp() * 1000)
+    except (OverflowError, ValueError):
+        at = MAX_TIME_MS + 1
+    if not MIN_TIME_MS <= at <= MAX_TIME_MS:
+        raise BadRequest(f"time {text!r} is outside years 1 to 9999 once its offset is applied")
+    return at
 
 
 def _unhash(field, index, name):

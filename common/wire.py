@@ -24,6 +24,31 @@ PROTOCOL_MIN = 1    # the oldest protocol it still accepts
 NEXT_PROTOCOL = PROTOCOL + 1
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 TOPIC_END = b"\x00"
+# Bounds on what any body may hold, checked as it decodes, whatever its type declares: every
+# integer fits SQLite's (and the state's) int64, nesting stops at MAX_DEPTH (a job nests five
+# deep), one array or map holds at most MAX_ITEMS, and a frame at most MAX_DECODED items in all
+# its arrays and maps (a frame of 4 MiB of empty arrays decoded to some 300 MB of lists; at this
+# bound it stops at about 30 MB; a page of 2,000 jobs holds some 150,000).
+INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
+MAX_DEPTH = 32
+MAX_ITEMS = 100_000
+MAX_DECODED = 500_000
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A field's bounds beyond its type, declared with it (`Annotated[int, Bound(lo=0)]`):
+    integers within lo..hi; text, bytes, lists and maps at most `most` long."""
+
+    lo: int = INT_MIN
+    hi: int = INT_MAX
+    most: int | None = None
+
+    def holds(self, value):
+        if type(value) is int:
+            return self.lo <= value <= self.hi
+        return self.most is None or len(value) <= self.most
+
 
 _max_frame_bytes = DEFAULT_MAX_FRAME_BYTES
 _speaks = PROTOCOL
@@ -64,10 +89,12 @@ def protocol():
     return [PROTOCOL_MIN, _speaks]
 
 
-def message(name, since=1):
+def message(name, since=1, max_bytes=None):
     """Declare a message type: a frozen, slotted dataclass whose fields are its body. `since` is
     the protocol that introduced it: its messages carry that version (or PROTOCOL_MIN, once the
-    oldest accepted protocol has moved past it)."""
+    oldest accepted protocol has moved past it). `max_bytes` bounds its body below the frame
+    limit: a larger one is refused before it is decoded, so that a flood of maximal frames of a
+    small request costs its receiver no decoding."""
 
     def register(cls):
         cls = dataclass(frozen=True, slots=True, kw_only=True)(cls)
@@ -75,6 +102,7 @@ def message(name, since=1):
             raise ValueError(f"message type {name!r} declared twice")
         cls.TYPE = name
         cls.SINCE = since
+        cls.MAX_BYTES = max_bytes
         cls.STAMP = max(since, PROTOCOL_MIN)
         _TYPES[name] = cls
         return cls
@@ -141,11 +169,48 @@ def pack(obj):
     return packer.pack(obj)
 
 
+class _Budget:
+    """Counts the items of every array and map as msgpack builds them, and stops the decoding
+    once a frame has built MAX_DECODED: what a frame may cost in memory is bounded, not only
+    its bytes."""
+
+    __slots__ = ("left",)
+
+    def __init__(self):
+        self.left = MAX_DECODED
+
+    def spend(self, container):
+        self.left -= len(container) + 1
+        if self.left < 0:
+            raise ValueError(f"more than {MAX_DECODED} items in one frame")
+        return container
+
+
 def unpack(data):
+    budget = _Budget()
     try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=True)
+        return msgpack.unpackb(data, raw=False, strict_map_key=True, max_array_len=MAX_ITEMS,
+                               max_map_len=MAX_ITEMS, max_str_len=_max_frame_bytes, max_bin_len=_max_frame_bytes,
+                               list_hook=budget.spend, object_hook=budget.spend)
     except Exception as exc:  # msgpack raises several unrelated types on garbage
         raise WireError("format", str(exc)) from None
+
+
+def bounded(value, depth=0):
+    """None when value keeps the bounds every body keeps (int64 integers, MAX_DEPTH levels),
+    else what breaks them."""
+    kind = type(value)
+    if kind is int:
+        return None if INT_MIN <= value <= INT_MAX else "an integer outside int64"
+    if kind is list or kind is dict:
+        if depth >= MAX_DEPTH:
+            return f"nested more than {MAX_DEPTH} deep"
+        for item in (value.values() if kind is dict else value):
+            if type(item) in (int, list, dict):
+                broken = bounded(item, depth + 1)
+                if broken:
+                    return broken
+    return None
 
 
 def encode(msg, sender, *, re=b"", term=0, msg_id=None):
@@ -168,7 +233,17 @@ def decode(frames, *, topic=False, peer=""):
     for frame in frames:
         if len(frame) > _max_frame_bytes:
             raise WireError("size", f"frame of {len(frame)} bytes over {_max_frame_bytes}")
-    head, body = unpack(bytes(frames[-2])), unpack(bytes(frames[-1]))
+    head = unpack(bytes(frames[-2]))
+    try:
+        cls = _TYPES.get(head[1]) if isinstance(head, list) and len(head) == 6 and isinstance(head[1], str) else None
+        if cls is not None and cls.MAX_BYTES is not None and len(frames[-1]) > cls.MAX_BYTES:
+            raise WireError("size", f"{cls.TYPE} body of {len(frames[-1])} bytes over its {cls.MAX_BYTES}")
+        body = unpack(bytes(frames[-1]))
+    except WireError as exc:
+        # With a sound header the sender can be told which request it was.
+        if isinstance(head, list) and len(head) == 6 and isinstance(head[3], bytes):
+            exc.msg_id = head[3]
+        raise
     rest = [bytes(f) for f in frames[:-2]]
     tpc = rest.pop() if topic else b""
     return _envelope(head, body, tuple(rest), tpc, peer)
@@ -202,6 +277,11 @@ def _envelope(head, body, route, tpc, peer=""):
         raise WireError("type", f"unknown message type {name!r}")
     if not isinstance(body, dict):
         raise WireError("format", f"{name}: body is not a map")
+    broken = bounded(body)
+    if broken:
+        exc = WireError("field", f"{name}: {broken}")
+        exc.msg_id = msg_id
+        raise exc
     try:
         return Envelope(name, sender, msg_id, re, term, _build(cls, body), route, tpc, peer)
     except WireError as exc:
@@ -219,7 +299,8 @@ def _build(cls, body):
             continue
         value = body[fname]
         if not check(value):
-            raise WireError("field", f"{what}: field {fname!r} has the wrong type ({type(value).__name__})")
+            raise WireError("field", f"{what}: field {fname!r} has the wrong type or is out of bounds "
+                                     f"({type(value).__name__})")
         kwargs[fname] = value
     return cls(**kwargs)
 
@@ -227,7 +308,7 @@ def _build(cls, body):
 def _checks(cls):
     found = _CHECKS.get(cls)
     if found is None:
-        hints = typing.get_type_hints(cls)
+        hints = typing.get_type_hints(cls, include_extras=True)
         found = tuple(
             (f.name, _checker(hints[f.name]),
              f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
@@ -238,6 +319,9 @@ def _checks(cls):
 
 def _checker(tp):
     """A predicate for a field annotation; nested containers are checked one level deep."""
+    if typing.get_origin(tp) is typing.Annotated:
+        base, bounds = _checker(typing.get_args(tp)[0]), [b for b in tp.__metadata__ if isinstance(b, Bound)]
+        return lambda v: base(v) and all(b.holds(v) for b in bounds)
     if tp is typing.Any:
         return lambda v: True
     if tp is int:

@@ -12,7 +12,10 @@ is measured.
   api    one node: POST /v1/jobs (10,000 creates) and GET /v1/jobs paged over them, req/s and
          p99; beside a fixed-body Falcon app under the same gunicorn settings (scripts/bench_api.py).
          --acl: the reads with the ACL on, by a management token and by a token scoped to 100
-         of the jobs, beside the ACL off."""
+         of the jobs, beside the ACL off.
+  hostile  3 secure servers: the leader's raft service under a flood of maximal frames from an
+         accepted client key, its peak RSS beside idle, and an honest client's commits/s beside
+         the same client without the flood (scripts/bench_hostile.py)."""
 
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ USAGE = """Usage:
   bench raft [--seconds S] [--failovers N] [--secure]
   bench schedule [--quick] [--case C] [--config K] [--secure]
   bench api [--jobs N] [--seconds S] [--acl]
+  bench hostile [--seconds S]
 
 Options:
   --seconds S     How long each load runs [default: 5].
@@ -224,6 +228,9 @@ def main(argv=None):
             bench_schedule_secure(quick=args["--quick"])
         else:
             bench_schedule(quick=args["--quick"], case=args["--case"], config=args["--config"])
+    if args["hostile"]:
+        from scripts.bench_hostile import bench_hostile
+        bench_hostile(int(args["--seconds"]) if args["--seconds"] != "5" else 30)
     if args["api"]:
         from scripts.bench_api import bench_acl, bench_api
         (bench_acl if args["--acl"] else bench_api)(int(args["--jobs"]), int(args["--seconds"]))

@@ -59,6 +59,9 @@ def create_app(conf=None, client=None):
     node = Node(conf, client)
     app = falcon.App(middleware=[hooks.Meta(conf.node.name, conf.api.cors_origins), access.Guard(node, conf.security.token)])
     app.req_options.strip_url_path_trailing_slash = True  # /v1/ is /v1, as Dkron routes both
+    # A restore's file is one part: as large as jobs.RESTORE_MAX_BYTES, where falcon stops at 1 MiB.
+    app.req_options.media_handlers[falcon.MEDIA_MULTIPART].parse_options.max_body_part_buffer_size = \
+        jobs.RESTORE_MAX_BYTES
     hooks.install(app)
     app.add_route("/", ui.Root())
     app.add_route("/ui", ui.Files())

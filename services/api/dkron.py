@@ -9,9 +9,10 @@ import re
 
 import falcon
 
-from common import errors, models
+from common import errors, models, wire
 
 MAX_BODY_BYTES = 1 << 20
+MAX_WHOLE_NUMBER = 1_000_000_000  # _start, _end and the like: far past any list this API serves
 # Dkron sorts jobs on its BuntDB indexes; "id" is the name. An unknown key is a 400 here, not
 # Dkron's 500: it is the caller's mistake, and saying which keys exist is more use.
 JOB_SORT = {"id": "name", "name": "name", "displayname": "displayname", "schedule": "schedule",
@@ -38,16 +39,30 @@ def read_json(req):
         raise errors.BadRequest(f"Unable to parse payload: body over {MAX_BODY_BYTES} bytes.")
     if not raw.strip():
         raise errors.BadRequest("Unable to parse payload: the body is empty, expected a JSON object.")
+    return parse_json(raw)
+
+
+def parse_json(raw, refusal="Unable to parse payload"):
+    """JSON text → plain data within the wire's bounds (int64 integers, MAX_DEPTH levels), or
+    BadRequest saying which it breaks: deep nesting is a 400, never a RecursionError's 500."""
     try:
-        return json.loads(raw, parse_int=_int64)
+        doc = json.loads(raw, parse_int=_int64)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise errors.BadRequest(f"Unable to parse payload: {exc}.") from None
+        raise errors.BadRequest(f"{refusal}: {str(exc)[:200]}.") from None
+    except RecursionError:
+        raise errors.BadRequest(f"{refusal}: nested more than {wire.MAX_DEPTH} deep.") from None
+    broken = wire.bounded(doc, depth=1)  # the body it travels in is one level more
+    if broken:
+        raise errors.BadRequest(f"{refusal}: {broken}.")
+    return doc
 
 
 def _int64(text):
-    """JSON integers as Go reads them: past 64 bits is a parse error (and the wire could not carry it)."""
+    """JSON integers as Go reads them: past int64 is a parse error (the state could not hold it)."""
+    if len(text) > 20:
+        raise ValueError(f"number {text[:30]}... out of range")
     value = int(text)
-    if not -(1 << 63) <= value < (1 << 64):
+    if not wire.INT_MIN <= value <= wire.INT_MAX:
         raise ValueError(f"number {text[:30]} out of range")
     return value
 
@@ -159,8 +174,8 @@ def whole_number(req, name, default):
     value = req.get_param(name)
     if value is None or value == "":
         return default
-    if not (value.isascii() and value.isdigit()):
-        raise errors.BadRequest(f"{name}: expected a whole number, got {value!r}")
+    if not (value.isascii() and value.isdigit()) or len(value) > 10 or int(value) > MAX_WHOLE_NUMBER:
+        raise errors.BadRequest(f"{name}: expected a whole number up to {MAX_WHOLE_NUMBER}, got {value[:40]!r}")
     return int(value)
 
 

@@ -4,7 +4,6 @@ server validates the job and answers once the change is committed."""
 
 from __future__ import annotations
 
-import json
 import logging
 
 import falcon
@@ -96,6 +95,12 @@ class Toggle:
         dkron.render(req, resp, dkron.job_json(self.node.client.put_job(doc), now))
 
 
+# A restore's bounds: room for 100,000 jobs of 1 KiB with some to spare (each job is bounded on
+# its own by [api] max_job_bytes, as any other write).
+RESTORE_MAX_BYTES = 256 * 1024 * 1024
+RESTORE_MAX_JOBS = 200_000
+
+
 class Restore:
     """Dkron's POST /v1/restore: multipart field `file`, a JSON array of jobs, created or
     replaced parents first. The whole file is checked before anything is stored (400); the
@@ -136,18 +141,19 @@ def may_write(req, node, doc):
 def _restore_file(req):
     if not (req.content_type or "").startswith("multipart/form-data"):
         raise errors.BadRequest("expected multipart/form-data with the jobs in a field named file")
+    if req.content_length and req.content_length > RESTORE_MAX_BYTES + 64 * 1024:
+        raise errors.BadRequest(f"file over {RESTORE_MAX_BYTES} bytes")
     try:
         data = next((part.get_data() for part in req.get_media() if part.name == "file"), None)
     except falcon.MediaMalformedError as exc:
         raise errors.BadRequest(f"unreadable multipart body: {exc.description or exc.title}") from None
     if data is None:
         raise errors.NotFound("no field named file in the form (Dkron answers 404 too)")
-    if len(data) > dkron.MAX_BODY_BYTES:
-        raise errors.BadRequest(f"file over {dkron.MAX_BODY_BYTES} bytes")
-    try:
-        docs = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise errors.BadRequest(f"file is not JSON: {exc}") from None
+    if len(data) > RESTORE_MAX_BYTES:
+        raise errors.BadRequest(f"file over {RESTORE_MAX_BYTES} bytes")
+    docs = dkron.parse_json(data, "file is not JSON")
     if not isinstance(docs, list) or not all(isinstance(d, dict) for d in docs):
         raise errors.BadRequest("file must hold a JSON array of job objects")
+    if len(docs) > RESTORE_MAX_JOBS:
+        raise errors.BadRequest(f"file holds {len(docs)} jobs, over the maximum of {RESTORE_MAX_JOBS}")
     return docs

@@ -107,6 +107,6 @@ def _event(kind, data, event_id):
 def _offset(value):
     if value in (None, ""):
         return 0
-    if not (value.isascii() and value.isdigit()):
-        raise errors.BadRequest(f"Last-Event-ID: expected a byte offset, got {value!r}")
+    if not (value.isascii() and value.isdigit()) or len(value) > 15:
+        raise errors.BadRequest(f"Last-Event-ID: expected a byte offset, got {value[:40]!r}")
     return int(value)

@@ -27,6 +27,7 @@ CLAIMED, DISPATCHED, RUNNING = "claimed", "dispatched", "running"
 ACK_RECORD_DELAY_MS = 1000
 SETTINGS_REFRESH_MS = 2000
 TAKE_OVER_RETRY_MS = 500
+BUSY_OUTPUT_BYTES = 512 * 1024  # the latest output busy.list shows, over all its runs
 
 
 @dataclass
@@ -252,6 +253,9 @@ class Dispatcher(ClaimQueue, FollowUps):
             return
         for found in reply.runs:
             self.adopt(found["execution"], found["job"], self.now)
+        if reply.more and reply.runs:  # the rest, page by page (each page stays inside a frame)
+            last = reply.runs[-1]["execution"]
+            self.call(m.ExecUnfinished(after_group=last["group"], after_id=last["id"]), "took_over")
         self.take_over_followups(reply.retries, reply.effects)
         if reply.runs or reply.retries or reply.effects:
             log.info("took over unfinished runs=%d retries=%d effects=%d", len(reply.runs), len(reply.retries),
@@ -322,10 +326,16 @@ class Dispatcher(ClaimQueue, FollowUps):
         return True
 
     def busy(self, now):
-        """Runs started or due to have started: not those still waiting for their start time."""
-        return [dict(r.execution, output=r.last_output.decode(errors="replace"))
-                for r in sorted(self.runs.values(), key=lambda r: r.execution["group"])
-                if r.state == RUNNING or r.state == DISPATCHED and models.start_time(r.execution) <= now]
+        """Runs started or due to have started: not those still waiting for their start time.
+        Their latest output, while the list holds less than BUSY_OUTPUT_BYTES of it: the reply
+        stays well inside a frame however many runs there are (64 KiB each would not)."""
+        found, left = [], BUSY_OUTPUT_BYTES
+        for r in sorted(self.runs.values(), key=lambda r: r.execution["group"]):
+            if r.state == RUNNING or r.state == DISPATCHED and models.start_time(r.execution) <= now:
+                shown = r.last_output if len(r.last_output) <= left else b""
+                left -= len(shown)
+                found.append(dict(r.execution, output=shown.decode(errors="replace")))
+        return found
 
     def running(self, job_name):
         return [r.execution for r in self.runs.values() if r.job["name"] == job_name]

@@ -26,6 +26,10 @@ class Config:
     heartbeat_ticks: int = 2
     election_ticks: int = 10
     max_batch_entries: int = 512
+    # An append's entries are cut by bytes too (etcd's MaxSizePerMsg): a count alone let a
+    # batch of large entries pass the frame limit, and a follower behind it never caught up.
+    # One entry always goes, however large: the shell proposes none larger than this.
+    max_append_bytes: int = 1 << 20
     pre_vote: bool = True
     check_quorum: bool = True
 
@@ -169,7 +173,8 @@ class Raft:
             # Proposals taken in one round go to the leader as one message (etcd's MsgProp takes
             # many): only onto the last message queued, so that nothing overtakes anything.
             if (to == self.leader and term == self.term and type(last) is m.RaftProp
-                    and len(last.entries) + len(entries) <= self.conf.max_batch_entries):
+                    and len(last.entries) + len(entries) <= self.conf.max_batch_entries
+                    and _size(last.entries) + _size(entries) <= self.conf.max_append_bytes):
                 last.entries.extend(entries)
             else:
                 self.send(self.leader, m.RaftProp(entries=entries))
@@ -442,7 +447,7 @@ class Raft:
             prev = max(pr.match, self.log.offset)
             return self.send(peer, m.RaftAppend(prev_index=prev, prev_term=self.log.term(prev), entries=[],
                                                 commit=min(self.commit, pr.match), ctx=ctx))
-        entries = self.log.slice(pr.next, pr.next + self.conf.max_batch_entries)
+        entries = _within(self.log.slice(pr.next, pr.next + self.conf.max_batch_entries), self.conf.max_append_bytes)
         if not entries and pr.next > self.log.last_index():
             return False
         prev = pr.next - 1
@@ -598,6 +603,23 @@ class Raft:
                 "voters": sorted(membership.voters), "learners": sorted(membership.learners),
                 "progress": {p: {"match": pr.match, "next": pr.next} for p, pr in self.progress.items()}
                 if self.role == LEADER else {}}
+
+
+ENTRY_OVERHEAD_BYTES = 16  # an entry's index, term and kind as msgpack carries them
+
+
+def _size(wire_entries):
+    return sum(len(data) + ENTRY_OVERHEAD_BYTES for data, _ in wire_entries)
+
+
+def _within(entries, limit):
+    """The first entries whose data fit in `limit` bytes; the first one whatever its size."""
+    total = 0
+    for i, entry in enumerate(entries):
+        total += len(entry.data) + ENTRY_OVERHEAD_BYTES
+        if total > limit and i:
+            return entries[:i]
+    return entries
 
 
 def carry_out(rd, *, persist, send, apply, read, install=None):

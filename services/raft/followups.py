@@ -106,9 +106,10 @@ class FollowUps:
         """Follow-ups carried out since the last record, then the round's acks and final
         records, each as alone, with what the dispatcher needs next in its result."""
         for mark in done:
-            self._carried_out(entry_term, mark)
-        return {"acks": [self.apply_exec_ack(entry_term, **ack) for ack in acks],
-                "finishes": [self._finish(execution, notify) for execution in finishes]}
+            self.guarded("done mark", lambda: self._carried_out(entry_term, mark))
+        return {"acks": [self.guarded("ack", lambda: self.apply_exec_ack(entry_term, **ack)) for ack in acks],
+                "finishes": [self.guarded("execution record", lambda: self._finish(execution, notify))
+                             for execution in finishes]}
 
     def _finish(self, execution, notify):
         job, old, execution, answer = self._final({k: v for k, v in execution.items() if k not in DECIDED_HERE})

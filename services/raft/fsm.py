@@ -17,6 +17,7 @@ from services.raft.audit import AuditTrail
 from services.raft.checks import StateChecks
 from services.raft.followups import FollowUps
 from services.raft.keybook import KeyBook
+from services.raft.refusal import Guarded
 from services.raft.runs import RunLedger, failure
 from services.raft.state_schema import STATE
 
@@ -140,6 +141,7 @@ COMMAND_SINCE = {"note.put": wire.NEXT_PROTOCOL, "run.claim": m.FOLLOWUPS_PROTOC
                                  m.ACL_PROTOCOL),
                  "state.check": m.CHECKS_PROTOCOL}
 NOTE_MAX_CHARS = 1024
+SETTING_MAX_CHARS = 64  # a zone's name, the longest value a setting takes (the zone is checked before proposing)
 
 
 def command(op, args):
@@ -158,7 +160,7 @@ SESSION_TRIM_EVERY = 1000  # applied entries between trims of the session table
 UPDATE_ROW = " ON CONFLICT DO UPDATE SET %s"
 
 
-class StateMachine(FollowUps, RunLedger, KeyBook, AccessBook, AuditTrail, StateChecks):
+class StateMachine(Guarded, FollowUps, RunLedger, KeyBook, AccessBook, AuditTrail, StateChecks):
     def __init__(self, path, protocol=wire.PROTOCOL):
         self.protocol = protocol  # the highest this node speaks: entries of a newer one stop it
         self.db = pw.SqliteDatabase(path, pragmas={"journal_mode": "wal", "synchronous": 2})
@@ -173,36 +175,52 @@ class StateMachine(FollowUps, RunLedger, KeyBook, AccessBook, AuditTrail, StateC
     # -- applying --------------------------------------------------------------------------
 
     def apply(self, entries):
-        """entries: (index, term, command or None). Returns one result per entry."""
+        """entries: (index, term, command or None). Returns one result per entry. Total: an
+        entry that cannot apply is refused with a fixed reason; an error of the machine (disk,
+        memory, a damaged file) rolls the whole batch back and is raised, for the shell to
+        apply the batch again later (refusing would let the replicas diverge)."""
         self.changes = []
         self.keys_changed = self.acl_changed = False
         self.diverged = []
         results = []
-        with self.db.atomic():
-            for index, term, command in entries:
-                self.entry_index = index
-                results.append(self.apply_one(index, term, command) if command else None)
-                if index % SESSION_TRIM_EVERY == 0:
-                    # At fixed indices, not at the end of whatever batch crosses one: every
-                    # replica trims the same rows (replicas compare their states' hashes).
-                    self._trim_sessions()
-                    self.trim_requests()
-            if not self.cluster:
-                self._name_cluster(entries)
-            self._set_meta("applied", entries[-1][0])
-            self._set_meta("job_seq", self.job_seq)
+        job_seq = self.job_seq
+        try:
+            with self.db.atomic():
+                for index, term, command in entries:
+                    self.entry_index = index
+                    results.append(self.apply_one(index, term, command) if command is not None else None)
+                    if index % SESSION_TRIM_EVERY == 0:
+                        # At fixed indices, not at the end of whatever batch crosses one: every
+                        # replica trims the same rows (replicas compare their states' hashes).
+                        self._trim_sessions()
+                        self.trim_requests()
+                if not self.cluster:
+                    self._name_cluster(entries)
+                self._set_meta("applied", entries[-1][0])
+                self._set_meta("job_seq", self.job_seq)
+        except BaseException:
+            self.job_seq, self.changes = job_seq, []  # nothing of the batch was stored
+            self.cluster = self._meta("cluster")
+            raise
         self.applied = entries[-1][0]
         return results
 
     def apply_one(self, index, term, command):
-        before, self.replayed = self.audit_before(command), False
+        if not isinstance(command, dict):
+            return failure("bad_request", "malformed command: not a map")
+        # The audit reads and writes in savepoints of their own: a malformed command refused
+        # by its handler must not escape apply through them.
+        before = self.guarded("audit", lambda: {"job": self.audit_before(command)}).get("job")
+        self.replayed = False
         result = self._apply_once(index, term, command)
         if not self.replayed:  # a request sent again changed nothing this time
-            self.audit_write(command, result, before)
+            self.guarded("audit", lambda: self.audit_write(command, result, before))
         return result
 
     def _apply_once(self, index, term, command):
-        client, seq = command.get("client"), command.get("seq", 0)
+        client, seq = command.get("client") or "", command.get("seq") or 0
+        if not (isinstance(client, str) and type(seq) is int):
+            return failure("bad_request", "malformed command: client must be text and seq an integer")
         if client and seq:
             session = self._one("SELECT seq, result FROM sessionrow WHERE client = ?", (client,))
             if session is not None and seq <= session[0]:
@@ -210,9 +228,10 @@ class StateMachine(FollowUps, RunLedger, KeyBook, AccessBook, AuditTrail, StateC
                 return self._replay(json.loads(session[1])) if seq == session[0] else failure(
                     "conflict", f"request {seq} of client {client} is older than its last one ({session[0]})")
             result = self._handle(term, command)
-            self._run("INSERT INTO sessionrow (client, seq, result, applied) VALUES (?, ?, ?, ?)"
-                      + UPDATE_ROW % "seq = excluded.seq, result = excluded.result, applied = excluded.applied",
-                      (client, seq, json.dumps(self._remembered(command, result)), index))
+            self.guarded("session", lambda: self._run(
+                "INSERT INTO sessionrow (client, seq, result, applied) VALUES (?, ?, ?, ?)"
+                + UPDATE_ROW % "seq = excluded.seq, result = excluded.result, applied = excluded.applied",
+                (client, seq, json.dumps(self._remembered(command, result)), index)))
             return result
         return self._handle(term, command)
 
@@ -239,16 +258,10 @@ class StateMachine(FollowUps, RunLedger, KeyBook, AccessBook, AuditTrail, StateC
             return failure("bad_request", f"unknown command {op!r}")
         if version != COMMAND_SINCE.get(op, 1):
             return failure("bad_request", f"command {op} is of protocol {COMMAND_SINCE.get(op, 1)}, not {version!r}")
-        # A savepoint: a command that fails half way leaves nothing of itself behind.
-        self._run("SAVEPOINT command")
-        try:
-            result = handler(term, **command.get("args", {}))
-        except (TypeError, KeyError, ValueError, AttributeError) as exc:
-            # Every replica fails the same way on a malformed command; refuse it, never crash-loop.
-            self._run("ROLLBACK TO command")
-            result = failure("bad_request", f"malformed {command.get('op')} command: {exc!r}")
-        self._run("RELEASE command")
-        return result
+        args = command.get("args", {})
+        if not isinstance(args, dict):
+            return failure("bad_request", f"malformed {op} command: args is not a map")
+        return self.guarded(f"{op} command", lambda: handler(term, **args))
 
     def apply_job_put(self, entry_term, job):
         old = self.job(job["name"])
@@ -297,6 +310,8 @@ class StateMachine(FollowUps, RunLedger, KeyBook, AccessBook, AuditTrail, StateC
         choices = SETTINGS[key]
         if choices and value not in choices:
             return failure("bad_request", f"setting {key}: expected one of {', '.join(choices)}, got {value!r}")
+        if not isinstance(value, str) or len(value) > SETTING_MAX_CHARS:
+            return failure("bad_request", f"setting {key}: expected text of at most {SETTING_MAX_CHARS} characters")
         self._run("INSERT OR REPLACE INTO settingrow (key, value) VALUES (?, ?)", (key, value))
         self._changed("", None)  # a change without a name: the scheduler reloads everything
         return {"settings": self.settings()}
@@ -340,6 +355,19 @@ class StateMachine(FollowUps, RunLedger, KeyBook, AccessBook, AuditTrail, StateC
 
     def job_names(self):
         return [name for (name,) in self.db.execute_sql("SELECT name FROM jobrow ORDER BY name")]
+
+    def job_page(self, after="", limit=1000, offset=0, max_bytes=1 << 20):
+        """(jobs, more): a page of jobs() cut at `max_bytes` of stored JSON too (one job at
+        least), so that a page of large jobs still fits a frame."""
+        rows = self.db.execute_sql(JOB_QUERY + " WHERE j.name > ? ORDER BY j.name LIMIT ? OFFSET ?",
+                                   (after, limit + 1, max(offset, 0)))
+        jobs, size = [], 0
+        for row in rows:
+            size += len(row[0]) + len(row[1] or "")
+            if len(jobs) == limit or jobs and size > max_bytes:
+                return jobs, True
+            jobs.append(_merged(row))
+        return jobs, False
 
     def job_count(self):
         return self.db.execute_sql("SELECT COUNT(*) FROM jobrow").fetchone()[0]

@@ -109,8 +109,9 @@ class RunLedger:
         """A dispatcher round's acks and final records in one entry: a burst of runs costs a
         log entry per round, not two per run (in case a of the schedule benchmark, most of the
         servers' Raft work was the per-entry cost, not the state machine's)."""
-        return {"acks": [self.apply_exec_ack(entry_term, **ack) for ack in acks],
-                "finishes": [self.apply_exec_finish(entry_term, execution) for execution in finishes]}
+        return {"acks": [self.guarded("ack", lambda: self.apply_exec_ack(entry_term, **ack)) for ack in acks],
+                "finishes": [self.guarded("execution record", lambda: self.apply_exec_finish(entry_term, execution))
+                             for execution in finishes]}
 
     def apply_exec_delete_all(self, entry_term, job):
         stored = self.job(job)
@@ -148,6 +149,26 @@ class RunLedger:
             if job is not None:
                 found.append({"execution": execution, "job": job})
         return found
+
+    def unfinished_page(self, after_group=0, after_id="", max_bytes=1 << 20):
+        """(runs, more): unfinished() after (after_group, after_id) in (group, id) order, cut at
+        `max_bytes` of stored JSON (a run's and its job's; one run at least)."""
+        rows = self.db.execute_sql(
+            "SELECT body FROM executionrow WHERE status IN ('claimed', 'running') AND (grp > ? OR grp = ? AND id > ?) "
+            "ORDER BY grp, id", (after_group, after_group, after_id))
+        found, size, jobs = [], 0, {}
+        for (body,) in rows:
+            execution = json.loads(body)
+            if execution["job"] not in jobs:
+                job = self.job(execution["job"])
+                jobs[execution["job"]] = job, len(json.dumps(job)) if job is not None else 0
+            job, job_size = jobs[execution["job"]]
+            size += len(body) + job_size
+            if found and size > max_bytes:
+                return found, True
+            if job is not None:
+                found.append({"execution": execution, "job": job})
+        return found, False
 
     def group_outcome(self, job, group):
         """(done, status) of one firing: done when the last attempt on every node finished and

@@ -14,7 +14,7 @@ import threading
 
 import zmq
 
-from common import config, curve, errors, messages as m, metrics, models, schema, secrets, wire
+from common import config, curve, errors, messages as m, metrics, models, schedule, schema, secrets, wire
 from common.disk import FreeSpace
 from common.loop import Loop, mono_ms
 from services.raft.access import VERBS as ACL_VERBS, Access
@@ -25,6 +25,7 @@ from services.raft.checks import hash_pinned
 from services.raft.core import CONF, LEADER, Config, Membership, Raft, carry_out
 from services.raft.fsm import StateMachine, command as fsm_command
 from services.raft.joining import Joining
+from services.raft.refusal import environmental
 from services.raft.snapshots import StateFiles
 from services.raft.state_schema import STATE
 from services.raft.store import LogStore
@@ -40,7 +41,8 @@ JOIN_MS = 300             # how often a server with an empty log knocks, and the
 MAX_READY_ROUNDS = 4
 HASHED_CHECK_MS = 200     # how often hashes of the state finished on their thread are reported
 CLUSTER_WRITES = frozenset({"run.claim", "run.record", "run.skip", "server.register", "key.pending"})
-MAX_PAGE = 2000           # jobs in one job.list reply (about 1 MiB: well under the frame limit)
+MAX_PAGE = 2000           # jobs in one job.list reply, and at most a quarter of the frame limit in bytes
+APPLY_AGAIN_MS = 1000     # a batch the machine could not store (a full disk) is applied again this often
 
 
 class RaftShell:
@@ -53,13 +55,17 @@ class RaftShell:
         self.store = LogStore(os.path.join(data, "raft-log.db"), self.snapshots.recover_hint())
         hard_state, snapshot, entries = self.store.load()
         self.fsm = self.open_state(snapshot, hard_state)
-        self.core = Raft(Config(self.name, rc.tick_ms, rc.heartbeat_ticks, rc.election_ticks, rc.max_batch_entries),
+        self.max_entry_bytes = min(rc.max_append_bytes, conf.wire.max_message_bytes // 2)
+        self.core = Raft(Config(self.name, rc.tick_ms, rc.heartbeat_ticks, rc.election_ticks, rc.max_batch_entries,
+                                max_append_bytes=self.max_entry_bytes),
                          rng=random.Random(), hard_state=hard_state, entries=entries, snapshot=snapshot,
                          now=loop.now(), applied=self.fsm.applied)
         self.pending = {}      # request key → (env, timer, leader it went to): answered once applied
         self.reads = {}        # ReadIndex ctx → [(env, answer, timer)]: asked of the leader of the time
         self.waiting = []      # (index, env, answer): reads waiting for the apply to catch up
         self.members = {}      # gossip's view, for the executors nodes offer
+        self.backlog = []      # committed entries not yet applied, while the state cannot be written
+        self.stalled = None    # why (a full disk...), while the backlog waits
         self.was_ready, self.registering = False, 0
         self.peer_router = loop.socket(zmq.ROUTER, "peer", on=self.on_peer, who=curve.SERVER_KINDS,
                                        bind=config.endpoints(conf, "raft", "peer", rc.peer_port))
@@ -122,20 +128,36 @@ class RaftShell:
             self.store.save(hard_state if i == len(entries) - 1 else None, [entry], snapshot if i == 0 else None)
 
     def apply_batches(self, entries):
+        self.backlog.extend(entries)
+        if self.stalled is None:
+            self.apply_backlog()
+
+    def apply_backlog(self):
+        """Committed entries in order. An error of the machine (a full disk, an I/O error) is
+        no refusal, which would let the replicas diverge: the batch is applied again every
+        APPLY_AGAIN_MS until it goes through, and writes are refused meanwhile. A batch ends at
+        each snapshot point, where the state is hashed as of that entry."""
         every = self.conf.raft.snapshot_entries
-        start = 0
-        for i, entry in enumerate(entries):
-            # A batch ends at each snapshot point, where the state is hashed as of that entry.
-            if entry.index % every == 0 or i == len(entries) - 1:
-                part = entries[start:i + 1]
-                if self.conf.raft.batching:
-                    self.apply(part)
-                else:
-                    for one in part:  # the baseline: a state machine transaction per entry
-                        self.apply([one])
-                start = i + 1
-                if entry.index % every == 0:
-                    self.check_state(entry.index)
+        while self.backlog:
+            end = next((i + 1 for i, e in enumerate(self.backlog) if e.index % every == 0), len(self.backlog))
+            batch = self.backlog[:end] if self.conf.raft.batching else self.backlog[:1]  # baseline: one per entry
+            try:
+                self.apply(batch)
+            except Exception as exc:
+                if not environmental(exc):
+                    raise
+                if self.stalled is None:
+                    log.exception("cannot apply entries %d..%d; applying again every %d ms",
+                                  batch[0].index, batch[-1].index, APPLY_AGAIN_MS)
+                self.stalled = f"{type(exc).__name__}: {exc}"
+                self.loop.after(APPLY_AGAIN_MS, self.apply_backlog)
+                return
+            del self.backlog[:len(batch)]
+            if batch[-1].index % every == 0:
+                self.check_state(batch[-1].index)
+        if self.stalled is not None:
+            log.info("applied again up to index %d", self.fsm.applied)
+        self.stalled = None
 
     def check_state(self, index):
         """Hash the state as of this snapshot point, on a thread over a read transaction pinned
@@ -180,6 +202,7 @@ class RaftShell:
         self.snapshots.install(incoming, snap.index, close_state=self.fsm.close)
         self.fsm = StateMachine(self.snapshots.state_path, protocol=wire.protocol()[1])
         self.access.changed()
+        self.backlog = [e for e in self.backlog if e.index > snap.index]
         self.admission.write_book()
         self.publish_all_jobs()
 
@@ -202,7 +225,7 @@ class RaftShell:
         return fsm
 
     def apply(self, entries):
-        batch = [(e.index, e.term, wire.unpack(e.data) if e.data and e.kind != CONF else None) for e in entries]
+        batch = [(e.index, e.term, _command(e) if e.data and e.kind != CONF else None) for e in entries]
         results = self.fsm.apply(batch)
         if self.fsm.diverged:
             self.report_divergence()
@@ -211,7 +234,7 @@ class RaftShell:
         if self.fsm.keys_changed or self.fsm.acl_changed:
             self.admission.write_book()  # the node's processes let the new keys in (or cut them off) now
         for (index, _, command), result in zip(batch, results):
-            key = command.get("req") if command else f"conf/{index}"
+            key = command.get("req") if isinstance(command, dict) else f"conf/{index}" if command is None else None
             if key in self.pending:
                 env, timer, _ = self.pending.pop(key)
                 # wait() set the timer at the proposal, due twice the call timeout later.
@@ -219,7 +242,8 @@ class RaftShell:
                     (mono_ms() - timer.due + 2 * self.conf.wire.call_timeout_ms) / 1000)
                 timer.cancel()
                 self.answer(env, result if command else {"index": index})
-            if command and command.get("op") == "server.register" and command["args"]["name"] == self.name:
+            if isinstance(command, dict) and command.get("op") == "server.register" \
+                    and isinstance(command.get("args"), dict) and command["args"].get("name") == self.name:
                 self.registering = 0
         if self.core.role == LEADER:
             # The job feed is for the scheduler of the leader; one that takes over later loads
@@ -334,7 +358,7 @@ class RaftShell:
         if isinstance(msg, m.JobPut):
             if self.fsm.settings()["paused"] == "true":
                 raise errors.Unavailable("new job submissions are paused (pykronctl unpause)")
-            job = models.validate_job(msg.job, now=self.loop.now())
+            job = models.validate_job(msg.job, now=self.loop.now(), max_bytes=self.conf.api.max_job_bytes)
             # A secret shown redacted and sent back so (an edit, a toggle) keeps its stored value.
             job = secrets.keep_stored(job, self.fsm.job(job["name"]), self.conf.security.secret_keys)
             self.check_executor(job)
@@ -343,7 +367,7 @@ class RaftShell:
             return self.propose(env, "job.delete", session=(msg.client, msg.seq), name=msg.name)
         if isinstance(msg, m.RunClaim):
             return self.propose(env, "run.claim", job=msg.job, scheduled_at=msg.scheduled_at, group=msg.group,
-                                term=msg.term, executions=msg.executions, kind=msg.kind, key=msg.key, reason=msg.reason, notify=msg.notify)
+                                term=msg.term, executions=[models.check_execution(x) for x in msg.executions], kind=msg.kind, key=msg.key, reason=msg.reason, notify=msg.notify)
         if isinstance(msg, m.RunRecord):
             return self.propose(env, "run.record", acks=[models.check_ack(a) for a in msg.acks],
                                 finishes=[models.check_execution(x) for x in msg.finishes],
@@ -353,12 +377,13 @@ class RaftShell:
         if isinstance(msg, m.ExecDeleteAll):
             return self.propose(env, "exec.delete_all", session=(msg.client, msg.seq), job=msg.job)
         if isinstance(msg, m.SettingsPut):
+            if msg.key == "default_timezone":
+                schedule.zone(msg.value)  # an unknown zone would unschedule every job without its own
             return self.propose(env, "settings.put", session=(msg.client, msg.seq), key=msg.key, value=msg.value)
         if isinstance(msg, m.SettingsGet):
             return self.read(env, msg.stale, lambda: {"settings": self.fsm.settings()})
         if isinstance(msg, m.ExecUnfinished):
-            return self.read(env, False, lambda: {"runs": [] if msg.followups_only else self.fsm.unfinished(),
-                                                  **self.fsm.pending()})
+            return self.read(env, False, lambda: self._unfinished(msg))
         if isinstance(msg, m.ServerRegister):
             return self.propose(env, "server.register", name=msg.name, addrs=msg.addrs, store=msg.store,
                                 **({"protocol": msg.protocol} if msg.protocol != [1, 1] else {}))
@@ -384,6 +409,8 @@ class RaftShell:
         raise errors.BadRequest(f"the raft client port does not answer {env.type}")
 
     def propose(self, env, op, session=("", 0), **args):
+        if self.stalled is not None:
+            raise errors.Unavailable(f"{self.name} cannot write its state ({self.stalled}): writes wait until it can")
         if env is not None and op not in CLUSTER_WRITES:
             # A client's write on a nearly full disk is refused here, before its entry is
             # appended, rather than met by SQLite mid-transaction; the cluster's own (claims,
@@ -398,7 +425,11 @@ class RaftShell:
         if op in AUDITED and min(self.spoken().values(), default=1) >= m.ACL_PROTOCOL:
             # Who and when, for the audit: in the entry, so that every replica records the same.
             command["by"], command["at"] = self.access.who(env), self.loop.now()
-        if not self.core.propose([wire.pack(command)]):
+        data = wire.pack(command)
+        if len(data) > self.max_entry_bytes:
+            raise errors.BadRequest(f"{op}: a command of {len(data)} bytes is over the {self.max_entry_bytes} "
+                                    "an entry may hold ([raft] max_append_bytes)")
+        if not self.core.propose([data]):
             raise errors.NotLeader("no leader: the cluster cannot take writes now (an election is under way)")
         self.wait(req, env)
 
@@ -506,11 +537,21 @@ class RaftShell:
             jobs = [shown(self.fsm.job(n)) for n in names[start:start + limit]]
             return {"jobs": jobs, "more": start + limit < len(names), "seq": self.fsm.job_seq,
                     "settings": self.fsm.settings(), **({} if after else {"total": len(names)})}
-        jobs = [shown(job) for job in self.fsm.jobs(after, limit, offset)]
-        page = {"jobs": jobs, "more": len(jobs) == limit, "seq": self.fsm.job_seq, "settings": self.fsm.settings()}
+        jobs, more = self.fsm.job_page(after, limit, offset, max_bytes=self.conf.wire.max_message_bytes // 4)
+        page = {"jobs": [shown(job) for job in jobs], "more": more, "seq": self.fsm.job_seq,
+                "settings": self.fsm.settings()}
         if not after:  # counted once per walk, on its first page (a later page would count again)
             page["total"] = self.fsm.job_count()
         return page
+
+    def _unfinished(self, msg):
+        """A page of unfinished runs, a quarter of the frame limit at most; the first page has
+        the pending retries and effects too."""
+        runs, more = [], False
+        if not msg.followups_only:
+            runs, more = self.fsm.unfinished_page(msg.after_group, msg.after_id, self.conf.wire.max_message_bytes // 4)
+        first = not (msg.after_group or msg.after_id)
+        return {"runs": runs, "more": more, **(self.fsm.pending() if first else {"retries": [], "effects": []})}
 
     def _executions(self, job, limit):
         if self.fsm.job(job) is None:
@@ -567,6 +608,16 @@ class RaftShell:
                 "protocol": min(self.spoken().values(), default=1),  # what the gate lets through
                 "sent": self.transport.sent,
                 "sqlite": {"raft-log.db": self.store.pragmas(), "state.db": self.fsm.pragmas()}}
+
+
+def _command(entry):
+    """A committed command; one that does not decode is handed on as it is, for the state
+    machine to refuse like any other malformed command (raising here would stop every replica
+    at the same entry, for ever)."""
+    try:
+        return wire.unpack(entry.data)
+    except wire.WireError:
+        return b"undecodable"
 
 
 def _found(value, what, name):

@@ -104,7 +104,9 @@ def test_unknown_key(node_file):
     ("[node]\nname = 5\n", "[node] name: expected string, got 5"),
     ('[node]\ntags = "rack=r1"\n', '[node] tags: expected a table, got "rack=r1"'),
     ('[executor]\nexecutors = "shell"\n', '[executor] executors: expected a list, got "shell"'),
-    ("[wire]\nhwm = -1\n", "[wire] hwm: expected int >= 0, got -1"),
+    ("[wire]\nhwm = -1\n", "[wire] hwm: expected int 0..2147483647, got -1"),
+    ("[wire]\nhwm = 99999999999999\n", "[wire] hwm: expected int 0..2147483647, got 99999999999999"),
+    ("[node]\nname = \"" + "n" * 5000 + "\"\n", "[node] name: expected at most 4096 characters (and items), got 5000"),
 ])
 def test_wrong_type(node_file, text, expected):
     path = node_file(text)

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from common import errors, messages as m, models
-from services.dispatcher.core import (ACK_RECORD_DELAY_MS, DISPATCHED, RUNNING, Call, Dispatcher, Ready, Skips,
+from services.dispatcher.core import (ACK_RECORD_DELAY_MS, BUSY_OUTPUT_BYTES, DISPATCHED, RUNNING, Call, Dispatcher, Ready, Skips,
                                       carry_out)
 from services.dispatcher.targets import select_targets
 
@@ -436,6 +436,17 @@ def test_adopting_unfinished_runs_after_a_failover():
     assert d.runs["other"].state == RUNNING and d.runs["other"].due_at == NOW + LEASE_MS
 
 
+def test_a_page_of_unfinished_runs_with_more_asks_for_the_runs_after_its_last():
+    job = shell_job(tags={"role": "db"})
+    claimed, = dispatcher().new_executions(job, NOW)
+    d = dispatcher()
+    drain(d)
+    d.took_over(None, m.UnfinishedRuns(runs=[{"execution": claimed, "job": job}], more=True), None)
+    asked = [c.msg for c in drain(d).calls if isinstance(c.msg, m.ExecUnfinished)]
+    assert asked == [m.ExecUnfinished(after_group=claimed["group"], after_id=claimed["id"])]
+    assert claimed["id"] in d.runs
+
+
 def test_kill_asks_the_node_and_busy_lists_what_runs():
     d = dispatcher()
     execution = acked_run(d)
@@ -449,6 +460,15 @@ def test_kill_asks_the_node_and_busy_lists_what_runs():
     rd = drain(d)
     assert rd.kill == [(d.runs[execution["id"]].execution, "killed on request")]
     assert rd.replies == [("client", m.Killed(killed=[execution["id"]]))]
+
+
+def test_busy_shows_output_within_its_budget_and_lists_every_run():
+    d = dispatcher()
+    execution = acked_run(d)
+    d.step(m.ExecOutput(id=execution["id"], job="backup", offset=0, data=b"x" * (BUSY_OUTPUT_BYTES + 1)), NOW)
+    d.step(m.BusyList(), NOW, reply="client")
+    (_, busy), = drain(d).replies
+    assert [x["id"] for x in busy.executions] == [execution["id"]] and busy.executions[0]["output"] == ""
 
 
 def test_the_active_dispatcher_heartbeats_with_its_term_and_a_follower_does_not():

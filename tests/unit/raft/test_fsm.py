@@ -322,10 +322,10 @@ def test_a_failed_batch_leaves_no_trace(fsm, monkeypatch):
     log.apply("job.put", job=job("a"))
 
     def broken(*args, **kwargs):
-        raise RuntimeError("disk gone")
+        raise OSError(5, "disk gone")  # the machine's fault: never a refusal
 
     monkeypatch.setattr(fsm, "apply_job_delete", broken)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(OSError):
         log.batch(("job.put", {"job": job("b")}), ("job.delete", {"name": "a"}))
     assert fsm.applied == 1 and fsm.job("b") is None  # the batch is one transaction
     monkeypatch.undo()  # the instance stays usable
