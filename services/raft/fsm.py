@@ -441,7 +441,7 @@ class StateMachine(Guarded, FollowUps, RunLedger, KeyBook, AccessBook, AuditTrai
         """The cluster's id, for its backups: drawn from the first command applied that carries
         a request id (random where it was proposed), so every replica names it alike."""
         for index, _, command in entries:
-            if command and isinstance(command.get("req"), str):
+            if isinstance(command, dict) and isinstance(command.get("req"), str):
                 self.cluster = int(hashlib.sha256(f"{index}/{command['req']}".encode()).hexdigest()[:15], 16)
                 self._set_meta("cluster", self.cluster)
                 return
