@@ -5,6 +5,7 @@ looked up in the document's job schema. Both checks are shown to fail on a docum
 a field (notifications, which it once lacked)."""
 
 import copy
+import json
 from pathlib import Path
 
 import jsonschema
@@ -65,24 +66,33 @@ def unlisted(spec, fields):
     return sorted(f for f in fields if f not in listed or listed[f].get("readOnly"))
 
 
+HEADERS = {}  # the management token, once the fixture has bootstrapped the ACL
+
+
 @pytest.fixture(scope="module")
 def jobs(node):
     api = f"{node.api()}/v1"
     for name, doc in (("fields-parent", BARE), ("fields-bare", BARE), ("fields-full", SAMPLES),
                       ("fields-run", {**BARE, "executor_config": {"command": "echo ran"}})):
-        resp = requests.post(f"{api}/jobs", json={"name": name, **doc}, timeout=10)
+        resp = requests.post(f"{api}/jobs", json={"name": name, **doc}, timeout=10, headers=HEADERS)
         assert resp.status_code == 201, resp.text
-    assert requests.post(f"{api}/jobs/fields-run/run", timeout=10).status_code == 202
-    ran = wait(lambda: [x for x in requests.get(f"{api}/jobs/fields-run/executions", timeout=10).json()
+    assert requests.post(f"{api}/jobs/fields-run/run", timeout=10, headers=HEADERS).status_code == 202
+    ran = wait(lambda: [x for x in requests.get(f"{api}/jobs/fields-run/executions", timeout=10, headers=HEADERS).json()
                         if x["finished_at"] != "0001-01-01T00:00:00Z"], "a finished run of fields-run")
-    return api, ran[0]["id"]
+    client = node.client()  # one policy and one token, for the ACL's GETs of one of each; from now on
+    _, secret = client.acl_bootstrap()  # the module's requests carry the management token
+    HEADERS["X-Dkron-Token"] = node.management_token = secret
+    client = node.client()
+    client.policy_put("fields-policy", json.dumps({"path": {"/v1/jobs/*": {"capabilities": ["read"]}}}))
+    token, _ = client.token_create(policies=["fields-policy"])
+    return api, {"{execution}": ran[0]["id"], "{name}": "fields-policy", "{accessor}": token["accessor"]}
 
 
 def test_every_field_the_api_takes_is_in_the_spec(jobs):
     api, _ = jobs
     assert set(models.JOB_DEFAULTS) - set(SAMPLES) - set(SERVERS_OWN) == set(), "a model field without a sample"
-    bare = requests.get(f"{api}/jobs/fields-bare", timeout=10).json()
-    full = requests.get(f"{api}/jobs/fields-full", timeout=10).json()
+    bare = requests.get(f"{api}/jobs/fields-bare", timeout=10, headers=HEADERS).json()
+    full = requests.get(f"{api}/jobs/fields-full", timeout=10, headers=HEADERS).json()
     taken = {field for field in SAMPLES if full.get(field) != bare.get(field)}
     assert taken == set(SAMPLES), f"sent but not taken (a sample to mend?): {sorted(set(SAMPLES) - taken)}"
     assert unlisted(SPEC, taken) == [], "the API takes fields our spec does not list (or lists read-only)"
@@ -93,12 +103,13 @@ def test_every_field_the_api_takes_is_in_the_spec(jobs):
 
 @pytest.mark.parametrize("path, op", JSON_GETS, ids=[p for p, _ in JSON_GETS])
 def test_every_field_the_api_answers_is_in_the_spec(jobs, path, op):
-    api, execution = jobs
+    api, names = jobs
     url = path.replace("{job_name}", "fields-full" if "executions" not in path else "fields-run")
-    url = url.replace("{execution}", execution)
+    for param, value in names.items():
+        url = url.replace(param, value)
     params = {p["name"]: p.get("example") or p["schema"].get("examples", ["@every 1m"])[0]
               for p in op.get("parameters", []) if p.get("in") == "query" and p.get("required")}
-    resp = requests.get(f"{api}{url}", params=params, timeout=10)
+    resp = requests.get(f"{api}{url}", params=params, timeout=10, headers=HEADERS)
     assert resp.status_code == 200, resp.text
     assert strays(closed(SPEC), path, resp.json()) == []
 
@@ -107,5 +118,5 @@ def test_the_closed_spec_catches_a_field_it_lacks(jobs):
     api, _ = jobs
     without = copy.deepcopy(SPEC)
     del without["components"]["schemas"]["job"]["properties"]["notifications"]
-    found = strays(closed(without), "/jobs/{job_name}", requests.get(f"{api}/jobs/fields-full", timeout=10).json())
+    found = strays(closed(without), "/jobs/{job_name}", requests.get(f"{api}/jobs/fields-full", timeout=10, headers=HEADERS).json())
     assert found and "notifications" in found[0]
