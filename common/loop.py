@@ -553,8 +553,9 @@ class Loop:
         peer = bytes(frames[0]).hex() if kind == zmq.ROUTER and len(frames) > 1 else "-"
         log.warning("dropped malformed message socket=%s peer=%s code=%s detail=%s",
                     self.roles.get(sock), peer, exc.code, exc.detail)
-        if kind == zmq.ROUTER and len(frames) > 2:
-            # With the request's id when its header was sound, so the caller need not wait out its timeout.
+        if kind == zmq.ROUTER and len(frames) > 2 and exc.code != "key":
+            # With the request's id when its header was sound, so the caller need not wait out its
+            # timeout; a key no longer accepted is answered nothing (it is cut off, not served errors).
             reply = (m.Error(code="unavailable", message=f"cluster not yet upgraded: {self.sender} refused {exc.detail}")
                      if exc.code == "version" else m.Error(code="bad_request", message=f"malformed message: {exc}"))
             self.send(sock, reply, route=(bytes(frames[0]),), re=exc.msg_id)
