@@ -106,11 +106,11 @@ class Access:
         if isinstance(msg, m.TokenList):
             return shell.read(env, msg.stale, lambda: {"tokens": fsm.tokens()})
         if isinstance(msg, m.TokenGet):
-            return shell.read(env, msg.stale, lambda: {"token": _found(fsm.token(msg.accessor), "token", msg.accessor)})
+            return shell.read(env, msg.stale, lambda: {"token": found(fsm.token(msg.accessor), "token", msg.accessor)})
         if isinstance(msg, m.PolicyList):
             return shell.read(env, msg.stale, lambda: {"policies": fsm.policies()})
         if isinstance(msg, m.PolicyGet):
-            return shell.read(env, msg.stale, lambda: {"policy": _found(fsm.policy(msg.name), "policy", msg.name)})
+            return shell.read(env, msg.stale, lambda: {"policy": found(fsm.policy(msg.name), "policy", msg.name)})
         if isinstance(msg, m.PolicyPut):
             acl.check_policy_name(msg.name)
             acl.parse_rules(msg.rules)  # refused here with the reason, before it takes a log entry
@@ -148,7 +148,7 @@ def _fields(msg):
     return {name: getattr(msg, name) for name in msg.__slots__}
 
 
-def _found(value, what, name):
+def found(value, what, name):
     if value is None:
         raise errors.NotFound(f"{what} {name!r} not found")
     return value

@@ -5,7 +5,7 @@ or proposed through Raft, and the pages and documents they answer with."""
 from __future__ import annotations
 
 from common import config, errors, messages as m, models, schedule, secrets
-from services.raft.access import VERBS as ACL_VERBS
+from services.raft.access import VERBS as ACL_VERBS, found
 from services.raft.core import LEADER, Membership
 
 MAX_PAGE = 2000           # jobs in one job.list reply, and at most a quarter of the frame limit in bytes
@@ -63,7 +63,7 @@ class ClientVerbs:
             return self.on_membership(env, msg)
         if isinstance(msg, m.JobGet):
             shown = self.access.shown(env, msg.secrets)
-            return self.read(env, msg.stale, lambda: {"job": shown(_found(self.fsm.job(msg.name), "job", msg.name))})
+            return self.read(env, msg.stale, lambda: {"job": shown(found(self.fsm.job(msg.name), "job", msg.name))})
         if isinstance(msg, m.JobList):
             readable, shown = self.access.readable(env), self.access.shown(env, msg.secrets)
             return self.read(env, msg.stale, lambda: self._job_page(msg.after, msg.limit, msg.offset, readable, shown))
@@ -71,7 +71,7 @@ class ClientVerbs:
             return self.read(env, msg.stale, lambda: self._executions(msg.job, msg.limit))
         if isinstance(msg, m.ExecGet):
             return self.read(env, msg.stale, lambda: {
-                "execution": _found(self.fsm.execution(msg.job, msg.id), "execution", msg.id)})
+                "execution": found(self.fsm.execution(msg.job, msg.id), "execution", msg.id)})
         raise errors.BadRequest(f"the raft client port does not answer {env.type}")
 
     def on_membership(self, env, msg):
@@ -171,9 +171,3 @@ class ClientVerbs:
         key = self.loop.keypair.public.decode() if leader == self.name else self.admission.server_key(leader)
         return {"node": leader, "term": self.core.term, "addrs": addrs, "key": key or "",
                 "ready": self.leader_ready() if leader == self.name else bool(addrs)}
-
-
-def _found(value, what, name):
-    if value is None:
-        raise errors.NotFound(f"{what} {name!r} not found")
-    return value
