@@ -34,6 +34,9 @@ def parse_server(server):
     return f"tcp://{host or server}:{port}"
 
 
+RESTORE_TIMEOUT_MS = 120_000  # a restore's last chunk waits for every state.load batch to apply
+
+
 class Backoff:
     """How long a client waits before it sends a refused request again: not at all the first
     time a server names a new leader (the server forwards to it now), else 50 ms doubling up to
@@ -357,6 +360,26 @@ class Client(AclVerbs):
                 got = self.ask(self.endpoint, m.SnapshotSave(id=first.id, offset=offset))
         backup.write(path, first.header, chunks())
         return first.header
+
+    def snapshot_restore(self, path, force=False):
+        """A backup file's state sent to this client's server and loaded into the cluster
+        through Raft (force: replace a state that holds jobs) → its header."""
+        header, offset = backup.read_header(path)
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+        if len(data) != header.get("size"):
+            raise errors.BadRequest(f"{path}: the state is {len(data)} bytes, the header says {header.get('size')}")
+        rid, sent, chunk = "", 0, 1 << 20
+        while True:
+            part = data[sent:sent + chunk]
+            done = sent + len(part) >= len(data)
+            msg = m.SnapshotRestore(id=rid, offset=sent, data=part, header={} if rid else header, done=done,
+                                    force=force)
+            if done:  # answered once every batch has applied: loading takes longer than a chunk
+                self.call(self.endpoint, msg, timeout_ms=max(self.timeout_ms, RESTORE_TIMEOUT_MS))
+                return header
+            rid, sent = self.ask(self.endpoint, msg).id, sent + len(part)
 
     def keys_list(self, stale=False):
         return self.ask(self.endpoint, m.KeysList(stale=stale)).keys

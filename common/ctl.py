@@ -55,6 +55,7 @@ Usage:
   pykronctl [options] schedule EXPR...
   pykronctl [options] snapshot save FILE
   pykronctl [options] snapshot inspect FILE
+  pykronctl [options] snapshot restore FILE [--force]
   pykronctl [options] audit [--limit N] [--before SEQ]
   pykronctl [options] acl bootstrap
   pykronctl [options] acl token create [--policy NAME]... [--type TYPE] [--description TEXT] [--ttl TTL]
@@ -90,6 +91,7 @@ Options:
   --name NAME             schedule: the job's name, which ~ hashes.
   --before SEQ            audit: only entries older than this one [default: 0].
   --secrets               job: show executor_config's secret values (a management token, or this node).
+  --force                 snapshot restore: replace the state of a cluster that holds jobs.
   --policy NAME           acl token create: a policy of the token (repeatable).
   --type TYPE             acl token create: client or management [default: client].
   --description TEXT      acl: what the token or policy is for.
@@ -310,6 +312,11 @@ class Ctl(AclCommands):
             doc = backup.inspect(path)
             return self.p.dump(doc) if self.json else self.p.show(
                 {**{k: v for k, v in doc.items() if k != "counts"}, **doc["counts"]})
+        if self.args["restore"]:
+            header = self.client.snapshot_restore(path, force=self.args["--force"])
+            print(f"pykronctl: restored the state saved at index {header['index']} of cluster {header['cluster']}",
+                  file=sys.stderr)
+            return None
         header = self.client.snapshot_save(path)
         print(f"pykronctl: saved the state at index {header['index']} (term {header['term']}, "
               f"{header['size']} bytes) to {path}", file=sys.stderr)

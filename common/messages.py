@@ -441,6 +441,28 @@ class SnapshotChunk:
     done: bool
 
 
+@message("snapshot.restore", since=3, max_bytes=(1 << 20) + SMALL_BYTES)
+class SnapshotRestore:
+    """A backup file's state sent to a server in chunks (the first carries its header), then
+    loaded into the replicated state through Raft; a cluster that holds jobs is replaced only
+    with `force`."""
+
+    id: Name = ""
+    offset: Term = 0
+    data: bytes = b""
+    header: dict[str, Any] = field(default_factory=dict)
+    done: bool = False
+    force: bool = False
+
+
+@reply("snapshot.restore")
+class RestoreProgress:
+    id: str
+    received: int
+    done: bool = False
+    loaded: dict[str, Any] = field(default_factory=dict)  # rows loaded by table, once done
+
+
 @message("settings.get", max_bytes=SMALL_BYTES)
 class SettingsGet:
     stale: bool = False

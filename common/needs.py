@@ -26,6 +26,7 @@ MESSAGES = {
     "keys.list": ("/v1/keys", "list"), "key.accept": ("/v1/keys/{name}", "update"),
     "key.reject": ("/v1/keys/{name}", "update"),
     "snapshot.save": ("/v1/snapshot", "read"),  # the whole state, token hashes included: grant it with care
+    "snapshot.restore": ("/v1/snapshot", "update"),  # replaces the state: tokens and policies included
     "raft.peers": ("/v1/raft", "read"), "raft.add_peer": ("/v1/raft", "update"),
     "raft.remove_peer": ("/v1/raft", "update"), "raft.transfer": ("/v1/raft", "update"),
     # The dispatcher's verbs, served outside Raft, and the executor's full output.

@@ -11,8 +11,11 @@ import logging
 import os
 import time
 
-from common import backup, errors
+import sqlite3
+
+from common import backup, errors, schema, wire
 from services.raft.core import LEADER
+from services.raft.restoring import TABLES
 from services.raft.state_schema import STATE
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,7 @@ class Backups:
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         self.keep = conf.raft.backup_keep
         self.saves = {}  # id → (path of the copy, header, expiry timer)
+        self.restores = {}  # id → (path of the upload, header, bytes received, force, expiry timer)
         if conf.raft.backup_interval_ms:
             self.loop.every(conf.raft.backup_interval_ms, self.scheduled)
 
@@ -91,3 +95,90 @@ class Backups:
             self.forget(sid)
         for old in sorted(glob.glob(os.path.join(self.dir, "pykron-*.snap")))[:-self.keep]:
             os.unlink(old)
+
+    # -- restore ---------------------------------------------------------------------------
+
+    def on_restore(self, env, msg):
+        """A backup's state, received in chunks, then loaded through Raft (state.load batches);
+        answered once the last batch has applied."""
+        if not msg.id:
+            header = msg.header
+            if header.get("format") != backup.FORMAT or not isinstance(header.get("size"), int) \
+                    or not isinstance(header.get("checksum"), str):
+                raise errors.BadRequest("snapshot.restore: the first chunk carries the backup's header")
+            rid = os.urandom(8).hex()
+            path = os.path.join(self.dir, f".restore-{rid}.db")
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+            timer = self.loop.after(SAVE_TTL_MS, lambda: self.drop_restore(rid))
+            self.restores[rid] = [path, header, 0, msg.force, timer]
+        else:
+            rid = msg.id
+            if rid not in self.restores:
+                raise errors.NotFound(f"no restore {rid!r} here (each upload is kept {SAVE_TTL_MS // 1000} s)")
+        upload = self.restores[rid]
+        path, header, received, force, _ = upload
+        if msg.offset != received or received + len(msg.data) > header["size"]:
+            raise errors.BadRequest(f"snapshot.restore: a chunk at {msg.offset}, expected {received} "
+                                    f"(of {header['size']} bytes)")
+        with open(path, "ab") as fh:
+            fh.write(msg.data)
+        upload[2] = received + len(msg.data)
+        if not msg.done:
+            return self.loop.reply(self.shell.client_router, env, {"id": rid, "received": upload[2]})
+        try:
+            self.load(env, path, header, force or msg.force)
+        finally:
+            self.drop_restore(rid)
+
+    def drop_restore(self, rid):
+        path, _, _, _, timer = self.restores.pop(rid, (None, None, None, None, None))
+        if path:
+            timer.cancel()
+            if os.path.exists(path):
+                os.unlink(path)
+
+    def load(self, env, path, header, force):
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while block := fh.read(CHUNK):
+                digest.update(block)
+        if os.path.getsize(path) != header["size"] or digest.hexdigest() != header["checksum"]:
+            raise errors.BadRequest("snapshot.restore: the state received does not match the header's checksum")
+        if not force and (self.shell.fsm.job_count() or self.shell.fsm.db.execute_sql(
+                "SELECT 1 FROM executionrow LIMIT 1").fetchone()):
+            raise errors.Conflict("this cluster holds jobs: restore into a fresh cluster, or replace its state "
+                                  "with --force")
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            schema.migrate(conn, path, STATE)  # a backup of an older release is brought up to this one
+            batches = list(self.batches(conn, header))
+        except sqlite3.DatabaseError as exc:
+            raise errors.BadRequest(f"snapshot.restore: the state does not read: {exc}") from None
+        finally:
+            conn.close()
+        loaded = {}
+        for i, (table, columns, rows, clear) in enumerate(batches):
+            loaded[table] = loaded.get(table, 0) + len(rows)
+            last = i == len(batches) - 1
+            self.shell.propose(env if last else None, "state.load", table=table, columns=columns, rows=rows,
+                               clear=clear, taken_at=int(header.get("taken_at") or 0))
+        log.warning("restoring a backup index=%s taken_at=%s: %s", header.get("index"), header.get("taken_at"),
+                    ", ".join(f"{t} {n}" for t, n in loaded.items()))
+
+    def batches(self, conn, header):
+        """(table, columns, rows, clear) per Raft entry: each table's rows cut to fit an entry,
+        the first batch of each table clearing what the live state held."""
+        budget = self.shell.max_entry_bytes // 2
+        for table in TABLES:
+            columns = [row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')]
+            batch, size, first = [], 0, True
+            for row in conn.execute(f'SELECT * FROM "{table}"'):
+                row = list(row)
+                cost = len(wire.pack(row))
+                if batch and size + cost > budget:
+                    yield table, columns, batch, first
+                    batch, size, first = [], 0, False
+                batch.append(row)
+                size += cost
+            if batch or first:
+                yield table, columns, batch, first

@@ -18,6 +18,7 @@ from services.raft.checks import StateChecks
 from services.raft.followups import FollowUps
 from services.raft.keybook import KeyBook
 from services.raft.refusal import Guarded
+from services.raft.restoring import StateLoad
 from services.raft.runs import RunLedger, failure
 from services.raft.state_schema import STATE
 
@@ -139,7 +140,7 @@ COMMAND_SINCE = {"note.put": wire.NEXT_PROTOCOL, "run.claim": m.FOLLOWUPS_PROTOC
                  "run.skip": m.FOLLOWUPS_PROTOCOL, "key.pending": 2, "key.accept": 2, "key.reject": 2,
                  **dict.fromkeys(("acl.bootstrap", "token.put", "token.delete", "policy.put", "policy.delete"),
                                  m.ACL_PROTOCOL),
-                 "state.check": m.CHECKS_PROTOCOL}
+                 "state.check": m.CHECKS_PROTOCOL, "state.load": m.CHECKS_PROTOCOL}
 NOTE_MAX_CHARS = 1024
 SETTING_MAX_CHARS = 64  # a zone's name, the longest value a setting takes (the zone is checked before proposing)
 
@@ -160,7 +161,7 @@ SESSION_TRIM_EVERY = 1000  # applied entries between trims of the session table
 UPDATE_ROW = " ON CONFLICT DO UPDATE SET %s"
 
 
-class StateMachine(Guarded, FollowUps, RunLedger, KeyBook, AccessBook, AuditTrail, StateChecks):
+class StateMachine(Guarded, FollowUps, RunLedger, KeyBook, AccessBook, AuditTrail, StateChecks, StateLoad):
     def __init__(self, path, protocol=wire.PROTOCOL):
         self.protocol = protocol  # the highest this node speaks: entries of a newer one stop it
         self.db = pw.SqliteDatabase(path, pragmas={"journal_mode": "wal", "synchronous": 2})

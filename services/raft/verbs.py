@@ -57,6 +57,8 @@ class ClientVerbs:
             return self.admission.on_verb(env, msg)
         if isinstance(msg, m.SnapshotSave):
             return self.backups.on_save(env, msg)
+        if isinstance(msg, m.SnapshotRestore):
+            return self.backups.on_restore(env, msg)
         if isinstance(msg, m.NotePut):
             return self.propose(env, "note.put", session=(msg.client, msg.seq), text=msg.text)
         if isinstance(msg, (m.RaftPeers, m.RaftAddPeer, m.RaftRemovePeer, m.RaftTransfer)):
