@@ -34,9 +34,6 @@ def parse_server(server):
     return f"tcp://{host or server}:{port}"
 
 
-RESTORE_TIMEOUT_MS = 120_000  # a restore's last chunk waits for every state.load batch to apply
-
-
 class Backoff:
     """How long a client waits before it sends a refused request again: not at all the first
     time a server names a new leader (the server forwards to it now), else 50 ms doubling up to
@@ -376,10 +373,20 @@ class Client(AclVerbs):
             done = sent + len(part) >= len(data)
             msg = m.SnapshotRestore(id=rid, offset=sent, data=part, header={} if rid else header, done=done,
                                     force=force)
-            if done:  # answered once every batch has applied: loading takes longer than a chunk
-                self.call(self.endpoint, msg, timeout_ms=max(self.timeout_ms, RESTORE_TIMEOUT_MS))
+            if done:
+                self.finish_restore(msg)
                 return header
             rid, sent = self.ask(self.endpoint, msg).id, sent + len(part)
+
+    def finish_restore(self, msg):
+        """The last chunk, answered once every state.load batch has applied. Sent once: the
+        upload lives on the server asked, so a retry elsewhere (or after an election, which
+        answers not_leader) cannot finish it; the cluster may then hold part of the backup."""
+        try:
+            self.call_once(self.endpoint, msg, timeout_ms=m.RESTORE_WAIT_MS + 10_000)
+        except (errors.NotLeader, errors.Timeout, errors.Unavailable, errors.NotFound) as err:
+            raise errors.Unavailable(f"the restore was interrupted ({err}): the cluster may hold part of "
+                                     "the backup; run the restore again with --force") from None
 
     def keys_list(self, stale=False):
         return self.ask(self.endpoint, m.KeysList(stale=stale)).keys

@@ -12,6 +12,7 @@ from common.wire import NEXT_PROTOCOL, Bound, message, reply
 
 FOLLOWUPS_PROTOCOL = 2  # the run ledger's commands that replicate what follows a run
 CHECKS_PROTOCOL = 3     # state.check: replicas compare their states' hashes
+RESTORE_PROTOCOL = 4    # snapshot.restore and the state.load commands it proposes
 
 # The bounds of the state verbs' fields (wire.Bound), beside the int64 and nesting bounds every
 # body keeps: a request out of them is refused as it decodes, before anything is proposed.
@@ -441,7 +442,7 @@ class SnapshotChunk:
     done: bool
 
 
-@message("snapshot.restore", since=3, max_bytes=(1 << 20) + SMALL_BYTES)
+@message("snapshot.restore", since=RESTORE_PROTOCOL, max_bytes=(1 << 20) + SMALL_BYTES)
 class SnapshotRestore:
     """A backup file's state sent to a server in chunks (the first carries its header), then
     loaded into the replicated state through Raft; a cluster that holds jobs is replaced only
@@ -453,6 +454,11 @@ class SnapshotRestore:
     header: dict[str, Any] = field(default_factory=dict)
     done: bool = False
     force: bool = False
+
+
+# How long a restore's last chunk is answered within: it waits for every state.load batch to
+# apply, which takes longer than any other request (the client waits a little longer still).
+RESTORE_WAIT_MS = 120_000
 
 
 @reply("snapshot.restore")

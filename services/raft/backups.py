@@ -9,11 +9,11 @@ import glob
 import hashlib
 import logging
 import os
+import sqlite3
 import time
 
-import sqlite3
-
 from common import backup, errors, schema, wire
+from common import messages as m
 from services.raft.core import LEADER
 from services.raft.restoring import TABLES
 from services.raft.state_schema import STATE
@@ -161,7 +161,8 @@ class Backups:
             loaded[table] = loaded.get(table, 0) + len(rows)
             last = i == len(batches) - 1
             self.shell.propose(env if last else None, "state.load", table=table, columns=columns, rows=rows,
-                               clear=clear, taken_at=int(header.get("taken_at") or 0))
+                               clear=clear, taken_at=int(header.get("taken_at") or 0),
+                               wait_ms=m.RESTORE_WAIT_MS if last else None)
         log.warning("restoring a backup index=%s taken_at=%s: %s", header.get("index"), header.get("taken_at"),
                     ", ".join(f"{t} {n}" for t, n in loaded.items()))
 

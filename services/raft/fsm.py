@@ -140,7 +140,7 @@ COMMAND_SINCE = {"note.put": wire.NEXT_PROTOCOL, "run.claim": m.FOLLOWUPS_PROTOC
                  "run.skip": m.FOLLOWUPS_PROTOCOL, "key.pending": 2, "key.accept": 2, "key.reject": 2,
                  **dict.fromkeys(("acl.bootstrap", "token.put", "token.delete", "policy.put", "policy.delete"),
                                  m.ACL_PROTOCOL),
-                 "state.check": m.CHECKS_PROTOCOL, "state.load": m.CHECKS_PROTOCOL}
+                 "state.check": m.CHECKS_PROTOCOL, "state.load": m.RESTORE_PROTOCOL}
 NOTE_MAX_CHARS = 1024
 SETTING_MAX_CHARS = 64  # a zone's name, the longest value a setting takes (the zone is checked before proposing)
 

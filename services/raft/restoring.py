@@ -39,6 +39,8 @@ class StateLoad:
             self._run(f'DELETE FROM "{table}"')
         if table == "executionrow":
             rows = [self._lost_if_unfinished(columns, row, taken_at) for row in rows]
+        if table == "keyrow":
+            rows = self._keys_of_names_not_held(columns, rows)
         verb = "INSERT OR IGNORE" if table in MERGED else "INSERT OR REPLACE"
         marks = ", ".join("?" * len(columns))
         names = ", ".join(f'"{c}"' for c in columns)
@@ -53,6 +55,13 @@ class StateLoad:
         if table in ("tokenrow", "policyrow"):
             self.acl_changed = True
         return {"table": table, "rows": len(rows)}
+
+    def _keys_of_names_not_held(self, columns, rows):
+        """The backup's keys for names the live cluster does not hold: a name holds one accepted
+        key, and a node restored onto (with its name, but a key of its own) keeps the key its
+        peers know it by; had the old key won, the new cluster's nodes would be cut off."""
+        held = {name for (name,) in self.db.execute_sql("SELECT DISTINCT name FROM keyrow").fetchall()}
+        return [row for row in rows if row[columns.index("name")] not in held]
 
     @staticmethod
     def _lost_if_unfinished(columns, row, taken_at):

@@ -60,7 +60,7 @@ class RaftShell(ClientVerbs):
                                 max_append_bytes=self.max_entry_bytes),
                          rng=random.Random(), hard_state=hard_state, entries=entries, snapshot=snapshot,
                          now=loop.now(), applied=self.fsm.applied)
-        self.pending = {}      # request key → (env, timer, leader it went to): answered once applied
+        self.pending = {}      # request key → (env, timer, leader it went to, when): answered once applied
         self.reads = {}        # ReadIndex ctx → [(env, answer, timer)]: asked of the leader of the time
         self.waiting = []      # (index, env, answer): reads waiting for the apply to catch up
         self.members = {}      # gossip's view, for the executors nodes offer
@@ -236,10 +236,8 @@ class RaftShell(ClientVerbs):
         for (index, _, command), result in zip(batch, results):
             key = command.get("req") if isinstance(command, dict) else f"conf/{index}" if command is None else None
             if key in self.pending:
-                env, timer, _ = self.pending.pop(key)
-                # wait() set the timer at the proposal, due twice the call timeout later.
-                self.loop.metrics.add(metrics.RAFT_COMMIT).observe(
-                    (mono_ms() - timer.due + 2 * self.conf.wire.call_timeout_ms) / 1000)
+                env, timer, _, proposed_at = self.pending.pop(key)
+                self.loop.metrics.add(metrics.RAFT_COMMIT).observe((mono_ms() - proposed_at) / 1000)
                 timer.cancel()
                 self.answer(env, result if command else {"index": index})
             if isinstance(command, dict) and command.get("op") == "server.register" \
@@ -346,7 +344,7 @@ class RaftShell(ClientVerbs):
                 return
         self.core.step(env, self.loop.now())
 
-    def propose(self, env, op, session=("", 0), **args):
+    def propose(self, env, op, session=("", 0), wait_ms=None, **args):
         if self.stalled is not None:
             raise errors.Unavailable(f"{self.name} cannot write its state ({self.stalled}): writes wait until it can")
         if env is not None and op not in CLUSTER_WRITES:
@@ -369,7 +367,7 @@ class RaftShell(ClientVerbs):
                                     "an entry may hold ([raft] max_append_bytes)")
         if not self.core.propose([data]):
             raise errors.NotLeader("no leader: the cluster cannot take writes now (an election is under way)")
-        self.wait(req, env)
+        self.wait(req, env, wait_ms)
 
     def require_protocol(self, op, version):
         """etcd's lowest-common-version rule: a command of protocol N is proposed only once every
@@ -387,11 +385,13 @@ class RaftShell(ClientVerbs):
         membership, registered = self.core.log.membership(), self.fsm.server_protocols()
         return {n: registered.get(n, [1, 1])[1] for n in {**membership.voters, **membership.learners}}
 
-    def wait(self, key, env):
+    def wait(self, key, env, wait_ms=None):
+        """The request is answered once its entry applies, or forgotten after wait_ms (twice the
+        call timeout unless the verb waits longer, as a restore's last batch does)."""
         if env is None:
             return
-        timer = self.loop.after(self.conf.wire.call_timeout_ms * 2, lambda: self.pending.pop(key, None))
-        self.pending[key] = (env, timer, self.core.leader)
+        timer = self.loop.after(wait_ms or self.conf.wire.call_timeout_ms * 2, lambda: self.pending.pop(key, None))
+        self.pending[key] = (env, timer, self.core.leader, mono_ms())
 
     def abandon(self, leader):
         """The leader changed (or is lost): what went to another leader and has not applied here
@@ -400,7 +400,7 @@ class RaftShell(ClientVerbs):
         again: a write's session (client, seq) applies it once and answers a repeat with the first
         result. A linearizable read asked of the old leader is answered the same way."""
         why = f"the leader changed to {leader}" if leader else "the leader was lost (an election is under way)"
-        for key, (env, timer, via) in list(self.pending.items()):
+        for key, (env, timer, via, _) in list(self.pending.items()):
             if via != leader:
                 del self.pending[key]
                 timer.cancel()

@@ -1,6 +1,6 @@
 """services/raft/restoring.py: state.load refuses a table a backup does not restore, columns not
 this schema's and rows that do not fit; loads a run the backup shows unfinished as lost; clears
-what it replaces but never the keys."""
+what it replaces but never the keys, and keeps a live node's key for its name."""
 
 import json
 
@@ -32,10 +32,12 @@ def test_state_load(tmp_path):
         load(sm, 6, table="jobrow", columns=jobs, rows=[], clear=True)
         assert sm.job("old") is None and ("old", None) in [(n, j) for _, n, j in sm.changes]
         keys = sm.columns("keyrow")
-        own, backed_up = (zmq.curve_keypair()[0].decode() for _ in range(2))
+        own, backed_up, old_own = (zmq.curve_keypair()[0].decode() for _ in range(3))
         sm.apply([(7, 1, dict(command("key.accept", {"key": own, "name": "n1", "kind": "agent"}), req="r7"))])
         assert {k["name"] for k in sm.keys()} == {"n1"}
-        load(sm, 8, table="keyrow", columns=keys, rows=[[backed_up, "n2", "agent", "accepted"]], clear=True)
-        assert {k["name"] for k in sm.keys()} == {"n1", "n2"}  # added to, never cleared
+        load(sm, 8, table="keyrow", columns=keys, rows=[[backed_up, "n2", "agent", "accepted"],
+                                                        [old_own, "n1", "agent", "accepted"]], clear=True)
+        # Added to, never cleared; a name the live cluster holds keeps its own key, alone.
+        assert {(k["key"], k["name"]) for k in sm.keys()} == {(own, "n1"), (backed_up, "n2")}
     finally:
         sm.close()
