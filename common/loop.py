@@ -302,7 +302,7 @@ class Loop:
         """Outgoing tcp leaves from the node's own address (ZeroMQ's "src;dst" form), so that a
         partition drawn between node addresses cuts it, and logs show who really connects."""
         bind = self.conf.node.bind
-        if endpoint.startswith("tcp://") and ";" not in endpoint and bind not in ("0.0.0.0", "::", ""):
+        if endpoint.startswith("tcp://") and ";" not in endpoint and bind and not config.is_unspecified(bind):
             return f"tcp://{bind}:0;{endpoint[len('tcp://'):]}"
         return endpoint
 
