@@ -13,7 +13,7 @@ import time
 
 from docopt import DocoptExit, docopt
 
-from common import access, backup, errors, models, preview
+from common import access, backup, errors, models, preview, shell_syntax
 from common.ctl_acl import AclCommands
 from common.ctl_usage import DENIED, FAILED, NOT_FOUND, OK, UNAVAILABLE, USAGE, USAGE_ERROR
 from common.loop import now_ms
@@ -131,6 +131,7 @@ class Ctl(AclCommands):
         for doc in docs:
             job = self.client.put_job(doc)
             self.p.print(json.dumps(models.job_to_dkron(job, _next(job))) if self.json else f"applied {job['name']}")
+            _warn_shell_syntax(doc)
 
     def do_delete(self):
         job = self.client.delete_job(self.args["NAME"])
@@ -159,6 +160,8 @@ class Ctl(AclCommands):
         for name, error in results:
             line = f"success create {name}" if error is None else f"fail create {name}: {error}"
             self.p.print(json.dumps({"job": name, "error": error}) if self.json else line)
+        for doc in docs:
+            _warn_shell_syntax(doc)
         return USAGE_ERROR if any(error for _, error in results) else OK
 
     def refuse_when_paused(self):
@@ -313,6 +316,13 @@ def _next(job):
         return models.next_fire(job, now_ms())
     except errors.BadRequest:
         return None
+
+
+def _warn_shell_syntax(doc):
+    """Stored as written (Dkron takes such a job too), but told: its runs would fail or differ."""
+    text = shell_syntax.warning(doc)
+    if text:
+        print(f"pykronctl: warning: job {doc.get('name')}: {text}", file=sys.stderr)
 
 
 def _human(job):
