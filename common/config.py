@@ -8,6 +8,7 @@ import argparse
 import dataclasses
 import functools
 import hashlib
+import ipaddress
 import os
 import socket
 import stat
@@ -322,7 +323,7 @@ def load(path=None, env=None):
             kwargs[f.name] = _check(values[section].get(f.name, _MISSING), f, section,
                                     origin.get((section, f.name), DEFAULTS.name))
         sections[section] = cls(**kwargs)
-    sections["node"] = _resolve_node(sections["node"])
+    sections["node"] = _resolve_node(sections["node"], origin["node", "bind"], origin["node", "advertise"])
     return Conf(**sections, source=str(Path(path).resolve()) if path else "").validate()
 
 
@@ -440,12 +441,29 @@ def _show(value):
     return f'"{value}"' if isinstance(value, str) else repr(value)
 
 
-def _resolve_node(node):
+def _resolve_node(node, bind_from, advertise_from):
+    """Names and directories filled in. An address bound on every interface says nothing other
+    nodes can dial, so it needs [node] advertise: guessing 127.0.0.1 left a cluster whose members
+    each announced loopback, and which never formed off this host."""
+    if is_unspecified(node.advertise):
+        raise ConfigError(f'{advertise_from}: [node] advertise: "{node.advertise}" is no address another node can '
+                          f'dial; set it to this host\'s address on the network the nodes share')
+    if not node.advertise and (not node.bind or is_unspecified(node.bind)):
+        raise ConfigError(f'{bind_from}: [node] bind = "{node.bind}" listens on every interface, so [node] advertise '
+                          f'must say which address the other nodes dial: set [node] advertise to this host\'s '
+                          f'address on their network (e.g. advertise = "10.0.0.5"), or bind to that address')
     data_dir = str(Path(node.data_dir).expanduser().resolve())
     run_dir = node.run_dir or f"/tmp/pykron-{hashlib.sha1(data_dir.encode()).hexdigest()[:10]}"
-    advertise = node.advertise or ("127.0.0.1" if node.bind in ("0.0.0.0", "::", "") else node.bind)
     return dataclasses.replace(node, name=node.name or socket.gethostname(), data_dir=data_dir,
-                               run_dir=run_dir, advertise=advertise)
+                               run_dir=run_dir, advertise=node.advertise or node.bind)
+
+
+def is_unspecified(address):
+    """0.0.0.0, ::, and their other spellings: a socket bound there listens on every interface."""
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_unspecified
+    except ValueError:
+        return False
 
 
 def is_loopback(address):

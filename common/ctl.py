@@ -1,7 +1,6 @@
 """pykronctl: the terminal face of pykron, on the same ZeroMQ client library as the api.
-Tables by default, Dkron's JSON with --json. Exit codes: 0 ok, 1 the job failed, 2 usage or
-bad input, 3 not found, 4 cluster unavailable (or new submissions paused), 5 refused by the ACL
-(no token, an unknown or expired one, or one whose policies do not allow it)."""
+Tables by default, Dkron's JSON with --json; its grammar, command lines and exit codes are in
+common/ctl_usage.py."""
 
 from __future__ import annotations
 
@@ -14,95 +13,12 @@ import time
 
 from docopt import DocoptExit, docopt
 
-from common import access, backup, errors, models, preview
+from common import access, backup, errors, models, preview, shell_syntax
 from common.ctl_acl import AclCommands
+from common.ctl_usage import DENIED, FAILED, NOT_FOUND, OK, UNAVAILABLE, USAGE, USAGE_ERROR
 from common.loop import now_ms
-from common.terminal import Printer, Progress, read_jobs, write_jobs
+from common.terminal import Printer, Progress, confirm, read_jobs, write_jobs
 
-USAGE = """pykronctl: manage a pykron cluster.
-
-Usage:
-  pykronctl [options] status
-  pykronctl [options] jobs [--tag K=V]...
-  pykronctl [options] job NAME [--secrets]
-  pykronctl [options] apply FILE...
-  pykronctl [options] delete NAME
-  pykronctl [options] run NAME [--wait]
-  pykronctl [options] kill NAME [ID]
-  pykronctl [options] toggle NAME
-  pykronctl [options] executions NAME [--limit N]
-  pykronctl [options] tail NAME [--wait-start S]
-  pykronctl [options] busy
-  pykronctl [options] members
-  pykronctl [options] leader
-  pykronctl [options] leave
-  pykronctl [options] pause
-  pykronctl [options] unpause
-  pykronctl [options] settings [KEY [VALUE]]
-  pykronctl [options] export FILE
-  pykronctl [options] import FILE
-  pykronctl [options] keyring (--list | --install=KEY | --use=KEY | --remove=KEY)
-  pykronctl [options] keygen
-  pykronctl [options] keys list
-  pykronctl [options] keys accept NAME [--public KEY] [--kind KIND]
-  pykronctl [options] keys reject NAME [--public KEY]
-  pykronctl [options] keys add NAME KEY
-  pykronctl [options] keys new FILE
-  pykronctl [options] keys show
-  pykronctl [options] raft list-peers
-  pykronctl [options] raft remove-peer ID
-  pykronctl [options] raft transfer-leader [ID]
-  pykronctl [options] schedule EXPR...
-  pykronctl [options] snapshot save FILE
-  pykronctl [options] snapshot inspect FILE
-  pykronctl [options] snapshot restore FILE [--force]
-  pykronctl [options] audit [--limit N] [--before SEQ]
-  pykronctl [options] acl bootstrap
-  pykronctl [options] acl token create [--policy NAME]... [--type TYPE] [--description TEXT] [--ttl TTL]
-  pykronctl [options] acl token list
-  pykronctl [options] acl token delete ACCESSOR
-  pykronctl [options] acl policy apply NAME FILE [--description TEXT]
-  pykronctl [options] acl policy list
-  pykronctl [options] acl policy delete NAME
-  pykronctl (-h | --help)
-
-Options:
-  -s ADDR, --server ADDR  Server: HOST, HOST:PORT (its raft client port) or a tcp:// endpoint
-                          [default: $PYKRON_SERVER, else this host's node].
-  --key FILE              Client key file over tcp (`keys new FILE`) [default: $PYKRON_KEY].
-  -t SECRET, --token SECRET  An ACL token's secret: calls go over tcp with the key it derives
-                          [default: $PYKRON_TOKEN].
-  --server-key KEY        The server's public key (`keys show` on it) [default: $PYKRON_SERVER_KEY].
-  --json                  Print JSON (Dkron's shapes) instead of tables; output as JSON lines.
-  --stale                 Read the server's local copy without asking the leader.
-  --tag K=V               jobs: only those targeting nodes with tag K=V (repeatable).
-  --limit N               Most executions to show [default: 20].
-  --wait                  Follow the run's output live; exit with its outcome.
-  --wait-start S          How long tail waits for a run to start [default: 60].
-  --timeout-ms MS         How long to wait for each reply [default: 5000].
-  --list                  keyring: the gossip keys every member holds, and how many use each.
-  --install=KEY           keyring: add KEY on every member (rotation step 1 of 3).
-  --use=KEY               keyring: seal with KEY on every member (step 2; it must be installed).
-  --remove=KEY            keyring: drop KEY on every member (step 3; not the one in use).
-  --public KEY            keys: the public key meant, when a name has several.
-  --kind KIND             keys accept: server, agent or client, for a key the cluster has not seen.
-  --tz ZONE               schedule: the job's IANA time zone (UTC when not given).
-  --count N               schedule: how many fire times to show, 1 to 100 [default: 5].
-  --name NAME             schedule: the job's name, which ~ hashes.
-  --before SEQ            audit: only entries older than this one [default: 0].
-  --secrets               job: show executor_config's secret values (a management token, or this node).
-  --force                 snapshot restore: replace the state of a cluster that holds jobs.
-  --policy NAME           acl token create: a policy of the token (repeatable).
-  --type TYPE             acl token create: client or management [default: client].
-  --description TEXT      acl: what the token or policy is for.
-  --ttl TTL               acl token create: expire after this long (90s, 30m, 12h, 7d).
-
-FILE is JSON or YAML holding one job or a list (Dkron's restore format); "-" is stdin or stdout.
-`schedule` reads a schedule back (in words, and its next fire times) here, without a cluster:
-pykronctl schedule '*/15 * * * *' --tz America/New_York
-"""
-
-OK, FAILED, USAGE_ERROR, NOT_FOUND, UNAVAILABLE, DENIED = 0, 1, 2, 3, 4, 5
 VERBS = ("acl", "audit", "status", "jobs", "job", "apply", "delete", "run", "kill", "toggle", "executions", "tail", "busy", "members",
          "leader", "leave", "pause", "unpause", "settings", "export", "import", "keyring", "keygen", "keys", "raft",
          "schedule", "snapshot")
@@ -163,8 +79,14 @@ class Ctl(AclCommands):
                      "raft": leader["addrs"].get("raft", "")})
 
     def do_leave(self):
+        """The server this talks to leaves: asked first, since it may be another host's, and a
+        server that left rejoins only when restarted."""
+        info = self.client.node_info()
+        me = info["node"]
+        if not self.args["--yes"]:
+            confirm(f"{me} ({info['role']}, {info['addrs'].get('raft', 'this host')}) will leave the cluster",
+                    "leave")
         members = self.client.leave()
-        me = self.client.node_info()["node"]
         self.p.print(json.dumps(members, indent=2) if self.json else f"{me} is leaving the cluster")
 
     def do_busy(self):
@@ -196,11 +118,12 @@ class Ctl(AclCommands):
         wanted = [_tag(t) for t in self.args["--tag"]]
         jobs = [models.job_to_dkron(j, _next(j)) for j in self.client.jobs(stale=self.stale)
                 if all((j["tags"].get(k) or "").partition(":")[0] == v for k, v in wanted)]
-        self.p.table(jobs, JOB_COLUMNS)
+        self.p.table(jobs if self.json else [_human(j) for j in jobs], JOB_COLUMNS)
 
     def do_job(self):
         job = self.client.job(self.args["NAME"], stale=self.stale, secrets=self.args["--secrets"])
-        self.p.show(models.job_to_dkron(job, _next(job)))
+        doc = models.job_to_dkron(job, _next(job))
+        self.p.show(doc if self.json else _human(doc))
 
     def do_apply(self):
         docs = [doc for path in self.args["FILE"] for doc in read_jobs(path)]  # every file read before any write
@@ -208,6 +131,7 @@ class Ctl(AclCommands):
         for doc in docs:
             job = self.client.put_job(doc)
             self.p.print(json.dumps(models.job_to_dkron(job, _next(job))) if self.json else f"applied {job['name']}")
+            _warn_shell_syntax(doc)
 
     def do_delete(self):
         job = self.client.delete_job(self.args["NAME"])
@@ -236,6 +160,8 @@ class Ctl(AclCommands):
         for name, error in results:
             line = f"success create {name}" if error is None else f"fail create {name}: {error}"
             self.p.print(json.dumps({"job": name, "error": error}) if self.json else line)
+        for doc in docs:
+            _warn_shell_syntax(doc)
         return USAGE_ERROR if any(error for _, error in results) else OK
 
     def refuse_when_paused(self):
@@ -395,6 +321,18 @@ def _next(job):
         return models.next_fire(job, now_ms())
     except errors.BadRequest:
         return None
+
+
+def _warn_shell_syntax(doc):
+    """Stored as written (Dkron takes such a job too), but told: its runs would fail or differ."""
+    text = shell_syntax.warning(doc)
+    if text:
+        print(f"pykronctl: warning: job {doc.get('name')}: {text}", file=sys.stderr)
+
+
+def _human(job):
+    """A job as a table shows it: a status never set (Dkron's "") reads "never"."""
+    return {**job, "status": job["status"] or "never"}
 
 
 def _tag(text):

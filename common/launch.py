@@ -27,6 +27,7 @@ Usage:
   pykron render [-c CONF]
   pykron recover-replica [-c CONF]
   pykron recover [-c CONF] --peers PEERS
+  pykron supervisorctl [-c CONF] [--] [ARGS...]
   pykron (-h | --help)
 
 Commands:
@@ -40,6 +41,10 @@ Commands:
   recover   After quorum loss, on a surviving server whose node is stopped: make PEERS
             (NAME@HOST:PEER_PORT,...) the voters, commit what its log holds, and retire the
             servers left out (one returning with its old data is refused).
+  supervisorctl
+            supervisorctl on this node's own supervisord (the configuration `node` wrote into
+            its run_dir): `pykron supervisorctl status`, `pykron supervisorctl signal HUP
+            pykron:gossip`. Put `--` before ARGS that start with a dash (`-- tail -f pykron:raft`).
 
 Options:
   -c CONF, --conf CONF   Node config file (TOML), layered over conf/node.toml.
@@ -122,6 +127,17 @@ def run_node(conf, log_level=None):
     os.execvp(sys.executable, [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", path])
 
 
+def supervisorctl(conf, argv):
+    """supervisorctl as the node's own supervisord serves it: bare, it reads the system's
+    configuration and reaches another supervisord (or none) instead of this node's."""
+    path = os.path.join(conf.node.run_dir, "supervisord.conf")
+    if not os.path.isfile(path):
+        print(f"pykron supervisorctl: no {path}: node {conf.node.name} has not been started from this config "
+              f"(pykron node{' -c ' + conf.source if conf.source else ''})", file=sys.stderr)
+        return 4
+    os.execvp(sys.executable, [sys.executable, "-m", "supervisor.supervisorctl", "-c", path, *argv])
+
+
 def main(argv=None):
     args = docopt(USAGE, argv=argv)
     try:
@@ -136,6 +152,8 @@ def main(argv=None):
     if args["render"]:
         print(render(conf, level))
         return 0
+    if args["supervisorctl"]:
+        return supervisorctl(conf, args["ARGS"])
     if args["recover"]:  # the raft service's own files: its module does it (common imports no service)
         argv = [sys.executable, "-m", "services.raft.recover", "--peers", args["--peers"]]
         os.execvp(argv[0], argv + (["-c", args["--conf"]] if args["--conf"] else []))

@@ -174,7 +174,7 @@ class Loop:
     # -- sockets -------------------------------------------------------------------------
 
     def socket(self, kind, role, *, on=None, bind=(), connect=(), subscribe=(), who=curve.ANY_KIND, curve_tcp=True):
-        """The only place socket options are set (STYLE §3). TCP endpoints are bound as CURVE
+        """The only place socket options are set (README, Developing). TCP endpoints are bound as CURVE
         servers after the ipc ones (the options apply to later binds): `who` are the kinds of
         accepted key the gate lets in. `connect` takes ipc endpoints, or one (tcp endpoint, the
         key of the node that serves it): such a socket dials one peer, and the loop may replace
@@ -302,7 +302,7 @@ class Loop:
         """Outgoing tcp leaves from the node's own address (ZeroMQ's "src;dst" form), so that a
         partition drawn between node addresses cuts it, and logs show who really connects."""
         bind = self.conf.node.bind
-        if endpoint.startswith("tcp://") and ";" not in endpoint and bind not in ("0.0.0.0", "::", ""):
+        if endpoint.startswith("tcp://") and ";" not in endpoint and bind and not config.is_unspecified(bind):
             return f"tcp://{bind}:0;{endpoint[len('tcp://'):]}"
         return endpoint
 

@@ -10,7 +10,7 @@ import threading
 
 import yaml
 
-from common import errors
+from common import errors, models
 
 SPIN_FRAMES = "|/-\\"
 SPIN_EVERY_S = 0.1
@@ -38,7 +38,7 @@ class Printer:
         """Rows of objects: a table with a header line, or a JSON array of the objects."""
         if self.json:
             return self.dump(rows)
-        cells = [[cell(row.get(c)) for c in columns] for row in rows]
+        cells = [[cell(row.get(c)) or "-" for c in columns] for row in rows]  # no blank a reader's eye skips
         widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
         self.print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
         for row in cells:
@@ -91,8 +91,21 @@ class Progress:
         self.done()
 
 
+def confirm(what, verb, stdin=None, stream=None):
+    """Ask before something that cannot be taken back; BadRequest unless the answer is yes. With
+    no terminal to ask on (a script, a pipe) it refuses rather than guess, naming the flag."""
+    stdin, stream = stdin or sys.stdin, stream or sys.stderr
+    if not stdin.isatty():
+        raise errors.BadRequest(f"{what}; stdin is not a terminal to confirm on: add --yes to {verb}")
+    print(f"pykronctl: {what}. Go on? [y/N] ", end="", file=stream, flush=True)
+    if stdin.readline().strip().lower() not in ("y", "yes"):
+        raise errors.BadRequest(f"{verb}: not confirmed, nothing done")
+
+
 def cell(value):
-    if value is None:
+    """A value as a person reads it: Go's zero time, which Dkron sends for "no time" (a job with no
+    next run, a run not started or not finished), says "-" here; --json keeps it as Dkron does."""
+    if value is None or value == models.ZERO_TIME:
         return "-"
     text = " ".join(str(value).split()) if isinstance(value, str) else json.dumps(value)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -1,10 +1,12 @@
-"""The layout rules of DESIGN §6 and STYLE §1 and §10, read from the source with ast: services
-meet only over the wire (no service imports another), common/ imports no service, every core.py
-is pure (no sockets, clock, randomness, disk, processes or threads), a shell never writes into
-its core's state (it steps the core), and the simulators in scripts/sim/ import no shell (they
-drive the cores that ship, and no shell logic lives there)."""
+"""The layout rules (README, Developing), read from the source with ast: services meet only over
+the wire (no service imports another), common/ imports no service, every core.py is pure (no
+sockets, clock, randomness, disk, processes or threads), a shell never writes into its core's state
+(it steps the core), and the simulators in scripts/sim/ import no shell (they drive the cores that
+ship, and no shell logic lives there). And the repository explains itself: no file cites a design
+or style document that lives outside it."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -194,3 +196,57 @@ def test_shell_import_check_catches(source):
 def test_shell_import_check_allows_cores():
     source = "from services.executor import core\nfrom services.raft.fsm import StateMachine\n"
     assert shell_imports(source, "scripts.sim.scheduler") == []
+
+
+# The repository explains itself: code cites the README's sections, never a document it does not
+# hold. A section sign is a paper's (Raft's, SWIM's, Lifeguard's) only in a file that names one.
+
+# Each name has one letter in brackets, so that the pattern does not match its own line.
+OUTSIDE_DOCUMENTS = re.compile(r"(?-i:\b(DESIG[N]|STYL[E])\b)|\b(design|style)\.md\b|\.\./shared\b|/wor[k]/shared\b|"
+                               r"\bshare[d]/reference\b|\bdesign[ ]contract\b|\bhouse[ ]style\b", re.IGNORECASE)
+PAPERS = re.compile(r"raft|paper|dissertation|swim|lifeguard", re.IGNORECASE)
+EXPLAINED = ("services", "common", "scripts", "tests", "conf")
+
+
+def outside_references(text):
+    """(line, text) of each line that cites a document outside the repository."""
+    lines = text.splitlines()
+    found = [(n, line.strip()) for n, line in enumerate(lines, 1) if OUTSIDE_DOCUMENTS.search(line)]
+    if not PAPERS.search(text):
+        found += [(n, line.strip()) for n, line in enumerate(lines, 1) if "\u00a7" in line]
+    return sorted(set(found))
+
+
+def explained_files():
+    return sorted(p for folder in EXPLAINED for p in (ROOT / folder).rglob("*")
+                  if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".db"))
+
+
+@pytest.mark.parametrize("path", explained_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_file_cites_a_document_outside_the_repository(path):
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        return  # not text: it cites nothing
+    assert outside_references(text) == []
+
+
+# The examples are spelled in pieces ("_" dropped, \u00a7 for the section sign) so that this
+# file, which the check reads too, cites nothing itself.
+@pytest.mark.parametrize("text", [
+    "socket options are set here (STY_LE \u00a73)", "the layout rules of DES_IGN \u00a76",
+    "see DES_IGN.md", "as in sty_le.md", "as ../sha_red/reference has it", "/work/sha_red/DES_IGN.md",
+    "(sha_red/reference/dkron-notes)", "per the des_ign contract", "the hou_se style says so",
+    "every core is pure (\u00a71)",
+])
+def test_outside_reference_check_catches(text):
+    assert outside_references(text.replace("_", ""))
+
+
+@pytest.mark.parametrize("text", [
+    "# Raft \u00a75.4.2: only an entry of the current term", "SWIM \u00a74.1 piggybacking",
+    "\"\"\"Lifeguard \u00a7IV.A\"\"\"\n# \u00a7IV.B: the timer shrinks", "the layout rules (README, Developing)",
+    "one node is shared per test module", "STYLE_SHEET = 1", "the designed style of the table",
+])
+def test_outside_reference_check_allows(text):
+    assert outside_references(text) == []

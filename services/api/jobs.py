@@ -8,7 +8,7 @@ import logging
 
 import falcon
 
-from common import acl, errors, needs
+from common import acl, errors, needs, shell_syntax
 from common.errors import Error
 from common.loop import now_ms
 from services.api import dkron, hooks, settings
@@ -44,6 +44,9 @@ class Jobs:
                 # failures: a failed run must not turn a successful write into an error.
                 log.warning("runoncreate failed job=%s: %s", job["name"], err)
         resp.set_header("Location", f"/v1/jobs/{job['name']}")
+        text = shell_syntax.warning(doc)
+        if text:  # stored as Dkron would; the caller is told its runs would not do what it reads as
+            resp.set_header("Warning", http_warning(text))
         dkron.render(req, resp, dkron.job_json(job, now_ms()), falcon.HTTP_201)
 
     on_patch = on_post  # Dkron: the same handler, a full replace rather than a merge
@@ -117,6 +120,11 @@ class Restore:
         results = self.node.client.restore(docs)
         dkron.render(req, resp, [f"success create {name}" if error is None else f"fail create {name}: {error}"
                                  for name, error in results])
+
+
+def http_warning(text):
+    """RFC 7234's Warning: code 299 (a persistent warning), no agent, the text a quoted string."""
+    return '299 - "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def may_write(req, node, doc):

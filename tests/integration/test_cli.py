@@ -268,5 +268,5 @@ def test_schedule_prints_what_the_api_answers(node):
 
 
 def test_leave_last(node):
-    left = ok(node, "leave")
+    left = ok(node, "leave", "--yes")
     assert left.stdout.strip() == "s1 is leaving the cluster"

@@ -37,11 +37,27 @@ def test_defaults_load():
 
 
 def test_defaults_resolve_node_name_dirs_and_advertise():
-    node = config.load(env={"PYKRON_NODE_BIND": '"0.0.0.0"'}).node
+    node = config.load(env={"PYKRON_NODE_BIND": '"10.1.2.3"'}).node
     assert node.name  # empty means the host name
     assert node.data_dir.startswith("/")
     assert node.run_dir.startswith("/tmp/pykron-")
-    assert node.advertise == "127.0.0.1"
+    assert node.advertise == "10.1.2.3"
+    assert config.load(env={"PYKRON_NODE_BIND": '"0.0.0.0"', "PYKRON_NODE_ADVERTISE": '"10.1.2.3"'}
+                       ).node.advertise == "10.1.2.3"
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0", "::", "[::]", "0:0:0:0:0:0:0:0", ""])
+def test_a_bind_on_every_interface_without_advertise_is_refused_naming_what_to_set(node_file, bind):
+    path = node_file(f'[node]\nbind = "{bind}"\n')
+    message = refused(path)
+    assert message.startswith(f'{path}: [node] bind = "{bind}" listens on every interface')
+    assert "set [node] advertise" in message
+
+
+def test_an_unspecified_advertise_is_refused_too(node_file):
+    message = refused(node_file('[node]\nbind = "10.1.2.3"\nadvertise = "0.0.0.0"\n'))
+    assert '[node] advertise: "0.0.0.0" is no address' in message
+    assert "[node] bind" in refused(env={"PYKRON_NODE_BIND": '"::"'})
 
 
 def test_node_file_overrides_defaults(node_file):
