@@ -36,19 +36,23 @@ def toml_value(value):
 
 
 def free_ports(count):
-    """A block of consecutive ports free for TCP and UDP, from a random start."""
+    """A block of consecutive ports free for TCP and UDP, from a random start below Linux's
+    ephemeral range (32768 up), where a connection's own port could take one before its node
+    binds it."""
     for _ in range(200):
-        base = random.randrange(20000, 60000 - count)
+        base = random.randrange(10000, 32768 - count)
         if all(port_free(p) for p in range(base, base + count)):
             return list(range(base, base + count))
     raise ClusterError(f"no block of {count} free ports")
 
 
 def port_free(port):
+    """Free on every address: nodes bind 127.0.0.x of their own, and a port a node of another
+    cluster holds on 127.0.0.10 would still bind on 127.0.0.1."""
     for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
         with socket.socket(socket.AF_INET, kind) as sock:
             try:
-                sock.bind(("127.0.0.1", port))
+                sock.bind(("0.0.0.0", port))
             except OSError:
                 return False
     return True
