@@ -1,10 +1,11 @@
-"""The layout rules of DESIGN §6 and STYLE §1 and §10, read from the source with ast: services
-meet only over the wire (no service imports another), common/ imports no service, every core.py
-is pure (no sockets, clock, randomness, disk, processes or threads), a shell never writes into
-its core's state (it steps the core), and the simulators in scripts/sim/ import no shell (they
-drive the cores that ship, and no shell logic lives there)."""
+"""The layout rules of the README (Developing: Architecture, Core and shell, Layout), read from
+the source with ast: services meet only over the wire (no service imports another), common/
+imports no service, every core.py is pure (no sockets, clock, randomness, disk, processes or
+threads), a shell never writes into its core's state (it steps the core), the simulators in
+scripts/sim/ import no shell, and no file cites a document outside the repository."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -194,3 +195,31 @@ def test_shell_import_check_catches(source):
 def test_shell_import_check_allows_cores():
     source = "from services.executor import core\nfrom services.raft.fsm import StateMachine\n"
     assert shell_imports(source, "scripts.sim.scheduler") == []
+
+
+# A comment cites the README's sections: a design or style page kept outside the repository is
+# one a reader of the code cannot open.
+OUTSIDE_DOCUMENT = re.compile(r"\b(DESIGN|STYLE)(\.md\b|\s*§)|/work/share[d]\b|\bshared/reference\b")
+
+
+def outside_documents(text):
+    return [m.group(0) for m in OUTSIDE_DOCUMENT.finditer(text)]
+
+
+@pytest.mark.parametrize("folder", ["services", "common", "scripts", "tests"])
+def test_no_file_cites_a_document_outside_the_repository(folder):
+    cited = {str(p.relative_to(ROOT)): found for p in sorted((ROOT / folder).rglob("*"))
+             if p.is_file() and p.suffix in (".py", ".txt", ".toml", ".js", ".html", ".css", ".yaml", ".sh", "")
+             and "__pycache__" not in p.parts
+             for found in [outside_documents(p.read_text(errors="replace"))] if found}
+    assert not cited, f"cite the README's sections instead: {cited}"
+
+
+@pytest.mark.parametrize("text", ["(STYLE" + " §3)", "DESIGN" + ".md", "see DESIGN" + " §4", "/work/" + "shared/x",
+                                  "as shared" + "/reference has it"])
+def test_outside_document_check_catches(text):
+    assert outside_documents(text)
+
+
+def test_outside_document_check_allows_the_readme_and_papers():
+    assert not outside_documents("(README, Developing: The wire) # Raft §5.3 SWIM §4.1 a shared/run job DESIGNATED")

@@ -10,7 +10,7 @@ import yaml
 
 from api_checks import CHECKS, OURS, Api
 
-# Dkron's file unchanged (sha256 f96c5e2b…, as shared/reference has it).
+# Dkron's file unchanged (sha256 f96c5e2b…, as Dkron publishes it).
 DKRON = yaml.safe_load((Path(__file__).resolve().parent / "dkron-openapi.yaml").read_text())
 METHODS = ("get", "put", "post", "delete", "patch")
 LAST = ("POST", "/leave")  # the node leaves the cluster: nothing may run after it
