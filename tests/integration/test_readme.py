@@ -1,12 +1,12 @@
-"""The README as a test: its table of contents matches its headings in the order operators read
-them, its multi-host configuration blocks are the files the hosts test starts, and every shell
-block it offers to paste (```sh) runs, in order, against a node this test starts with scripts/run.
+"""The README as a test: its contents list its sections in the operators' order, its multi-host
+configuration blocks are the files the hosts test starts, and every shell block it offers to paste
+runs: ```sh on a node started by scripts/run, ```sh cluster on a server of a launched cluster."""
 
-Convention: a ```sh block is a command to paste and is run here with `bash -e -o pipefail` in a
-scratch directory holding the node's `node.toml`, with `.venv/bin` on PATH and `localhost:8080`
-meaning the node's API, in the README's order but for the block that bootstraps the ACL (last); a
-block that cannot run on one node is named in NOT_RUN with the reason.
-```text, ```toml, ```json and ```ini blocks are not run, and none may begin with a command."""
+# How a block is run: with `bash -e -o pipefail` in the node's directory (its `node.toml` there,
+# PYKRON_CONF naming it, HOME there too), `.venv/bin` on PATH, `localhost:8080` meaning that node's
+# API; in the README's order but for the block that bootstraps the ACL, which runs last. A block
+# that cannot run is named in NOT_RUN with the reason. ```text, ```toml, ```json and ```ini blocks
+# are not run, and none may begin with a command.
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from common import launch
-from scripts.cluster import PORT_KEYS, free_ports, kill_quietly, pid_alive, process_tree, to_toml, wait_until
+from scripts.cluster import PORT_KEYS, Cluster, free_ports, kill_quietly, pid_alive, process_tree, to_toml, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -30,6 +30,7 @@ EXAMPLES = ROOT / "conf" / "examples"
 SECTIONS = ["Contents", "Quick start", "Coming from Dkron", "Running a cluster", "Ports", "Security", "Operations",
             "Monitoring and troubleshooting", "Jobs reference", "API, UI and CLI reference", "How it works",
             "Developing"]
+SHELL, CLUSTER = "sh", "sh cluster"
 COMMAND = re.compile(r"^(curl|pykronctl|pykron|scripts/|\.venv/)")
 # Blocks not run here, by their first line, each with why and where it is checked instead.
 NOT_RUN = {
@@ -48,10 +49,10 @@ def blocks():
     """(info string, first line number, text) of every fenced block."""
     found, lines, i = [], README.read_text().splitlines(), 0
     while i < len(lines):
-        fence = re.match(r"^(```+)(\S*)", lines[i])
+        fence = re.match(r"^(```+)(.*)$", lines[i])
         if fence:
             end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith(fence.group(1)))
-            found.append((fence.group(2), i + 1, "\n".join(lines[i + 1:end]) + "\n"))
+            found.append((fence.group(2).strip(), i + 1, "\n".join(lines[i + 1:end]) + "\n"))
             i = end
         i += 1
     return found
@@ -85,13 +86,14 @@ def test_the_multi_host_examples_are_the_files_the_hosts_test_starts():
 
 
 def test_no_command_hides_in_a_block_that_is_not_run():
-    hidden = [(info, line) for info, line, text in blocks() if info != "sh" and COMMAND.match(text.lstrip())]
-    assert not hidden, f"blocks that start with a command must be ```sh (run here): {hidden}"
+    hidden = [(info, line) for info, line, text in blocks()
+              if info not in (SHELL, CLUSTER) and COMMAND.match(text.lstrip())]
+    assert not hidden, f"blocks that start with a command must be ```sh or ```sh cluster (run here): {hidden}"
     assert all(info for info, _, _ in blocks()), "every block says its kind"
 
 
 def test_every_block_not_run_is_still_in_the_readme():
-    firsts = {text.splitlines()[0] for info, _, text in blocks() if info == "sh"}
+    firsts = {text.splitlines()[0] for info, _, text in blocks() if info in (SHELL, CLUSTER)}
     assert set(NOT_RUN) <= firsts
 
 
@@ -130,12 +132,28 @@ def _health(api):
 
 def test_every_shell_block_runs_against_a_node(node):
     home, api = node
+    assert run_blocks(SHELL, home, api) >= 10
+
+
+def test_every_cluster_block_runs_on_a_server_of_a_cluster():
+    """Three servers and an agent tagged role=web, secure, the agent's key left for the README's
+    commands to accept, as on hosts of their own (but on loopback)."""
+    with Cluster(servers=3, agents=1, secure=True, accept_agents=False,
+                 node_conf={"a1": {"node": {"tags": {"role": "web"}}}}) as cluster:
+        s1 = cluster.nodes["s1"]
+        assert run_blocks(CLUSTER, Path(s1.conf_path).parent, s1.api.split("://")[1]) >= 4
+        done = [x for x in cluster.client().executions("where") if x["finished_at"]]
+        assert [(x["node"], x["status"]) for x in done] == [("a1", "success")]
+
+
+def run_blocks(kind, home, api):
+    """Run the README's blocks of this kind in `home` (the node's directory); how many ran."""
     env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
            "PYKRON_CONF": str(home / "node.toml"), "HOME": str(home)}
     for key in ("PYKRON_SERVER", "PYKRON_TOKEN", "PYKRON_KEY", "PYKRON_SERVER_KEY"):
         env.pop(key, None)
     ran = 0
-    shell = [(line, text) for info, line, text in blocks() if info == "sh" and text.splitlines()[0] not in NOT_RUN]
+    shell = [(line, text) for info, line, text in blocks() if info == kind and text.splitlines()[0] not in NOT_RUN]
     # The block that bootstraps the ACL changes the node for good (curl then needs a token): it runs last.
     shell.sort(key=lambda block: block[1].startswith(ACL_ON))
     for line, text in shell:
@@ -149,4 +167,4 @@ def test_every_shell_block_runs_against_a_node(node):
             continue
         assert done.returncode == 0, said
         ran += 1
-    assert ran >= 10
+    return ran
