@@ -170,3 +170,20 @@ def run_blocks(kind, home, api):
         assert done.returncode == 0, said
         ran += 1
     return ran
+
+
+CITATION = re.compile(r"README[ ,(]+([^)\"'\n]+)\)")
+
+
+def test_every_section_the_code_cites_exists():
+    """Code cites the README's sections as `(README, Developing: The wire)`: each one named is a heading."""
+    titles = set(headings(2)) | set(headings(3))
+    cited = {}
+    for folder in ("services", "common", "scripts", "tests", "conf"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.is_file() and path.suffix in (".py", ".toml", ".js", ".tmpl") and path != Path(__file__):
+                for found in CITATION.finditer(path.read_text(errors="replace")):
+                    for name in re.split(r"[:,]\s*", found.group(1)):
+                        cited.setdefault(name.strip(), []).append(str(path.relative_to(ROOT)))
+    assert cited, "the code cites the README somewhere"
+    assert {name: where for name, where in cited.items() if name not in titles} == {}
