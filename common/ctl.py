@@ -283,8 +283,9 @@ class Ctl(AclCommands):
     def do_keys(self):
         args = self.args
         if args["new"]:
-            made = access.new_client_key(args["FILE"])
-            return self.p.show({"file": args["FILE"], "public": made.public.decode(), "id": made.id})
+            path = args["FILE"][0]  # docopt gathers FILE from every pattern into one list
+            made = access.new_client_key(path)
+            return self.p.show({"file": path, "public": made.public.decode(), "id": made.id})
         if args["show"]:
             conf, pair = access.this_node_key()
             return self.p.show({"node": conf.node.name, "public": pair.public.decode(), "id": pair.id,

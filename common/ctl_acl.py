@@ -34,7 +34,7 @@ class AclCommands:
             return self.p.table([{**r, "Policies": ",".join(p["Name"] for p in r["Policies"])} for r in rows],
                                 TOKEN_COLUMNS)
         if args["apply"]:
-            rules = read_text(args["FILE"])
+            rules = read_text(args["FILE"][0])  # docopt gathers FILE from every pattern into a list
             acl.parse_rules(rules)  # refused here, with the reason, before anything is sent
             done = self.client.policy_put(args["NAME"], rules, args["--description"] or "")
         elif args["delete"]:

@@ -174,9 +174,9 @@ class Loop:
     # -- sockets -------------------------------------------------------------------------
 
     def socket(self, kind, role, *, on=None, bind=(), connect=(), subscribe=(), who=curve.ANY_KIND, curve_tcp=True):
-        """The only place socket options are set (README, Developing). TCP endpoints are bound as CURVE
-        servers after the ipc ones (the options apply to later binds): `who` are the kinds of
-        accepted key the gate lets in. `connect` takes ipc endpoints, or one (tcp endpoint, the
+        """The only place socket options are set (README, Developing: The wire). TCP endpoints
+        are bound as CURVE servers after the ipc ones (the options apply to later binds): `who`
+        are the kinds of accepted key the gate lets in. `connect` takes ipc endpoints, or one (tcp endpoint, the
         key of the node that serves it): such a socket dials one peer, and the loop may replace
         it (see _dial_again); send and close through the loop, which knows its successor.
         curve_tcp=False only for the gossip stream, which the gossip keyring authenticates (a

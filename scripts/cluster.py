@@ -214,16 +214,26 @@ class Cluster:
     def write_node(self, name, role, ports, host, founders, join):
         node_dir = self.dir / name
         node_dir.mkdir(parents=True, exist_ok=True)
-        sections = {"node": {"name": name, "role": role, "data_dir": str(node_dir / "data"),
-                             "run_dir": str(self.run_root / name), "bind": host},
-                    "api": {"workers": 1, "threads": 8},
-                    "raft": {"servers": founders, "bootstrap_expect": len(founders)},
-                    "gossip": {"join": [j for j in join if not j.startswith(host + ":")]},
-                    "security": ({"gossip_key": self.gossip_key} if self.secure else {"auto_accept": "gossip"}),
-                    "wire": {"plain_tcp": self.plain}}
+        here = {"name": name, "data_dir": str(node_dir / "data"), "run_dir": str(self.run_root / name), "bind": host}
+        if self.network:
+            # Hosts start from the README's example files, with what differs per host filled in.
+            sections = example_conf(role)
+            sections["node"].update(here)
+            sections["gossip"]["retry_join"] = join
+            sections["security"]["gossip_key"] = self.gossip_key
+            if role == "server":
+                sections["raft"]["servers"] = founders
+            sections["api"] = {"workers": 1, "threads": 8}
+        else:
+            sections = {"node": {**here, "role": role},
+                        "api": {"workers": 1, "threads": 8},
+                        "raft": {"servers": founders, "bootstrap_expect": len(founders)},
+                        "gossip": {"join": [j for j in join if not j.startswith(host + ":")]},
+                        "security": ({"gossip_key": self.gossip_key} if self.secure else {"auto_accept": "gossip"}),
+                        "wire": {"plain_tcp": self.plain}}
         if self.secure and os.geteuid() == 0:
             # With the ACL on, no job runs as the node's own user (its ipc sockets obey that user).
-            sections["executor"] = {"run_as": "nobody"}
+            sections.setdefault("executor", {})["run_as"] = "nobody"
         for (section, key), port in zip(PORT_KEYS, ports):
             sections[section] = {**sections.get(section, {}), key: port}
         for extra in (self.extra, self.node_extra.get(name, {})):
@@ -495,6 +505,14 @@ class Cluster:
         self.nodes = {name: Node(name, n["role"], n["conf"], config.load(n["conf"], env={}), n["pid"])
                       for name, n in state["nodes"].items()}
         return self
+
+
+EXAMPLES = ROOT / "conf" / "examples"
+
+
+def example_conf(role):
+    """The README's example configuration of a server or an agent on a host of its own."""
+    return tomllib.loads((EXAMPLES / f"{role}.toml").read_text())
 
 
 def wait_until(check, timeout=20, what="condition", every=0.1):

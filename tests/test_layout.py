@@ -1,9 +1,8 @@
-"""The layout rules (README, Developing), read from the source with ast: services meet only over
-the wire (no service imports another), common/ imports no service, every core.py is pure (no
-sockets, clock, randomness, disk, processes or threads), a shell never writes into its core's state
-(it steps the core), and the simulators in scripts/sim/ import no shell (they drive the cores that
-ship, and no shell logic lives there). And the repository explains itself: no file cites a design
-or style document that lives outside it."""
+"""The layout rules of the README (Developing: Architecture, Core and shell, Layout), read from
+the source with ast: services meet only over the wire (no service imports another), common/
+imports no service, every core.py is pure (no sockets, clock, randomness, disk, processes or
+threads), a shell never writes into its core's state (it steps the core), the simulators in
+scripts/sim/ import no shell, and no file cites a document outside the repository."""
 
 import ast
 import re

@@ -1,15 +1,18 @@
 """A cluster of hosts: each node in a network namespace of its own with its own address on a
-bridge (not loopback), started from the supervisord configuration `pykron node` writes, bound to
-that address, secure (CURVE, sealed gossip, ACL). A job targeted by tags runs on the right
+bridge (not loopback), started by `pykron node` from the README's example configuration of a
+server or an agent (conf/examples/), bound to that address, secure (CURVE, sealed gossip, ACL). A job targeted by tags runs on the right
 hosts; an agent whose link is taken down is marked failed and its running execution lost; with
 its link back it rejoins, and its late result is recorded."""
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from scripts import netns
-from scripts.cluster import Cluster, wait_until
+from scripts.cluster import Cluster, example_conf, wait_until
 
 LEASE_MS = 3000
 
@@ -23,6 +26,22 @@ def cluster():
                  node_conf={"a1": {"node": {"tags": {"zone": "east"}}},
                             "a2": {"node": {"tags": {"zone": "west"}}}}) as c:
         yield c
+
+
+# What differs per host, filled in by the launcher; every other key is the example's own.
+PER_HOST = {("node", "name"), ("node", "bind"), ("node", "data_dir"), ("node", "run_dir"), ("node", "tags"),
+            ("raft", "servers"), ("gossip", "retry_join"), ("security", "gossip_key"), ("executor", "run_as")}
+
+
+def test_every_node_runs_the_example_of_its_role_with_only_its_host_filled_in(cluster):
+    for node in cluster.nodes.values():
+        example = example_conf(node.role)
+        ran = tomllib.loads(Path(node.conf_path).read_text())
+        kept = {(section, key): value for section, keys in example.items() for key, value in keys.items()
+                if (section, key) not in PER_HOST}
+        assert kept and all(ran[section][key] == value for (section, key), value in kept.items())
+        assert {(s, k) for s, keys in example.items() for k in keys} <= {(s, k) for s, keys in ran.items() for k in keys}
+        assert ran["node"]["role"] == node.role and ran["gossip"]["retry_join"] and "join" not in ran["gossip"]
 
 
 def put(cluster, name, command, tags):

@@ -1,4 +1,4 @@
-"""The scenario transcripts in testdata/*.txt (README, Developing): each is replayed through
+"""The scenario transcripts in testdata/*.txt (README, Developing: Tests): each is replayed through
 interaction.py and must print exactly what the file says. After a deliberate change of behaviour,
 regenerate them with `pytest tests/unit/raft --rewrite` (or PYKRON_REWRITE=1) and review the diff."""
 
