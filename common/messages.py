@@ -12,6 +12,7 @@ from common.wire import NEXT_PROTOCOL, Bound, message, reply
 
 FOLLOWUPS_PROTOCOL = 2  # the run ledger's commands that replicate what follows a run
 CHECKS_PROTOCOL = 3     # state.check: replicas compare their states' hashes
+BATCH_PROTOCOL = 4      # job.put_batch: a restore's jobs, many to a Raft entry
 
 # The bounds of the state verbs' fields (wire.Bound), beside the int64 and nesting bounds every
 # body keeps: a request out of them is refused as it decodes, before anything is proposed.
@@ -58,6 +59,8 @@ class NodeInfoReply:
     key: str = ""                     # this node's CURVE public key
     keys: dict[str, str] = field(default_factory=dict)  # every accepted node's key, by name
     state_check: dict[str, Any] | None = None  # the newest snapshot point the replicas compared
+    protocol: int = 1                 # the lowest any server applying the log speaks: what may be proposed
+    entry_bytes: int = 0              # the most one Raft entry holds ([raft] max_append_bytes); 0: not said
 
 
 @reply("leader.get")
@@ -256,6 +259,24 @@ class JobPut:
     client: Name = ""
     seq: Term = 0
     by: Name = ""                     # the token a node's api acts for (the audit's who)
+
+
+@message("job.put_batch", since=BATCH_PROTOCOL, max_bytes=JOB_BYTES)
+class JobPutBatch:
+    """Many jobs created or replaced in one Raft entry (a restore), in the order given (parents
+    first); each is checked and applied on its own, and the reply says what became of each:
+    → ok {results: [{name, created} | {name, error, message}]}. The whole command must fit an
+    entry: a client cuts its jobs into batches of at most node.info's entry_bytes."""
+
+    jobs: Records
+    client: Name = ""
+    seq: Term = 0
+    by: Name = ""                     # the token a node's api acts for (the audit's who)
+
+
+@reply("job.put_batch")
+class JobBatchReply:
+    results: list[dict[str, Any]]
 
 
 @message("job.delete", max_bytes=SMALL_BYTES)
