@@ -1,0 +1,62 @@
+"""A peer that floods a TCP socket with frames it must refuse, cut off cheaply (the service loop,
+common/loop.py, reports each refused frame here): past a budget of refused bytes its connection is
+shut down and its key kept out for a while (curve.Gate.bench), so that the flood costs its
+receiver a refused handshake per reconnect instead of decrypting every frame it sends."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+log = logging.getLogger(__name__)
+
+# What a connection may send that is refused (each frame counted at REFUSED_FRAME_MIN_BYTES at
+# least, so that a flood of small garbage counts too) within WINDOW_MS before it is cut: a buggy
+# client sending a few bad requests is answered each time; 16 MiB of refusals is a flood.
+REFUSED_BYTES = 16 * 1024 * 1024
+REFUSED_FRAME_MIN_BYTES = 16 * 1024
+WINDOW_MS = 10_000
+BENCH_MS = 5_000  # how long a key that flooded is refused at the handshake and per message
+
+
+class FloodWatch:
+    def __init__(self, gate):
+        self.gate = gate
+        self.refused = {}  # (fd, key) → [window start ms, bytes refused in it]
+        self.cut = 0
+
+    def refused_frame(self, fd, key, nbytes, now):
+        """Count a frame refused on connection `fd` (the key it proved); cut the connection and
+        bench the key once its refusals pass the budget. → True when it was cut."""
+        if fd is None or fd < 0 or not key:
+            return False
+        seen = self.refused.get((fd, key))
+        if seen is None or now - seen[0] > WINDOW_MS:
+            seen = self.refused[(fd, key)] = [now, 0]
+        seen[1] += max(nbytes, REFUSED_FRAME_MIN_BYTES)
+        if seen[1] <= REFUSED_BYTES:
+            return False
+        # fd numbers are reused once ZeroMQ closes them: forget every count for this one.
+        self.refused = {k: v for k, v in self.refused.items() if k[0] != fd}
+        self.gate.bench(key, now + BENCH_MS)
+        self.cut += 1
+        log.warning("cut off key=%s: %d bytes refused within %d ms; refused for %d ms",
+                    key[:8], seen[1], WINDOW_MS, BENCH_MS)
+        shut_down(fd)
+        return True
+
+
+def shut_down(fd):
+    """Shut the connection down under ZeroMQ, which reads the end of it and drops the peer (the
+    descriptor stays ZeroMQ's to close: only a duplicate is closed here)."""
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        sock.close()
