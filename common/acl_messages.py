@@ -37,7 +37,7 @@ class AclBootstrap:
     description: Description = ""
     client: Session = ""              # with seq: a retried write is applied once
     seq: Seq = 0
-    by: Accessor = ""                      # the token a node's api acts for (the audit's who)
+    by: Accessor = ""                 # the token a node's api acts for (the audit's who)
 
 
 @message("acl.view", since=ACL_PROTOCOL)
@@ -58,7 +58,7 @@ class TokenCreate:
     expires_at: Expiry = 0            # Unix ms; 0: never
     client: Session = ""              # with seq: a retried write is applied once
     seq: Seq = 0
-    by: Accessor = ""                      # the token a node's api acts for (the audit's who)
+    by: Accessor = ""                 # the token a node's api acts for (the audit's who)
 
 
 @message("token.list", since=ACL_PROTOCOL)
@@ -77,7 +77,7 @@ class TokenDelete:
     accessor: Accessor
     client: Session = ""              # with seq: a retried write is applied once
     seq: Seq = 0
-    by: Accessor = ""                      # the token a node's api acts for (the audit's who)
+    by: Accessor = ""                 # the token a node's api acts for (the audit's who)
 
 
 @message("policy.put", since=ACL_PROTOCOL)
@@ -89,7 +89,7 @@ class PolicyPut:
     description: Description = ""
     client: Session = ""              # with seq: a retried write is applied once
     seq: Seq = 0
-    by: Accessor = ""                      # the token a node's api acts for (the audit's who)
+    by: Accessor = ""                 # the token a node's api acts for (the audit's who)
 
 
 @message("policy.list", since=ACL_PROTOCOL)
@@ -108,7 +108,7 @@ class PolicyDelete:
     name: PolicyName
     client: Session = ""              # with seq: a retried write is applied once
     seq: Seq = 0
-    by: Accessor = ""                      # the token a node's api acts for (the audit's who)
+    by: Accessor = ""                 # the token a node's api acts for (the audit's who)
 
 
 @reply("acl.bootstrap", "token.create", "token.get", "token.delete")

@@ -20,6 +20,7 @@ from common.aclverbs import AclVerbs
 
 JOB_PAGE = 1000
 LEADER_TRY_MS = 1000  # one try of a request to the leader's services (see _leader_call)
+BATCH_CALLS = 4       # a restore's batch (thousands of jobs in one entry) waits this many call timeouts
 
 
 def parse_server(server):
@@ -266,8 +267,8 @@ class Client(AclVerbs):
                 results.extend(self._put_each(batch, docs_by_name))
                 continue
             try:
-                done = self.ask(self.endpoint, m.JobPutBatch(jobs=[docs_by_name[n] for n in batch],
-                                                             **self._request())).results
+                done = self.ask(self.endpoint, m.JobPutBatch(jobs=[docs_by_name[n] for n in batch], **self._request()),
+                                timeout_ms=BATCH_CALLS * self.timeout_ms).results
             except errors.Unavailable:
                 if self.node_info(refresh=True).get("protocol", 1) >= m.BATCH_PROTOCOL:
                     raise
