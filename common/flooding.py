@@ -1,7 +1,6 @@
-"""A peer that floods a TCP socket with frames it must refuse, cut off cheaply (the service loop,
-common/loop.py, reports each refused frame here): past a budget of refused bytes its connection is
-shut down and its key kept out for a while (curve.Gate.bench), so that the flood costs its
-receiver a refused handshake per reconnect instead of decrypting every frame it sends."""
+"""A key that floods a TCP socket with frames the wire refuses, cut off cheaply (the service
+loop, common/loop.py, reports each refusal here): past a budget its connection is shut down and
+its key kept out for a while (curve.Gate.bench), a refused handshake per redial, not a decryption."""
 
 from __future__ import annotations
 

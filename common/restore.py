@@ -1,7 +1,6 @@
-"""A restore's plan, for the client library (common/client.py): the jobs of Dkron's restore file
-checked together and put in order, parents first, then cut into batches that each fit one Raft
-entry of the server's (job.put_batch, protocol 4); a cluster with a server of an older protocol
-takes them one job to an entry, as before."""
+"""A restore's plan, for the client library (common/client.py): Dkron's restore file checked
+whole, put in order (parents first) and cut into batches of one Raft entry each (job.put_batch,
+protocol 4); while a server speaks an older protocol the client puts one job to an entry."""
 
 from __future__ import annotations
 

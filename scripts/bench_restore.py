@@ -1,7 +1,6 @@
-"""`scripts/bench restore`: Dkron's restore of N small jobs on one node, as it goes once every
-server speaks protocol 4 (job.put_batch: as many jobs as fit one Raft entry) beside one job to an
-entry (the path a cluster with a server of protocol 3 still takes, and every restore took
-before), through the client library in the same run; and the batched restore over HTTP."""
+"""`scripts/bench restore`: Dkron's restore of N small jobs on one node in Raft batches
+(job.put_batch, protocol 4) beside one job to an entry (the path of a cluster with a server of
+protocol 3, and of every restore before), through the client library in one run; and over HTTP."""
 
 from __future__ import annotations
 
