@@ -110,6 +110,9 @@ class Gate:
     def bench(self, key, until_ms):
         self.benched[key] = until_ms
 
+    def is_benched(self, key):
+        return bool(self.benched) and time.time() * 1000 < self.benched.get(key, 0)
+
     def who(self, role, key):
         """The name an accepted key goes by on this role, or None when it may not connect."""
         if self.benched and key in self.benched:

@@ -10,9 +10,10 @@ import socket
 
 log = logging.getLogger(__name__)
 
-# What a connection may send that is refused (each frame counted at REFUSED_FRAME_MIN_BYTES at
-# least, so that a flood of small garbage counts too) within WINDOW_MS before it is cut: a buggy
-# client sending a few bad requests is answered each time; 16 MiB of refusals is a flood.
+# What a key may send that is refused, over all its connections (each frame counted at
+# REFUSED_FRAME_MIN_BYTES at least, so that a flood of small garbage counts too), within WINDOW_MS
+# before it is cut off: a buggy client sending a few bad requests is answered each time; 16 MiB of
+# refusals is a flood, however many connections it is spread over.
 REFUSED_BYTES = 16 * 1024 * 1024
 REFUSED_FRAME_MIN_BYTES = 16 * 1024
 WINDOW_MS = 10_000
@@ -22,28 +23,33 @@ BENCH_MS = 5_000  # how long a key that flooded is refused at the handshake and 
 class FloodWatch:
     def __init__(self, gate):
         self.gate = gate
-        self.refused = {}  # (fd, key) → [window start ms, bytes refused in it]
+        self.refused = {}  # key → [window start ms, bytes refused in it]
         self.cut = 0
 
     def refused_frame(self, fd, key, nbytes, now):
-        """Count a frame refused on connection `fd` (the key it proved); cut the connection and
-        bench the key once its refusals pass the budget. → True when it was cut."""
+        """Count a frame the wire refused from `key` on connection `fd`; once the key's
+        refusals pass the budget, bench the key and shut this connection down. → True when cut."""
         if fd is None or fd < 0 or not key:
             return False
-        seen = self.refused.get((fd, key))
+        seen = self.refused.get(key)
         if seen is None or now - seen[0] > WINDOW_MS:
-            seen = self.refused[(fd, key)] = [now, 0]
+            seen = self.refused[key] = [now, 0]
         seen[1] += max(nbytes, REFUSED_FRAME_MIN_BYTES)
         if seen[1] <= REFUSED_BYTES:
             return False
-        # fd numbers are reused once ZeroMQ closes them: forget every count for this one.
-        self.refused = {k: v for k, v in self.refused.items() if k[0] != fd}
+        del self.refused[key]
         self.gate.bench(key, now + BENCH_MS)
         self.cut += 1
         log.warning("cut off key=%s: %d bytes refused within %d ms; refused for %d ms",
                     key[:8], seen[1], WINDOW_MS, BENCH_MS)
         shut_down(fd)
         return True
+
+    def benched_frame(self, fd, key):
+        """A frame of a benched key on another of its connections: that one is shut down too
+        (its descriptor is the one this frame came by, so no other connection is hit)."""
+        if fd is not None and fd >= 0 and self.gate.is_benched(key):
+            shut_down(fd)
 
 
 def shut_down(fd):

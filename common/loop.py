@@ -515,6 +515,7 @@ class Loop:
                     peer = self.gate.who(role, key)
                     if peer is None:
                         self._drop(sock, kind, frames, wire.WireError("key", f"key {key[:8]} is no longer accepted"))
+                        self.floods.benched_frame(_source_fd(frames[-1]), key)
                         continue
             try:
                 env = wire.decode(frames, topic=kind == zmq.SUB, peer=peer)

@@ -1,5 +1,6 @@
-"""common/flooding.py over a real socket pair: a connection whose refused frames pass the budget
-is shut down under its owner and its key kept out of the gate (common/curve.py) for a while;
+"""common/flooding.py over real socket pairs: a key whose refused frames pass the budget, over
+all its connections, has the connection shut down under its owner and is kept out of the gate
+(common/curve.py) for a while, each other connection of it shut down as its next frame comes;
 below the budget, or once the window has passed, nothing happens."""
 
 import socket
@@ -53,3 +54,29 @@ def test_small_refusals_count_at_a_minimum_and_an_old_window_is_forgotten(tmp_pa
     finally:
         ours.close()
         theirs.close()
+
+
+def test_the_budget_is_the_keys_over_all_its_connections(tmp_path):
+    g = gate(tmp_path)
+    watch = flooding.FloodWatch(g)
+    (a, a_peer), (b, b_peer) = socket.socketpair(), socket.socketpair()
+    try:
+        now, half = int(time.time() * 1000), flooding.REFUSED_BYTES // 2
+        assert not watch.refused_frame(a.fileno(), KEY, half, now=now)
+        assert not watch.refused_frame(b.fileno(), KEY, half, now=now)
+        assert watch.refused_frame(b.fileno(), KEY, 1, now=now)  # the third, on b: b is cut
+        b_peer.settimeout(5)
+        assert b_peer.recv(1) == b""
+        a_peer.setblocking(False)
+        try:
+            a_peer.recv(1)
+            raise AssertionError("a was shut down before it sent anything more")
+        except BlockingIOError:
+            pass
+        watch.benched_frame(a.fileno(), KEY)  # a frame of the benched key comes on a
+        a_peer.settimeout(5)
+        assert a_peer.recv(1) == b""
+        watch.benched_frame(a.fileno(), "another key")  # not benched: nothing happens
+    finally:
+        for sock in (a, a_peer, b, b_peer):
+            sock.close()
