@@ -14,12 +14,13 @@ import time
 
 import zmq
 
-from common import backup, config, curve, errors, messages as m, models, wire
+from common import backup, config, curve, errors, messages as m, restore as restore_plan, wire
 from common.aclverbs import AclVerbs
 
 
 JOB_PAGE = 1000
 LEADER_TRY_MS = 1000  # one try of a request to the leader's services (see _leader_call)
+BATCH_CALLS = 4       # a restore's batch (thousands of jobs in one entry) waits this many call timeouts
 
 
 def parse_server(server):
@@ -251,33 +252,39 @@ class Client(AclVerbs):
 
     def restore(self, docs):
         """Create or replace many jobs, parents before children (Dkron's restore; `pykronctl
-        import`) → [(name, error or None)]. The whole list is checked first: BadRequest, and
-        nothing stored, when a job is invalid, named twice, or its parent is neither in the
-        list nor stored, or when parents form a cycle. A job the cluster refuses is reported
-        and the rest go on; an unavailable cluster stops the restore."""
-        parents = {}
-        for doc in docs:
-            job = models.validate_job(doc)
-            if job["name"] in parents:
-                raise errors.BadRequest(f"job {job['name']!r} appears twice")
-            parents[job["name"]] = job["parent_job"]
-        stored, order, placed = None, [], set()
-        for name in parents:
-            chain, at = [], name
-            while at in parents and at not in placed:
-                if at in chain:
-                    raise errors.BadRequest(f"parent jobs form a cycle: {' -> '.join(chain + [at])}")
-                chain.append(at)
-                at = parents[at]
-            if at and at not in placed and at not in parents:
-                stored = {j["name"] for j in self.jobs()} if stored is None else stored
-                if at not in stored:
-                    raise errors.BadRequest(f"job {chain[-1]!r}: parent job {at!r} is neither in the list nor stored")
-            order.extend(reversed(chain))
-            placed.update(chain)
+        import`) → [(name, error or None)]. The whole list is checked first (common/restore.py:
+        BadRequest, and nothing stored). The jobs go in batches of one Raft entry each once
+        every server speaks protocol 4, else one job to an entry. A job the cluster refuses is
+        reported and the rest go on; an unavailable cluster stops the restore."""
+        names, sizes = restore_plan.order(docs, lambda: {j["name"] for j in self.jobs()})
         docs_by_name = {doc["name"]: doc for doc in docs}
+        info = self.node_info(refresh=True)
+        if info.get("protocol", 1) < m.BATCH_PROTOCOL or not info.get("entry_bytes"):
+            return self._put_each(names, docs_by_name)
         results = []
-        for name in order:
+        for batch in restore_plan.batches(names, sizes, info["entry_bytes"]):
+            if len(batch) == 1 and not restore_plan.fits(sizes[batch[0]], info["entry_bytes"]):
+                results.extend(self._put_each(batch, docs_by_name))
+                continue
+            try:
+                done = self.ask(self.endpoint, m.JobPutBatch(jobs=[docs_by_name[n] for n in batch], **self._request()),
+                                timeout_ms=BATCH_CALLS * self.timeout_ms).results
+            except errors.Unavailable:
+                if self.node_info(refresh=True).get("protocol", 1) >= m.BATCH_PROTOCOL:
+                    raise
+                done = None  # a server of an older protocol joined: one job to an entry from here
+            if done is None:
+                results.extend(self._put_each(names[names.index(batch[0]):], docs_by_name))
+                return results
+            by_name = {r.get("name"): r for r in done}  # the server answers those it refused first
+            for name in batch:
+                r = by_name.get(name, {"error": "internal", "message": "the server's answer left this job out"})
+                results.append((name, None if "error" not in r else r.get("message") or r["error"]))
+        return results
+
+    def _put_each(self, names, docs_by_name):
+        results = []
+        for name in names:
             try:
                 self.put_job(docs_by_name[name])
             except (errors.BadRequest, errors.NotFound, errors.Conflict) as err:

@@ -114,7 +114,7 @@ class Raft:
     tick_ms: int = _spec(lo=1)
     heartbeat_ticks: int = _spec(lo=1)
     election_ticks: int = _spec(lo=2)
-    max_batch_entries: int = _spec(lo=1)
+    max_batch_entries: int = _spec(lo=1, hi=10_000)  # an append's entries are bounded so on the wire (messages.Entries)
     max_append_bytes: int = _spec(lo=4096, hi=1 << 30)
     batching: bool = _spec()
     servers: list = _spec()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 import zmq
 from zmq.utils import z85
@@ -97,6 +98,7 @@ class Gate:
         self.rules = {}     # role → kinds let in
         self.extra = {}     # role → {public: name} let in besides the book
         self.refused = 0
+        self.benched = {}   # public → Unix ms until which it is kept out (it flooded: common/flooding.py)
 
     def rule(self, role, kinds):
         self.rules[role] = frozenset(kinds)
@@ -105,8 +107,18 @@ class Gate:
         """Keys let in on a role besides the book: {public: name}."""
         self.extra[role] = dict(keys)
 
+    def bench(self, key, until_ms):
+        self.benched[key] = until_ms
+
+    def is_benched(self, key):
+        return bool(self.benched) and time.time() * 1000 < self.benched.get(key, 0)
+
     def who(self, role, key):
         """The name an accepted key goes by on this role, or None when it may not connect."""
+        if self.benched and key in self.benched:
+            if time.time() * 1000 < self.benched[key]:
+                return None
+            del self.benched[key]
         found = self.book.named(key)
         if found and found[1] in self.rules.get(role, ()):
             return found[0]

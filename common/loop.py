@@ -20,6 +20,7 @@ import zmq
 from zmq.utils import monitor as zmq_monitor
 
 from common import config, curve, errors, keys, log as pklog, messages as m, metrics, wire
+from common.flooding import FloodWatch
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,7 @@ class Loop:
         self.exit_code = None
         self.signals = []
         self.gate = curve.Gate(conf.node.run_dir)
+        self.floods = FloodWatch(self.gate)
         self.gated = {}  # socket → its role, for the sockets whose TCP endpoints are CURVE servers
         self.tcp_bound = {}
         self.dialled = {}   # socket → its Dialled, for the sockets that dial a CURVE peer
@@ -173,20 +175,28 @@ class Loop:
 
     # -- sockets -------------------------------------------------------------------------
 
-    def socket(self, kind, role, *, on=None, bind=(), connect=(), subscribe=(), who=curve.ANY_KIND, curve_tcp=True):
+    def socket(self, kind, role, *, on=None, bind=(), connect=(), subscribe=(), who=curve.ANY_KIND, curve_tcp=True,
+               tcp_max_bytes=None):
         """The only place socket options are set (README, Developing: The wire). TCP endpoints
         are bound as CURVE servers after the ipc ones (the options apply to later binds): `who`
         are the kinds of accepted key the gate lets in. `connect` takes ipc endpoints, or one (tcp endpoint, the
         key of the node that serves it): such a socket dials one peer, and the loop may replace
         it (see _dial_again); send and close through the loop, which knows its successor.
         curve_tcp=False only for the gossip stream, which the gossip keyring authenticates (a
-        joining node knows no key but the keyring's)."""
+        joining node knows no key but the keyring's). tcp_max_bytes: the largest frame the role
+        takes from another host; ZeroMQ cuts the connection of a peer that announces a larger one
+        before reading or decrypting it (a flood of maximal frames then costs its receiver a
+        handshake per frame, not the frame's decryption), while this host's own services keep the
+        wire's limit over ipc."""
         sock = self._new_socket(kind, role)
         curve_tcp = curve_tcp and not self.conf.wire.plain_tcp
         for endpoint in sorted(bind, key=lambda e: not e.startswith("ipc://")):
             if endpoint.startswith("ipc://"):
                 _unlink_stale(endpoint[len("ipc://"):])
-            elif curve_tcp and sock not in self.gated:
+            elif tcp_max_bytes is not None:
+                # Like CURVE's, ZeroMQ copies this option into each listener as it binds.
+                sock.setsockopt(zmq.MAXMSGSIZE, min(tcp_max_bytes, 2 * self.conf.wire.max_message_bytes))
+            if not endpoint.startswith("ipc://") and curve_tcp and sock not in self.gated:
                 name = f"{self.service}.{role}"
                 curve.serve_socket(sock, name, self.keypair)
                 self.gate.rule(name, who)
@@ -505,11 +515,14 @@ class Loop:
                     peer = self.gate.who(role, key)
                     if peer is None:
                         self._drop(sock, kind, frames, wire.WireError("key", f"key {key[:8]} is no longer accepted"))
+                        self.floods.benched_frame(_source_fd(frames[-1]), key)
                         continue
             try:
                 env = wire.decode(frames, topic=kind == zmq.SUB, peer=peer)
             except wire.WireError as exc:
                 self._drop(sock, kind, frames, exc)
+                if role is not None and key:
+                    self.floods.refused_frame(_source_fd(frames[-1]), key, sum(len(f) for f in frames), now_ms())
                 continue
             except Exception as exc:  # wire.decode promises WireError only: a bug, but one message's
                 self._failed(sock, kind, None, exc)
@@ -587,7 +600,8 @@ class Loop:
         if not isinstance(env.msg, m.CtlStatus):
             raise errors.BadRequest(f"ctl socket does not answer {env.type}")
         body = {"service": self.service, "pid": os.getpid(), "ready": self.ready, "role": "",
-                "leader": "", "term": 0, "dropped": dict(self.dropped), "keys_refused": self.gate.refused}
+                "leader": "", "term": 0, "dropped": dict(self.dropped), "keys_refused": self.gate.refused,
+                "floods_cut": self.floods.cut}
         body.update(self.status())
         body["metrics"] = self.metrics.snapshot()
         self.reply(self.ctl_router, env, body)
@@ -621,6 +635,14 @@ class Loop:
             log.info("draining signal=%d (send again to exit now)", signum)
             self.draining = True
             self.on_term()
+
+
+def _source_fd(frame):
+    """The descriptor of the connection a frame came by (ZeroMQ's ZMQ_SRCFD), or None."""
+    try:
+        return frame.get(zmq.SRCFD)
+    except (zmq.ZMQError, AttributeError):
+        return None
 
 
 def _user_id(frame):

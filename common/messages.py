@@ -13,6 +13,7 @@ from common.wire import NEXT_PROTOCOL, Bound, message, reply
 FOLLOWUPS_PROTOCOL = 2  # the run ledger's commands that replicate what follows a run
 CHECKS_PROTOCOL = 3     # state.check: replicas compare their states' hashes
 RESTORE_PROTOCOL = 4    # snapshot.restore and the state.load commands it proposes
+BATCH_PROTOCOL = 4      # job.put_batch: a restore's jobs, many to a Raft entry
 
 # The bounds of the state verbs' fields (wire.Bound), beside the int64 and nesting bounds every
 # body keeps: a request out of them is refused as it decodes, before anything is proposed.
@@ -27,6 +28,15 @@ Count = Annotated[int, Bound(lo=0, hi=MAX_COUNT)]
 Term = Annotated[int, Bound(lo=0)]
 Records = Annotated[list[dict[str, Any]], Bound(most=MAX_LISTED)]
 Names = Annotated[list[Name], Bound(most=64)]
+Index = Annotated[int, Bound(lo=0)]   # a log index, an offset, a sequence number
+Port = Annotated[int, Bound(lo=0, hi=65535)]
+Ids = Annotated[list[Text], Bound(most=MAX_LISTED)]
+Addrs = Annotated[dict[Name, Text], Bound(most=64)]  # a node's address by role
+# Raft's entries [index, term, data, kind] in one append or forwarded proposal: [raft]
+# max_batch_entries is at most MAX_LISTED.
+Entries = Annotated[list[Annotated[list[Any], Bound(most=4)]], Bound(most=MAX_LISTED)]
+MAX_MEMBERS = 100_000  # a cluster's members in one push-pull (wire.MAX_ITEMS)
+Updates = Annotated[list[Annotated[list[Any], Bound(most=8)]], Bound(most=MAX_LISTED)]  # gossip's piggybacked
 SMALL_BYTES = 64 * 1024      # the body of a request that names things (a read, a delete, a setting)
 JOB_BYTES = 1024 * 1024 + SMALL_BYTES  # a job.put's: [api] max_job_bytes is at most 1 MiB
 
@@ -59,6 +69,8 @@ class NodeInfoReply:
     key: str = ""                     # this node's CURVE public key
     keys: dict[str, str] = field(default_factory=dict)  # every accepted node's key, by name
     state_check: dict[str, Any] | None = None  # the newest snapshot point the replicas compared
+    protocol: int = 1                 # the lowest any server applying the log speaks: what may be proposed
+    entry_bytes: int = 0              # the most one Raft entry holds ([raft] max_append_bytes); 0: not said
 
 
 @reply("leader.get")
@@ -259,6 +271,24 @@ class JobPut:
     by: Name = ""                     # the token a node's api acts for (the audit's who)
 
 
+@message("job.put_batch", since=BATCH_PROTOCOL, max_bytes=JOB_BYTES)
+class JobPutBatch:
+    """Many jobs created or replaced in one Raft entry (a restore), in the order given (parents
+    first); each is checked and applied on its own, and the reply says what became of each:
+    → ok {results: [{name, created} | {name, error, message}]}. The whole command must fit an
+    entry: a client cuts its jobs into batches of at most node.info's entry_bytes."""
+
+    jobs: Records
+    client: Name = ""
+    seq: Term = 0
+    by: Name = ""                     # the token a node's api acts for (the audit's who)
+
+
+@reply("job.put_batch")
+class JobBatchReply:
+    results: list[dict[str, Any]]
+
+
 @message("job.delete", max_bytes=SMALL_BYTES)
 class JobDelete:
     name: Name
@@ -352,9 +382,10 @@ class ServerRegister:
     Raft storage, so the leader notices when a server comes back with its data wiped."""
 
     name: Name
-    addrs: dict[str, str]
+    addrs: Addrs
     store: Name = ""
-    protocol: list[int] = field(default_factory=lambda: [1, 1])  # [lowest accepted, spoken]
+    protocol: Annotated[list[Annotated[int, Bound(lo=0, hi=1000)]], Bound(most=2)] = field(
+        default_factory=lambda: [1, 1])  # [lowest accepted, spoken]
 
 
 @message("raft.peers", max_bytes=SMALL_BYTES)
@@ -365,7 +396,7 @@ class RaftPeers:
 @message("raft.add_peer", max_bytes=SMALL_BYTES)
 class RaftAddPeer:
     name: Name
-    addrs: dict[str, str]
+    addrs: Addrs
     learner: bool = False
 
 
@@ -562,8 +593,8 @@ class TickFire:
 class DispatcherHeartbeat:
     """On topic all\\x00 so executors send to the active dispatcher (highest term)."""
 
-    node: str
-    term: int
+    node: Text
+    term: Term
 
 
 @message("keys.book", since=2)
@@ -583,7 +614,7 @@ class RunStart:
     picks its own and re-checks that it is the target). Sent at the claim, also before the
     start time (tick plus jitter), which each executor waits for on its own clock."""
 
-    executions: list[dict[str, Any]]
+    executions: Records
     job: dict[str, Any]
 
 
@@ -591,26 +622,26 @@ class RunStart:
 class RunKill:
     """Stop an execution (its whole process group); it is recorded as killed with the reason."""
 
-    id: str
-    node: str
-    reason: str
+    id: Text
+    node: Text
+    reason: Text
 
 
 @message("run.ack")
 class RunAck:
-    id: str
-    job: str
-    node: str
-    started_at: int
+    id: Text
+    job: Name
+    node: Text
+    started_at: Time
 
 
 @message("exec.output")
 class ExecOutput:
     """A chunk of an execution's output; `offset` lets a tail detect and fill gaps."""
 
-    id: str
-    job: str
-    offset: int
+    id: Text
+    job: Name
+    offset: Index
     data: bytes
 
 
@@ -625,16 +656,16 @@ class ExecResult:
 class ExecHeartbeat:
     """An executor's running executions: each renews its lease at the active dispatcher."""
 
-    node: str
-    ids: list[str]
+    node: Text
+    ids: Ids
 
 
 @message("exec.kill", max_bytes=SMALL_BYTES)
 class ExecKill:
     """Kill one execution (id), or every running execution of the job (id empty)."""
 
-    job: str
-    id: str = ""
+    job: Name
+    id: Text = ""
 
 
 @message("job.run", max_bytes=SMALL_BYTES)
@@ -643,8 +674,8 @@ class JobRun:
     request (same `request`, "client/seq") gets the first answer instead of a second run: the
     state machine keeps the request with its claim."""
 
-    name: str
-    request: str = ""
+    name: Name
+    request: Text = ""
 
 
 @message("busy.list", max_bytes=SMALL_BYTES)
@@ -659,8 +690,8 @@ class BusyList:
 class OutputGet:
     """→ ok {data, size, finished} for bytes from `offset` of one execution's full output."""
 
-    id: str
-    offset: int = 0
+    id: Text
+    offset: Index = 0
 
 
 # -- gossip ---------------------------------------------------------------------------------
@@ -738,44 +769,44 @@ class GossipPing:
     """A probe: `node` is the member meant (a reused address is not mistaken for it), and
     addr/port are where the ack goes."""
 
-    seq: int
-    node: str = ""
-    addr: str = ""
-    port: int = 0
-    updates: list[list] = field(default_factory=list)
+    seq: Index
+    node: Text = ""
+    addr: Text = ""
+    port: Port = 0
+    updates: Updates = field(default_factory=list)
 
 
 @message("gossip.ping_req")
 class GossipPingReq:
     """Probe `node` for me (SWIM's indirect probe); `nack`: say so if it does not answer (Lifeguard)."""
 
-    seq: int
-    node: str
-    target_addr: str
-    target_port: int
-    addr: str
-    port: int
+    seq: Index
+    node: Text
+    target_addr: Text
+    target_port: Port
+    addr: Text
+    port: Port
     nack: bool = False
-    updates: list[list] = field(default_factory=list)
+    updates: Updates = field(default_factory=list)
 
 
 @message("gossip.ack")
 class GossipAck:
-    seq: int
-    updates: list[list] = field(default_factory=list)
+    seq: Index
+    updates: Updates = field(default_factory=list)
 
 
 @message("gossip.nack")
 class GossipNack:
-    seq: int
-    updates: list[list] = field(default_factory=list)
+    seq: Index
+    updates: Updates = field(default_factory=list)
 
 
 @message("gossip.broadcast")
 class GossipBroadcast:
     """A datagram that carries only updates (memberlist's dedicated gossip)."""
 
-    updates: list[list]
+    updates: Updates
 
 
 # Gossip stream (TCP, through ZeroMQ on the gossip port): push-pull, joins, keyring verbs.
@@ -786,8 +817,8 @@ class GossipSync:
     """Push-pull anti-entropy and joins, both ways: every member as [name, addr, port, inc,
     state, meta] with state a(live) s(uspect) d(ead) l(eft), and the user event clock."""
 
-    members: list[list]
-    ltime: int = 0
+    members: Annotated[list[Annotated[list[Any], Bound(most=8)]], Bound(most=MAX_MEMBERS)]
+    ltime: Index = 0
     join: bool = False
 
 
@@ -805,8 +836,8 @@ class GossipSealed:
 class RaftVote:
     """A vote request; `pre` for PreVote (no term change), `force` for a leadership transfer."""
 
-    last_index: int
-    last_term: int
+    last_index: Index
+    last_term: Term
     pre: bool = False
     force: bool = False
 
@@ -821,26 +852,26 @@ class RaftVoteResp:
 class RaftAppend:
     """Entries are [index, term, data, kind]; none is a heartbeat. `ctx` carries ReadIndex rounds."""
 
-    prev_index: int
-    prev_term: int
-    entries: list[list]
-    commit: int
-    ctx: int = 0
+    prev_index: Index
+    prev_term: Term
+    entries: Entries
+    commit: Index
+    ctx: Index = 0
 
 
 @message("raft.append_resp")
 class RaftAppendResp:
     success: bool
-    match: int
-    hint: int = 0
-    ctx: int = 0
+    match: Index
+    hint: Index = 0
+    ctx: Index = 0
 
 
 @message("raft.prop")
 class RaftProp:
     """Proposals a follower forwards to its leader: [data, kind] pairs."""
 
-    entries: list[list]
+    entries: Entries
 
 
 @message("raft.snapshot")
@@ -848,19 +879,19 @@ class RaftSnapshot:
     """A snapshot of the state machine at index/term. The shells stream its bytes in
     raft.snap_chunk frames; the core sees this message once the whole file has arrived."""
 
-    index: int
-    term: int
-    membership: dict
+    index: Index
+    term: Term
+    membership: Annotated[dict[str, dict[str, Any]], Bound(most=2)]  # voters, learners
 
 
 @message("raft.snap_chunk")
 class RaftSnapChunk:
-    index: int
-    term: int
-    offset: int
+    index: Index
+    term: Term
+    offset: Index
     data: bytes
     done: bool
-    membership: dict
+    membership: Annotated[dict[str, dict[str, Any]], Bound(most=2)]  # voters, learners
 
 
 @message("raft.timeout_now")
@@ -874,28 +905,28 @@ class RaftJoin:
     before founding a cluster, and a leader adds a server it does not have (or one whose
     storage was wiped) as a learner, then promotes it once it has caught up."""
 
-    store: str
-    addrs: dict[str, str]
+    store: Name
+    addrs: Addrs
 
 
 @message("raft.join_resp")
 class RaftJoinResp:
     fresh: bool          # the answering server's log is empty too
-    leader: str = ""
-    leader_peer: str = ""
+    leader: Text = ""
+    leader_peer: Text = ""
 
 
 @message("raft.read_index")
 class RaftReadIndex:
-    ctx: int
+    ctx: Index
 
 
 @message("raft.read_index_resp")
 class RaftReadIndexResp:
     """index 0: the leader cannot serve reads yet (no entry of its term committed)."""
 
-    ctx: int
-    index: int
+    ctx: Index
+    index: Index
 
 
 # The ACL's messages (protocol 3) live in a module of their own; imported here so that they

@@ -17,7 +17,8 @@ EXECUTIONS = "/v1/jobs/{job}/executions"
 MESSAGES = {
     "ok": REPLY, "error": REPLY, "ctl.status": NODE,
     "node.info": ANY, "leader.get": ANY,
-    "job.put": ("/v1/jobs/{job[name]}", WRITE), "job.delete": (JOB, "delete"), "job.get": (JOB, "read"),
+    "job.put": ("/v1/jobs/{job[name]}", WRITE), "job.put_batch": NODE,  # each job judged as a job.put (EACH)
+    "job.delete": (JOB, "delete"), "job.get": (JOB, "read"),
     "job.list": (JOBS, "list"),
     "exec.list": (EXECUTIONS, "list"), "exec.get": (EXECUTIONS + "/{id}", "read"),
     "exec.delete_all": (EXECUTIONS, "delete"),
@@ -53,6 +54,9 @@ MESSAGES = {
                      "raft.snap_chunk", "raft.timeout_now", "raft.join", "raft.join_resp", "raft.read_index",
                      "raft.read_index_resp"), NODE),
 }
+
+# A batch needs, for each item of its list, what the single message of that item needs.
+EACH = {"job.put_batch": ("jobs", "job", "job.put")}
 
 # (method, Falcon route template) → Need or (path template, capability) filled from the
 # route's parameters. BODY: the resource judges each job of the body itself (its name is there).
@@ -97,8 +101,21 @@ ROUTES = {
 
 
 def for_message(type_name, fields):
-    """The Need of a message of `type_name` with these fields; unmapped types are NODE's."""
+    """The Need of a message of `type_name` with these fields; unmapped types are NODE's. A
+    batch of EACH is judged by the items judged() gives; its own entry says who else may send it."""
     return _fill(MESSAGES.get(type_name, NODE), fields)
+
+
+def judged(type_name, fields):
+    """The (type, fields) pairs a message is judged as: itself, or each item of a batch as the
+    single message it stands for (a restore's jobs, each a job.put of its own)."""
+    if type_name not in EACH:
+        return [(type_name, fields)]
+    listed, field, single = EACH[type_name]
+    items = fields.get(listed)
+    if not isinstance(items, list):
+        raise errors.BadRequest(f"{type_name}: {listed} must be a list")
+    return [(single, {**fields, field: item}) for item in items]
 
 
 def for_route(method, template, params):

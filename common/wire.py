@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import msgpack
 
-PROTOCOL = 4        # the protocol this release speaks (2: node keys, runs' follow-ups replicated; 3: ACL, state checks;
-                    # 4: backups restored)
+PROTOCOL = 4        # the protocol this release speaks (2: node keys, runs' follow-ups replicated; 3: ACL, state
+                    # checks; 4: backups restored, jobs put in batches)
 PROTOCOL_MIN = 1    # the oldest protocol it still accepts
 # One version past PROTOCOL, spoken only with [node] protocol_next (tests): its message and
 # command (note.put) let a mixed-version cluster be exercised before a real feature needs it.

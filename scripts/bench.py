@@ -15,7 +15,10 @@ is measured.
          of the jobs, beside the ACL off.
   hostile  3 secure servers: the leader's raft service under a flood of maximal frames from an
          accepted client key, its peak RSS beside idle, and an honest client's commits/s beside
-         the same client without the flood (scripts/bench_hostile.py)."""
+         the same client without the flood (scripts/bench_hostile.py).
+  restore  one node: Dkron's restore of N small jobs in Raft batches (job.put_batch) beside one
+         job to an entry, through the client library, and the batched one over HTTP
+         (scripts/bench_restore.py)."""
 
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ USAGE = """Usage:
   bench schedule [--quick] [--case C] [--config K] [--secure]
   bench api [--jobs N] [--seconds S] [--acl]
   bench hostile [--seconds S]
+  bench restore [--jobs N]
 
 Options:
   --seconds S     How long each load runs [default: 5].
@@ -49,7 +53,7 @@ Options:
   --case C        schedule: only case C (a, b or c).
   --config K      schedule: only configuration K (aps: APScheduler, 1n: one node, 3s2a: 3 servers and
                   2 agents); case c runs on 3s2a only.
-  --jobs N        Jobs the api bench creates, then lists [default: 10000].
+  --jobs N        Jobs the api bench creates, then lists; restore: jobs per path [default: 10000].
   --acl           api: the reads with the ACL on (management and scoped tokens) beside it off.
   --secure        Secure (CURVE, sealed gossip) beside plain TCP, 3 runs each in turn, medians
                   (schedule: case a on 3 servers + 2 agents).
@@ -231,6 +235,9 @@ def main(argv=None):
     if args["hostile"]:
         from scripts.bench_hostile import bench_hostile
         bench_hostile(int(args["--seconds"]) if args["--seconds"] != "5" else 30)
+    if args["restore"]:
+        from scripts.bench_restore import bench_restore
+        bench_restore(int(args["--jobs"]))
     if args["api"]:
         from scripts.bench_api import bench_acl, bench_api
         (bench_acl if args["--acl"] else bench_api)(int(args["--jobs"]), int(args["--seconds"]))

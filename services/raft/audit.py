@@ -9,7 +9,7 @@ import json
 
 from common import keys
 
-AUDITED = frozenset({"job.put", "job.delete", "exec.delete_all", "settings.put", "note.put", "key.accept",
+AUDITED = frozenset({"job.put", "job.put_batch", "job.delete", "exec.delete_all", "settings.put", "note.put", "key.accept",
                      "key.reject", "acl.bootstrap", "token.put", "token.delete", "policy.put", "policy.delete"})
 AUDIT_KEPT = 10_000
 AUDIT_TRIM_EVERY = 500        # rows written between trims
@@ -57,6 +57,10 @@ def _describe(op, args, result, before):
             return job.get("name", ""), json.dumps({"created": True})
         fields = sorted(k for k in set(job) | set(before) if k not in QUIET_FIELDS and job.get(k) != before.get(k))
         return job.get("name", ""), json.dumps({"fields": fields})
+    if op == "job.put_batch":  # one row per entry (its index is the row's key): the jobs by name
+        done = [r for r in result.get("results", []) if "error" not in r]
+        return f"{len(done)} jobs", json.dumps({"created": [r["name"] for r in done if r["created"]],
+                                                "updated": [r["name"] for r in done if not r["created"]]})
     if op in ("job.delete",):
         return args.get("name", ""), json.dumps({"deleted": True})
     if op == "exec.delete_all":

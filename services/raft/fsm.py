@@ -140,7 +140,8 @@ COMMAND_SINCE = {"note.put": wire.NEXT_PROTOCOL, "run.claim": m.FOLLOWUPS_PROTOC
                  "run.skip": m.FOLLOWUPS_PROTOCOL, "key.pending": 2, "key.accept": 2, "key.reject": 2,
                  **dict.fromkeys(("acl.bootstrap", "token.put", "token.delete", "policy.put", "policy.delete"),
                                  m.ACL_PROTOCOL),
-                 "state.check": m.CHECKS_PROTOCOL, "state.load": m.RESTORE_PROTOCOL}
+                 "state.check": m.CHECKS_PROTOCOL, "state.load": m.RESTORE_PROTOCOL,
+                 "job.put_batch": m.BATCH_PROTOCOL}
 NOTE_MAX_CHARS = 1024
 SETTING_MAX_CHARS = 64  # a zone's name, the longest value a setting takes (the zone is checked before proposing)
 
@@ -288,6 +289,24 @@ class StateMachine(Guarded, FollowUps, RunLedger, KeyBook, AccessBook, AuditTrai
             self._edit_dependents(job["parent_job"], add=job["name"])
         self._save_job(stored)
         return {"job": stored}
+
+    def apply_job_put_batch(self, entry_term, jobs, refused=()):
+        """A restore's jobs in one entry, in order (parents first), each in a savepoint of its
+        own as a job.put: one refused leaves the others standing. The result says what became
+        of each, after those the proposing server refused before (`refused`, echoed)."""
+        results = [{"name": str(r["name"]), "error": str(r["error"]), "message": str(r["message"])} for r in refused]
+        def put(job):
+            created = self.job(job["name"]) is None
+            done = self.apply_job_put(entry_term, job)
+            return done if "error" in done else {"name": job["name"], "created": created}
+
+        for job in jobs:
+            done = self.guarded("job.put_batch item", lambda: put(job))
+            if "error" in done:
+                name = job.get("name") if isinstance(job, dict) else None
+                done = {"name": name if isinstance(name, str) else "", **done}
+            results.append(done)
+        return {"results": results}
 
     def apply_job_delete(self, entry_term, name):
         job = self.job(name)

@@ -69,8 +69,11 @@ class RaftShell(ClientVerbs):
         self.was_ready, self.registering = False, 0
         self.peer_router = loop.socket(zmq.ROUTER, "peer", on=self.on_peer, who=curve.SERVER_KINDS,
                                        bind=config.endpoints(conf, "raft", "peer", rc.peer_port))
+        # From another host come the clients' requests, the largest a job or a batch of jobs
+        # (m.JOB_BYTES); the dispatcher's records, which may be larger, come over ipc.
         self.client_router = loop.socket(zmq.ROUTER, "client", on=self.on_client,
-                                         bind=config.endpoints(conf, "raft", "client", rc.client_port))
+                                         bind=config.endpoints(conf, "raft", "client", rc.client_port),
+                                         tcp_max_bytes=m.JOB_BYTES + m.SMALL_BYTES)
         self.state_pub = loop.socket(zmq.PUB, "state", bind=config.endpoints(conf, "raft", "state", rc.state_port))
         self.transport = PeerTransport(loop, self.name, self.peer_router, self.snapshots.dir, self.on_peer)
         self.membership = None

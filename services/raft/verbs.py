@@ -29,6 +29,8 @@ class ClientVerbs:
             job = secrets.keep_stored(job, self.fsm.job(job["name"]), self.conf.security.secret_keys)
             self.check_executor(job)
             return self.propose(env, "job.put", session=(msg.client, msg.seq), job=job)
+        if isinstance(msg, m.JobPutBatch):
+            return self.put_batch(env, msg)
         if isinstance(msg, m.JobDelete):
             return self.propose(env, "job.delete", session=(msg.client, msg.seq), name=msg.name)
         if isinstance(msg, m.RunClaim):
@@ -147,6 +149,27 @@ class ClientVerbs:
             raise errors.NotFound(f"job {job!r} not found")
         return {"executions": self.fsm.executions(job, limit)}
 
+    def put_batch(self, env, msg):
+        """A restore's batch: each job checked as a job.put is (not refused while paused, as
+        Dkron's restore is not); one that fails is answered with its reason and the others go on,
+        proposed in one entry. The refusals ride in the command so that its result, from the
+        state machine, says what became of every job of the batch."""
+        jobs, refused = [], []
+        for doc in msg.jobs:
+            try:
+                job = models.validate_job(doc, now=self.loop.now(), max_bytes=self.conf.api.max_job_bytes)
+                job = secrets.keep_stored(job, self.fsm.job(job["name"]), self.conf.security.secret_keys)
+                self.check_executor(job)
+            except errors.Error as err:
+                name = doc.get("name") if isinstance(doc, dict) else None
+                refused.append({"name": name[:m.NAME_CHARS] if isinstance(name, str) else "",
+                                "error": err.code, "message": str(err)[:m.TEXT_CHARS]})
+            else:
+                jobs.append(job)
+        if not jobs:
+            return self.loop.reply(self.client_router, env, {"results": refused})
+        return self.propose(env, "job.put_batch", session=(msg.client, msg.seq), jobs=jobs, refused=refused)
+
     def check_executor(self, job):
         offered = set(self.conf.executor.executors)
         for member in self.members.values():
@@ -163,7 +186,8 @@ class ClientVerbs:
                 "key": self.loop.keypair.public.decode(),
                 "keys": {k["name"]: k["key"] for k in self.fsm.keys("accepted") if k["kind"] != "client"},
                 "leader": self.leader_info() if self.core.leader else None,
-                "state_check": next(iter(self.fsm.state_checks()), None)}
+                "state_check": next(iter(self.fsm.state_checks()), None),
+                "protocol": min(self.spoken().values(), default=1), "entry_bytes": self.max_entry_bytes}
 
     def leader_info(self):
         leader = self.core.leader

@@ -146,6 +146,32 @@ def test_a_job_that_runs_as_another_user_needs_that_right(cluster):
     assert http(cluster, "POST", "/v1/jobs", a, json=job("team-a-su", su="daemon", command="id")).status_code == 403
 
 
+def test_an_import_in_batches_is_judged_job_by_job(cluster):
+    """pykronctl import with a token sends the jobs in one job.put_batch: each is judged as a
+    job.put of its own (create or update on its path, su besides), and one refused refuses all."""
+    policy(cluster, "team-a", TEAM_A)
+    made = token(cluster, "team-a")
+    a = made["SecretID"]
+    mine = [job("team-a-imp-1"), job("team-a-imp-2")]
+    done = ctl(cluster, a, "import", tmp_job_file(mine))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["success create team-a-imp-1", "success create team-a-imp-2"]
+    for bad in (job("team-b-imp"), job("team-a-imp-3", su="daemon")):
+        refused = ctl(cluster, a, "import", tmp_job_file([job("team-a-imp-4"), bad]))
+        assert refused.returncode == 5, refused.stderr
+        assert "Permission denied" in refused.stderr
+    names = {j["name"] for j in http(cluster, "GET", "/v1/jobs", cluster.management_token).json()}
+    assert {"team-a-imp-1", "team-a-imp-2"} <= names and not {"team-a-imp-3", "team-a-imp-4", "team-b-imp"} & names
+    audit = http(cluster, "GET", "/v1/audit?limit=1000", cluster.management_token).json()
+    batch = [e for e in audit if e["op"] == "job.put_batch" and e["who"] == made["AccessorID"]]
+    assert [e["target"] for e in batch] == ["2 jobs"]  # one entry, so one row
+    assert batch[0]["change"] == {"created": ["team-a-imp-1", "team-a-imp-2"], "updated": []}
+    # An update of a job the token may only read is refused too, whatever is new beside it.
+    policy(cluster, "read-only", RO)
+    ro = token(cluster, "read-only")["SecretID"]
+    assert ctl(cluster, ro, "import", tmp_job_file([job("team-a-imp-1", command="id")])).returncode == 5
+
+
 def test_a_deleted_token_and_an_expired_one_fail_on_every_server_within_a_second(cluster):
     policy(cluster, "read-only", RO)
     doomed = token(cluster, "read-only")

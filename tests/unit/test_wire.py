@@ -161,6 +161,33 @@ def test_field_of_the_wrong_type(type_, body):
     assert err.value.code == "field"
 
 
+@pytest.mark.parametrize("type_, body, version", [
+    # Raft's peers: indices and terms are never negative, an append holds at most 10,000 entries.
+    ("raft.append", {"prev_index": -1, "prev_term": 0, "entries": [], "commit": 0}, 1),
+    ("raft.append", {"prev_index": 0, "prev_term": 0, "entries": [[1, 1, b"", 0]] * 10_001, "commit": 0}, 1),
+    ("raft.append", {"prev_index": 0, "prev_term": 0, "entries": [[1, 1, b"", 0, 5]], "commit": 0}, 1),
+    ("raft.vote", {"last_index": 0, "last_term": -5}, 1),
+    ("raft.snap_chunk", {"index": 1, "term": 1, "offset": -1, "data": b"", "done": False, "membership": {}}, 1),
+    ("raft.join", {"store": "s" * 257, "addrs": {}}, 1),
+    # The executor's and the dispatcher's: times within years 1-9999, names bounded.
+    ("run.ack", {"id": "x", "job": "j", "node": "n", "started_at": 253_402_300_800_000 + 1}, 1),
+    ("exec.output", {"id": "x", "job": "j" * 257, "offset": 0, "data": b""}, 1),
+    ("exec.heartbeat", {"node": "n", "ids": ["x"] * 10_001}, 1),
+    ("dispatcher.heartbeat", {"node": "n", "term": -1}, 1),
+    ("gossip.ping", {"seq": 1, "port": 65_536}, 1),
+    # The ACL's: its own limits.
+    ("token.create", {"accessor": "a", "secret": "s" * 257}, 3),
+    ("token.create", {"accessor": "a", "secret": "s" * 32, "policies": ["p"] * 33}, 3),
+    ("token.create", {"accessor": "a", "secret": "s" * 32, "expires_at": -1}, 3),
+    ("policy.put", {"name": "p", "rules": "r" * (16 * 1024 + 1)}, 3),
+    ("audit.list", {"limit": -1}, 3),
+])
+def test_a_field_out_of_its_declared_bounds_is_refused(type_, body, version):
+    with pytest.raises(WireError) as err:
+        wire.decode(frames_of(header(type_, version=version), body))
+    assert err.value.code == "field"
+
+
 @pytest.mark.parametrize("head", [
     [1, "job.delete", "n", b"i" * 16, b""],                 # 5 items
     [1, "job.delete", "n", b"i" * 16, b"", 0, "extra"],     # 7 items

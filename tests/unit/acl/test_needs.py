@@ -78,3 +78,16 @@ def test_a_message_whose_fields_do_not_fill_its_path_is_refused():
 def test_an_unmapped_type_or_route_needs_a_node():
     assert needs.for_message("no.such", {}) is acl.NODE
     assert needs.for_route("GET", "/v1/nowhere", {}) is acl.NODE
+
+
+def test_a_batch_is_judged_as_each_of_its_items():
+    pairs = needs.judged("job.put_batch", {"jobs": [{"name": "a"}, {"name": "b", "executor_config": {"su": "x"}}]})
+    assert [needs.for_message(t, f) for t, f in pairs] == [acl.Need("/v1/jobs/a", acl.WRITE),
+                                                           acl.Need("/v1/jobs/b", acl.WRITE)]
+    assert needs.run_as(pairs[1][1]["job"]) == acl.Need("/v1/su/x", "update")
+    assert needs.judged("job.get", {"name": "a"}) == [("job.get", {"name": "a"})]
+    assert set(needs.EACH) <= set(wire.message_types())
+    with pytest.raises(errors.BadRequest):
+        needs.judged("job.put_batch", {"jobs": "not a list"})
+    with pytest.raises(errors.BadRequest):  # an item that names no job cannot be judged: refused
+        [needs.for_message(t, f) for t, f in needs.judged("job.put_batch", {"jobs": [{"name": "a"}, 7]})]

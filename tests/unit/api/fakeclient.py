@@ -170,6 +170,7 @@ class FakeClient:
         return self.member_list
 
     restore = Client.restore  # the real ordering and checks, over this fake's put_job and jobs
+    _put_each = Client._put_each  # the fake's node_info names no protocol: one job to an entry
 
     def act_for(self, accessor):
         self.acting = accessor

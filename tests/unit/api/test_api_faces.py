@@ -63,6 +63,14 @@ def test_restore_puts_parents_before_children(api, fake):
     assert [c[1]["name"] for c in fake.calls if c[0] == "put_job"] == ["parent", "child", "grandchild"]
 
 
+def test_restore_puts_one_job_to_an_entry_while_a_server_speaks_protocol_3(api, fake):
+    fake.info = {**fake.info, "protocol": 3, "entry_bytes": 1 << 20}  # a voter not yet upgraded
+    jobs = [{"name": n, "schedule": "@daily", **SHELL} for n in "xyz"]
+    assert api.simulate_post("/v1/restore", **multipart("file", json.dumps(jobs))).json == [
+        "success create x", "success create y", "success create z"]
+    assert [c[1]["name"] for c in fake.calls if c[0] == "put_job"] == ["x", "y", "z"]
+
+
 def test_restore_accepts_a_parent_that_is_already_stored(api, fake):
     fake.add({"name": "stored", "schedule": "@daily"})
     jobs = [{"name": "kid", "parent_job": "stored", **SHELL}]

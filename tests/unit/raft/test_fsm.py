@@ -506,3 +506,47 @@ def test_the_next_protocols_command_applies_where_it_is_spoken_and_only_with_its
 def test_a_server_record_with_a_bad_protocol_range_is_refused(fsm, protocol):
     result = Log(fsm).apply("server.register", name="s1", addrs={}, store="x", protocol=protocol)
     assert result["error"] == "bad_request" and fsm.server_protocols() == {}
+
+
+# -- job.put_batch (protocol 4): a restore's jobs, many to an entry --------------------------
+
+
+def test_job_put_batch_applies_each_job_on_its_own_and_says_what_became_of_each(fsm):
+    log = Log(fsm)
+    log.apply("job.put", job=job("old", owner="before"))
+    jobs = [job("parent"), job("child", parent_job="parent"), job("orphan", parent_job="ghost"),
+            job("old", owner="after"), {"name": "broken"}, "not a map", dict(job("parent"), parent_job="child")]
+    refused = [{"name": "early", "error": "bad_request", "message": "no alive node offers executor 'x'"}]
+    result = log.apply("job.put_batch", jobs=jobs, refused=refused)
+    assert result["results"] == [
+        refused[0], {"name": "parent", "created": True}, {"name": "child", "created": True},
+        {"name": "orphan", "error": "not_found", "message": "specified parent job not found"},
+        {"name": "old", "created": False},
+        {"name": "broken", "error": "bad_request", "message": "malformed job.put_batch item: a missing field"},
+        {"name": "", "error": "bad_request",
+         "message": "malformed job.put_batch item: a field of the wrong type or a missing or unknown field"},
+        {"name": "parent", "error": "bad_request",
+         "message": "Job validation failed: parent_job makes a cycle: parent -> child -> parent."}]
+    assert sorted(j["name"] for j in fsm.jobs()) == ["child", "old", "parent"]
+    assert fsm.job("parent")["dependent_jobs"] == ["child"] and fsm.job("old")["owner"] == "after"
+    assert [name for _, name, _ in fsm.changes] == ["parent", "parent", "child", "old"]
+
+
+def test_job_put_batch_is_of_protocol_4_and_a_node_of_3_refuses_it(tmp_path):
+    assert command("job.put_batch", {"jobs": []})["v"] == 4
+    sm = StateMachine(str(tmp_path / "state.db"), protocol=3)
+    try:
+        with pytest.raises(Halt, match="protocol 4"):
+            Log(sm).command(command("job.put_batch", {"jobs": [job("a")]}))
+        assert sm.jobs() == []
+    finally:
+        sm.close()
+
+
+def test_job_put_batch_sent_again_is_applied_once(fsm):
+    log = Log(fsm)
+    sent = dict(command("job.put_batch", {"jobs": [job("a"), job("b")]}), client="c1", seq=7, req="r")
+    first = log.command(sent)
+    log.apply("job.delete", name="a")
+    assert log.command(sent) == first == {"results": [{"name": "a", "created": True}, {"name": "b", "created": True}]}
+    assert [j["name"] for j in fsm.jobs()] == ["b"]
