@@ -34,6 +34,7 @@ HALT_SETTLE_S = 1.5
 STARTED = time.monotonic()
 MAX_BATCH = 256  # messages read from one socket before the others get a turn
 BOOK_CHECK_MS = 250  # how often the key book's file is looked at: a key rejected is cut off within a second
+REBIND_TRIES, REBIND_PAUSE_MS = 40, 25  # a PUB bound again after a key book change: up to a second
 REDIAL_MS, REDIAL_MAX_MS = 250, 2000  # a CURVE dial not through by then is made again (doubling)
 HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 DIAL_EVENTS = HANDSHAKE_FAILED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
@@ -592,7 +593,17 @@ class Loop:
                 # again (the others within a reconnect interval), and a rejected key no longer passes.
                 for endpoint in self.tcp_bound.get(sock, ()):
                     sock.unbind(endpoint)
-                    sock.bind(endpoint)
+                    self._bind_again(sock, endpoint)
+
+    def _bind_again(self, sock, endpoint, tries=REBIND_TRIES):
+        """Bind an endpoint just unbound: ZeroMQ closes the listener in its I/O thread, so the
+        address may still be in use for a moment; try again shortly rather than stop the service."""
+        try:
+            sock.bind(endpoint)
+        except zmq.ZMQError as exc:
+            if exc.errno != errno.EADDRINUSE or tries <= 1:
+                raise
+            self.after(REBIND_PAUSE_MS, lambda: self._bind_again(sock, endpoint, tries - 1))
 
     # -- control and signals -------------------------------------------------------------
 

@@ -27,7 +27,10 @@ schema = schemathesis.openapi.from_path(SPEC).exclude(path="/leave").exclude(pat
 def test_api_conforms_to_our_spec_through_its_links(node):
     # Before the stateless test, which bootstraps the ACL on the node (its token is lost to it), and
     # without bootstrap: every step here is taken with the ACL off.
-    base = schema.exclude(path="/acl/bootstrap").as_state_machine()
+    # DELETE /jobs/{job_name}/executions empties the job's history, and the list then answers
+    # [] (Dkron's), which the use-after-free check would take for a deleted resource still there.
+    base = schema.exclude(path="/acl/bootstrap").exclude(path="/jobs/{job_name}/executions",
+                                                          method="DELETE").as_state_machine()
     assert base.bundles, "no links in our spec: the stateful test would have nothing to follow"
     reached = set()  # operations on a job answered 2xx: reached through a link from its create
 

@@ -125,7 +125,10 @@ def test_malformed_frames_are_dropped_counted_and_harmless(node):
     for svc in targets:
         status = node.ctl("s1", svc)
         assert status["ready"], svc
-        assert sum(status["dropped"].values()) >= before[svc] + len(bad_frames), (svc, status["dropped"])
+        # The raft client port cuts a frame past what its largest request needs at the transport
+        # (ZeroMQ drops the connection before decrypting it): not decoded, so not counted.
+        counted = len(bad_frames) - (svc == "raft")
+        assert sum(status["dropped"].values()) >= before[svc] + counted, (svc, status["dropped"])
     assert node.client().node_info()["node"] == "s1"
 
 

@@ -52,3 +52,23 @@ def test_an_error_in_the_services_own_work_still_stops_it(tmp_path):
 
     loop.after(10, persist)
     assert loop.run() == EXIT_CRASH
+
+
+def test_an_address_still_in_use_is_bound_again_shortly(tmp_path):
+    """A PUB unbound and bound again (a key book change) may find its address held a moment
+    longer (ZeroMQ closes the listener in its I/O thread): the loop tries again, not crashes."""
+    loop = loop_in(tmp_path)
+    ctx = zmq.Context()
+    holder = ctx.socket(zmq.PUB)
+    holder.setsockopt(zmq.LINGER, 0)
+    port = holder.bind_to_random_port("tcp://127.0.0.1")
+    endpoint = f"tcp://127.0.0.1:{port}"
+    pub = ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    loop._bind_again(pub, endpoint)  # held: a retry is timed, nothing raised
+    loop.after(100, holder.close)
+    loop.after(600, lambda: loop.stop(0))
+    assert loop.run() == 0
+    assert pub.getsockopt(zmq.LAST_ENDPOINT).decode() == endpoint
+    pub.close()
+    ctx.term()
