@@ -22,6 +22,10 @@ TEXT_CHARS = 4096      # a reason, a setting's value
 MAX_LISTED = 10_000    # items in one request's list (acks, records, ticks, executions)
 MAX_COUNT = 1_000_000_000
 Name = Annotated[str, Bound(most=NAME_CHARS)]
+# A stored job's name, as the verbs that reach a job carry it: this release creates names of at
+# most 200 characters (models.NAME_CHARS), but releases before it took any length, and a job
+# stored must stay reachable: listed, read, run, deleted.
+JobName = Annotated[str, Bound(most=TEXT_CHARS)]
 Text = Annotated[str, Bound(most=TEXT_CHARS)]
 Time = Annotated[int, Bound(lo=MIN_TIME_MS, hi=MAX_TIME_MS)]  # Unix ms, years 1 to 9999
 Count = Annotated[int, Bound(lo=0, hi=MAX_COUNT)]
@@ -291,7 +295,7 @@ class JobBatchReply:
 
 @message("job.delete", max_bytes=SMALL_BYTES)
 class JobDelete:
-    name: Name
+    name: JobName
     client: Name = ""
     seq: Term = 0
     by: Name = ""                     # the token a node's api acts for (the audit's who)
@@ -302,7 +306,7 @@ class JobGet:
     """`secrets`: with executor_config's secret values, for a node's own services or a
     management token (others get them redacted, common/secrets.py)."""
 
-    name: Name
+    name: JobName
     stale: bool = False
     secrets: bool = False
 
@@ -314,7 +318,7 @@ class JobList:
     `seq` is the job feed's sequence the page was read at; `total` counts every job."""
 
     stale: bool = False
-    after: Name = ""
+    after: JobName = ""
     limit: Count = 1000
     offset: Count = 0
     secrets: bool = False             # as job.get's
@@ -323,14 +327,14 @@ class JobList:
 
 @message("exec.list", max_bytes=SMALL_BYTES)
 class ExecList:
-    job: Name
+    job: JobName
     limit: Count = 100
     stale: bool = False
 
 
 @message("exec.get", max_bytes=SMALL_BYTES)
 class ExecGet:
-    job: Name
+    job: JobName
     id: Text
     stale: bool = False
 
@@ -349,7 +353,7 @@ class RunClaim:
     a `reason`: the run cannot go anywhere, and that is recorded (a child's run with no node).
     `notify` are the rules of the leader's own notifications ([notify]), for a skip's notices."""
 
-    job: Name
+    job: JobName
     scheduled_at: Time
     group: int
     term: Term
@@ -416,7 +420,7 @@ class RaftTransfer:
 class TickSkip:
     """Ticks that will not run (the misfire policy, no node to run them), with the reason."""
 
-    job: Name
+    job: JobName
     ticks: Annotated[list[Time], Bound(most=MAX_LISTED)]
     reason: Text
 
@@ -426,7 +430,7 @@ class RunSkip:
     """A tick.skip as the dispatcher records it: skipped rows kept within the job's history
     limit and counted, claimed ticks kept within its catch-up window, and notices as effects."""
 
-    job: Name
+    job: JobName
     ticks: Annotated[list[Time], Bound(most=MAX_LISTED)]
     reason: Text
     notify: Names = field(default_factory=list)
@@ -449,7 +453,7 @@ class ExecUnfinished:
 class ExecDeleteAll:
     """Delete a job's executions and reset its counters (Dkron's DELETE .../executions)."""
 
-    job: Name
+    job: JobName
     client: Name = ""
     seq: Term = 0
     by: Name = ""                     # the token a node's api acts for (the audit's who)
@@ -630,7 +634,7 @@ class RunKill:
 @message("run.ack")
 class RunAck:
     id: Text
-    job: Name
+    job: JobName
     node: Text
     started_at: Time
 
@@ -640,7 +644,7 @@ class ExecOutput:
     """A chunk of an execution's output; `offset` lets a tail detect and fill gaps."""
 
     id: Text
-    job: Name
+    job: JobName
     offset: Index
     data: bytes
 
@@ -664,7 +668,7 @@ class ExecHeartbeat:
 class ExecKill:
     """Kill one execution (id), or every running execution of the job (id empty)."""
 
-    job: Name
+    job: JobName
     id: Text = ""
 
 
@@ -674,7 +678,7 @@ class JobRun:
     request (same `request`, "client/seq") gets the first answer instead of a second run: the
     state machine keeps the request with its claim."""
 
-    name: Name
+    name: JobName
     request: Text = ""
 
 

@@ -64,7 +64,7 @@ def frames(type_name, body):
     ({"job": "j", "scheduled_at": 2**64 - 1, "group": 1, "term": 1, "executions": []}, "field"),
     ({"job": "j", "scheduled_at": 1, "group": 2**63, "term": 1, "executions": []}, "int64"),
     ({"job": "j", "scheduled_at": 1, "group": 1, "term": -1, "executions": []}, "out of bounds"),
-    ({"job": "j" * 300, "scheduled_at": 1, "group": 1, "term": 1, "executions": []}, "out of bounds"),
+    ({"job": "j" * 5000, "scheduled_at": 1, "group": 1, "term": 1, "executions": []}, "out of bounds"),
     ({"job": "j", "scheduled_at": schedule.MAX_TIME_MS + 1, "group": 1, "term": 1, "executions": []}, "out of bounds"),
 ])
 def test_a_field_out_of_its_bounds_is_refused_as_it_decodes(body, says):

@@ -171,7 +171,7 @@ def test_field_of_the_wrong_type(type_, body):
     ("raft.join", {"store": "s" * 257, "addrs": {}}, 1),
     # The executor's and the dispatcher's: times within years 1-9999, names bounded.
     ("run.ack", {"id": "x", "job": "j", "node": "n", "started_at": 253_402_300_800_000 + 1}, 1),
-    ("exec.output", {"id": "x", "job": "j" * 257, "offset": 0, "data": b""}, 1),
+    ("exec.output", {"id": "x", "job": "j" * 4097, "offset": 0, "data": b""}, 1),
     ("exec.heartbeat", {"node": "n", "ids": ["x"] * 10_001}, 1),
     ("dispatcher.heartbeat", {"node": "n", "term": -1}, 1),
     ("gossip.ping", {"seq": 1, "port": 65_536}, 1),
