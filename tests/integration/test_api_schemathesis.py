@@ -9,6 +9,7 @@ from pathlib import Path
 
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, ensure_resource_availability,
                                                response_schema_conformance, status_code_conformance, use_after_free)
@@ -57,8 +58,19 @@ def test_api_conforms_to_our_spec_through_its_links(node):
             case.validate_response(response, checks=STATEFUL_CHECKS, transport_kwargs=kwargs or None,
                                    recorder=self.recorder)
 
-    Workflow.run(settings=settings(max_examples=SCENARIOS, stateful_step_count=STEPS, deadline=None,
-                                   derandomize=True, suppress_health_check=list(HealthCheck)))
+    # The steps a scenario may take depend on the node's answers (the links' values), so now and
+    # then hypothesis finds two scenarios that began alike drawing differently and stops with
+    # FlakyStrategyDefinition: a fault of the harness, not of the API; the run is made again (every
+    # check of every run must pass; a third such stop fails the test), with new draws.
+    for attempt in range(3):
+        try:
+            Workflow.run(settings=settings(max_examples=SCENARIOS, stateful_step_count=STEPS, deadline=None,
+                                           phases=[Phase.generate], derandomize=attempt == 0,
+                                           suppress_health_check=list(HealthCheck)))
+            break
+        except FlakyStrategyDefinition:
+            if attempt == 2:
+                raise
     # Which linked operations a run reaches depends on hypothesis's draws, which other tests in
     # the same process shift; without links a generated job's name is never stored, and none is.
     assert len(reached) >= 4, reached
