@@ -65,6 +65,15 @@ def read_header(path):
     return header, len(MAGIC) + len(line) + 1
 
 
+def checksum(path, block=1 << 20):
+    """The sha256 of a whole file, read a block at a time (a state's copy, before its header)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def inspect(path):
     """What is in a snapshot file, checked against its checksum: its header and counts."""
     header, offset = read_header(path)

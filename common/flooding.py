@@ -62,6 +62,6 @@ def shut_down(fd):
     try:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
-        pass
+        pass  # the peer is gone already: nothing left to cut
     finally:
         sock.close()

@@ -46,10 +46,10 @@ def batches(names, sizes, entry_bytes):
     """names → lists of names in the same order, each list's jobs within one entry's share of
     `entry_bytes` and the message's bounds; a job too large to share an entry is a list alone
     (put on its own, it is refused or not as any job.put is)."""
-    budget = min(int(entry_bytes * ENTRY_SHARE) - ENTRY_SPARE_BYTES, m.JOB_BYTES - m.SMALL_BYTES)
+    most = budget(entry_bytes)
     cut, filled = [], 0
     for name in names:
-        if cut and (filled + sizes[name] > budget or len(cut) >= m.MAX_LISTED):
+        if cut and (filled + sizes[name] > most or len(cut) >= m.MAX_LISTED):
             yield cut
             cut, filled = [], 0
         cut.append(name)
@@ -59,4 +59,9 @@ def batches(names, sizes, entry_bytes):
 
 
 def fits(size, entry_bytes):
-    return size <= min(int(entry_bytes * ENTRY_SHARE) - ENTRY_SPARE_BYTES, m.JOB_BYTES - m.SMALL_BYTES)
+    return size <= budget(entry_bytes)
+
+
+def budget(entry_bytes):
+    """The bytes of jobs one batch may carry: its share of an entry, within the message's bound."""
+    return min(int(entry_bytes * ENTRY_SHARE) - ENTRY_SPARE_BYTES, m.JOB_BYTES - m.SMALL_BYTES)

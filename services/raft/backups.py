@@ -1,19 +1,18 @@
 """Backups: a consistent copy of the replicated state, taken after a linearizable read (so it
 holds every write acknowledged before it was asked for) with SQLite's backup API, served to
 `pykronctl snapshot save` in chunks; the leader also writes one every [raft] backup_interval_ms
-into backup_dir, keeping the newest backup_keep (common/backup.py is the file's format)."""
+into backup_dir, keeping the newest backup_keep; and a backup restored: received in chunks,
+checked, loaded through Raft (services/raft/restoring.py). common/backup.py is the file's format."""
 
 from __future__ import annotations
 
 import glob
-import hashlib
 import logging
 import os
 import sqlite3
 import time
 
-from common import backup, errors, schema, wire
-from common import messages as m
+from common import backup, errors, messages as m, schema, wire
 from services.raft.core import LEADER
 from services.raft.restoring import TABLES
 from services.raft.state_schema import STATE
@@ -48,13 +47,9 @@ class Backups:
         path = os.path.join(self.dir, f".save-{sid}.db")
         fsm.snapshot_to(path)
         os.chmod(path, 0o600)
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while block := fh.read(CHUNK):
-                digest.update(block)
         header = {"schema": STATE.version, "cluster": fsm.cluster_id(), "index": fsm.applied,
                   "term": self.shell.core.log.term(fsm.applied) if fsm.applied else 0,
-                  "taken_at": self.loop.now(), "size": os.path.getsize(path), "checksum": digest.hexdigest()}
+                  "taken_at": self.loop.now(), "size": os.path.getsize(path), "checksum": backup.checksum(path)}
         self.saves[sid] = (path, header, self.loop.after(SAVE_TTL_MS, lambda: self.forget(sid)))
         return sid
 
@@ -138,11 +133,7 @@ class Backups:
                 os.unlink(path)
 
     def load(self, env, path, header, force):
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while block := fh.read(CHUNK):
-                digest.update(block)
-        if os.path.getsize(path) != header["size"] or digest.hexdigest() != header["checksum"]:
+        if os.path.getsize(path) != header["size"] or backup.checksum(path) != header["checksum"]:
             raise errors.BadRequest("snapshot.restore: the state received does not match the header's checksum")
         if not force and (self.shell.fsm.job_count() or self.shell.fsm.db.execute_sql(
                 "SELECT 1 FROM executionrow LIMIT 1").fetchone()):

@@ -24,11 +24,7 @@ class ClientVerbs:
         if isinstance(msg, m.JobPut):
             if self.fsm.settings()["paused"] == "true":
                 raise errors.Unavailable("new job submissions are paused (pykronctl unpause)")
-            job = models.validate_job(msg.job, now=self.loop.now(), max_bytes=self.conf.api.max_job_bytes)
-            # A secret shown redacted and sent back so (an edit, a toggle) keeps its stored value.
-            job = secrets.keep_stored(job, self.fsm.job(job["name"]), self.conf.security.secret_keys)
-            self.check_executor(job)
-            return self.propose(env, "job.put", session=(msg.client, msg.seq), job=job)
+            return self.propose(env, "job.put", session=(msg.client, msg.seq), job=self.checked_job(msg.job))
         if isinstance(msg, m.JobPutBatch):
             return self.put_batch(env, msg)
         if isinstance(msg, m.JobDelete):
@@ -157,9 +153,7 @@ class ClientVerbs:
         jobs, refused = [], []
         for doc in msg.jobs:
             try:
-                job = models.validate_job(doc, now=self.loop.now(), max_bytes=self.conf.api.max_job_bytes)
-                job = secrets.keep_stored(job, self.fsm.job(job["name"]), self.conf.security.secret_keys)
-                self.check_executor(job)
+                job = self.checked_job(doc)
             except errors.Error as err:
                 name = doc.get("name") if isinstance(doc, dict) else None
                 refused.append({"name": name[:m.NAME_CHARS] if isinstance(name, str) else "",
@@ -169,6 +163,14 @@ class ClientVerbs:
         if not jobs:
             return self.loop.reply(self.client_router, env, {"results": refused})
         return self.propose(env, "job.put_batch", session=(msg.client, msg.seq), jobs=jobs, refused=refused)
+
+    def checked_job(self, doc):
+        """A job as a put stores it: validated, its executor offered by some node."""
+        job = models.validate_job(doc, now=self.loop.now(), max_bytes=self.conf.api.max_job_bytes)
+        # A secret shown redacted and sent back so (an edit, a toggle) keeps its stored value.
+        job = secrets.keep_stored(job, self.fsm.job(job["name"]), self.conf.security.secret_keys)
+        self.check_executor(job)
+        return job
 
     def check_executor(self, job):
         offered = set(self.conf.executor.executors)
