@@ -116,9 +116,9 @@ class Gate:
     def who(self, role, key):
         """The name an accepted key goes by on this role, or None when it may not connect."""
         if self.benched and key in self.benched:
-            if time.time() * 1000 < self.benched[key]:
+            if self.is_benched(key):
                 return None
-            del self.benched[key]
+            del self.benched[key]  # its time is over
         found = self.book.named(key)
         if found and found[1] in self.rules.get(role, ()):
             return found[0]
